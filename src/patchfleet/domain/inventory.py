@@ -1,0 +1,230 @@
+"""Inventory: which nodes exist, how to reach them, and their tags.
+
+The YAML contract (DESIGN.md)::
+
+    defaults:            # applied to every node that doesn't set the field
+      user: root
+      port: 22
+      identity_file: ~/.ssh/id_ed25519
+      known_hosts: ~/.ssh/known_hosts
+      sudo: false
+      connect_timeout: 10
+    patch_groups:        # patchfleet extension: PatchGroup tag value -> OS -> baseline name
+      web: {DEBIAN: web-debian, UBUNTU: web-ubuntu}
+    nodes:
+      - id: local        # this machine, no SSH
+      - id: web-1
+        host: 10.0.0.5
+        tags: {PatchGroup: web, env: prod}
+
+Unknown keys are errors; messages name the file, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from patchfleet.errors import ConfigError
+
+LOCAL_NODE_ID = "local"
+NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9_.:\-\[\]%]{1,253}$")
+USER_RE = re.compile(r"^[a-z_][a-z0-9_.\-]{0,31}\$?$", re.IGNORECASE)
+PATCH_GROUP_TAGS = ("PatchGroup", "Patch Group")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeDefaults(_Strict):
+    """Connection settings shared by every node unless a node overrides them."""
+
+    user: str = "root"
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    identity_file: str | None = None
+    """Private key file (OpenSSH format). None: use the SSH agent, then ~/.ssh/id_ed25519 etc."""
+    known_hosts: str = "~/.ssh/known_hosts"
+    """known_hosts file the node's host key is verified against. There is no accept-all."""
+    host_key_policy: Literal["strict", "accept-new"] = "strict"
+    """``accept-new`` records an unknown key on first contact (like OpenSSH's
+    StrictHostKeyChecking=accept-new); a *changed* key is always refused."""
+    sudo: bool = False
+    """Run privileged commands through ``sudo -n`` (for non-root users)."""
+    connect_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    command_timeout: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    max_output_bytes: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str) -> str:
+        if not USER_RE.match(v):
+            raise ValueError(f"{v!r} is not a valid user name (letters, digits, _ . -)")
+        return v
+
+
+class Node(_Strict):
+    """One node. ``host`` defaults to the id; ``local`` is this machine, reached without SSH."""
+
+    id: str
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    user: str | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    host_key_policy: Literal["strict", "accept-new"] | None = None
+    sudo: bool | None = None
+    connect_timeout: Annotated[float, Field(gt=0, le=600)] | None = None
+    command_timeout: Annotated[float, Field(gt=0, le=86400)] | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not NODE_ID_RE.match(v):
+            raise ValueError(
+                f"{v!r} is not a valid node id: use 1-128 letters, digits, '_', '.', '-'"
+            )
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and not HOST_RE.match(v):
+            raise ValueError(f"{v!r} is not a host name or IP address")
+        return v
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): str(val) for k, val in v.items()}
+        return v
+
+    @property
+    def is_local(self) -> bool:
+        return self.id == LOCAL_NODE_ID and self.host in (None, "localhost", LOCAL_NODE_ID)
+
+    @property
+    def patch_group(self) -> str | None:
+        for key in PATCH_GROUP_TAGS:
+            if key in self.tags:
+                return self.tags[key]
+        return None
+
+
+class ResolvedNode(_Strict):
+    """A node with the defaults applied: everything a transport needs."""
+
+    id: str
+    host: str
+    port: int
+    user: str
+    identity_file: str | None
+    known_hosts: str
+    host_key_policy: Literal["strict", "accept-new"]
+    sudo: bool
+    connect_timeout: float
+    command_timeout: float
+    max_output_bytes: int
+    tags: dict[str, str]
+    local: bool
+
+    @property
+    def patch_group(self) -> str | None:
+        for key in PATCH_GROUP_TAGS:
+            if key in self.tags:
+                return self.tags[key]
+        return None
+
+
+class Inventory(_Strict):
+    defaults: NodeDefaults = Field(default_factory=NodeDefaults)
+    patch_groups: dict[str, dict[str, str]] = Field(default_factory=dict)
+    nodes: list[Node]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Inventory:
+        seen: set[str] = set()
+        for n in self.nodes:
+            if n.id in seen:
+                raise ValueError(f"node id {n.id!r} appears twice; node ids must be unique")
+            seen.add(n.id)
+        return self
+
+    def resolve(self, node: Node) -> ResolvedNode:
+        d = self.defaults
+        return ResolvedNode(
+            id=node.id,
+            host=node.host or ("localhost" if node.id == LOCAL_NODE_ID else node.id),
+            port=node.port or d.port,
+            user=node.user or d.user,
+            identity_file=node.identity_file or d.identity_file,
+            known_hosts=node.known_hosts or d.known_hosts,
+            host_key_policy=node.host_key_policy or d.host_key_policy,
+            sudo=d.sudo if node.sudo is None else node.sudo,
+            connect_timeout=node.connect_timeout or d.connect_timeout,
+            command_timeout=node.command_timeout or d.command_timeout,
+            max_output_bytes=d.max_output_bytes,
+            tags=dict(node.tags),
+            local=node.is_local,
+        )
+
+    def resolved(self) -> list[ResolvedNode]:
+        return [self.resolve(n) for n in self.nodes]
+
+
+def default_inventory() -> Inventory:
+    """The embedded default: just this machine."""
+    return Inventory(nodes=[Node(id=LOCAL_NODE_ID)])
+
+
+def format_validation_error(err: ValidationError, source: str) -> ConfigError:
+    """Turn pydantic's error list into one ConfigError naming file, field and fix."""
+    lines = []
+    first_field = None
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        first_field = first_field or loc
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key; remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"{loc}: {msg}")
+    return ConfigError("; ".join(lines), source=source, field=None if len(lines) > 1 else None)
+
+
+def parse_inventory(data: Any, source: str) -> Inventory:
+    if not isinstance(data, dict):
+        raise ConfigError(
+            "an inventory must be a mapping with a 'nodes:' list (and optional 'defaults:')",
+            source=source,
+        )
+    try:
+        return Inventory.model_validate(data)
+    except ValidationError as err:
+        raise format_validation_error(err, source) from None
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory YAML file."""
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "file not found; pass an existing inventory with --inventory", source=str(p)
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read: {err.strerror}", source=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML: {err}", source=str(p)) from None
+    return parse_inventory(data, str(p))

@@ -1,0 +1,52 @@
+"""What one run produced: run-level context and one result per node.
+
+These are the inputs of the store writer, the CSV reports and the Prefect artifacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from patchfleet.domain.records import (
+    ComplianceSummary,
+    ExecutionType,
+    NodeStatus,
+    Operation,
+    PatchRecord,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """Identity of one run (a flow run, whether from the CLI, a schedule or patch-now)."""
+
+    run_id: str
+    operation: Operation
+    started_at: datetime
+    snapshot_id: str | None = None
+    execution_type: ExecutionType = ExecutionType.COMMAND
+    reboot_option: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    """The outcome for one node: its compliance, or why it could not be scanned."""
+
+    node_id: str
+    host: str
+    summary: ComplianceSummary
+    records: tuple[PatchRecord, ...]
+    operation_start_time: datetime
+    operation_end_time: datetime
+    platform_name: str | None = None
+    platform_version: str | None = None
+    patch_group: str | None = None
+    baseline_id: str | None = None
+    failure_reason: str | None = None
+    last_no_reboot_install_operation_time: datetime | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        return self.summary.status is NodeStatus.FAILED

@@ -1,0 +1,127 @@
+"""What every transport offers: run one command on one node and return its output.
+
+A :class:`Command` is an argv of validated parts. It is rendered to one shell string with
+:func:`shlex.join`, always behind ``env LC_ALL=C LANG=C LANGUAGE=`` so that what parsers read is
+English and stable, and behind ``sudo -n --`` when the command needs root and the node's user
+is not root. Nothing else ever reaches a node's shell.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Protocol
+
+from patchfleet.errors import ConfigError
+
+# Environment forced on every command: C locale for parseable output, no interactive frontends.
+COMMAND_ENV: tuple[tuple[str, str], ...] = (
+    ("LC_ALL", "C"),
+    ("LANG", "C"),
+    ("LANGUAGE", "C"),
+    ("DEBIAN_FRONTEND", "noninteractive"),
+    ("APT_LISTCHANGES_FRONTEND", "none"),
+    ("NEEDRESTART_SUSPEND", "1"),
+    ("COLUMNS", "1000"),
+)
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command for a node, built from parts that are each shell-quoted when rendered.
+
+    ``privileged`` commands get ``sudo -n --`` for non-root users. ``ok_exit`` lists exit codes
+    that are not failures for this command (apt-get update returns 100 on a partial refresh,
+    ``needs-restarting -r`` returns 1 when a reboot is needed, ...).
+    """
+
+    argv: tuple[str, ...]
+    privileged: bool = False
+    ok_exit: frozenset[int] = frozenset({0})
+    timeout: float | None = None
+    env: tuple[tuple[str, str], ...] = field(default=())
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.argv:
+            raise ConfigError("a command needs at least a program name")
+        for part in self.argv:
+            if "\x00" in part:
+                raise ConfigError(f"command part {part!r} contains a NUL byte")
+        for key, _ in self.env:
+            if not _ENV_NAME.match(key):
+                raise ConfigError(f"{key!r} is not a valid environment variable name")
+
+    def render(self, *, sudo: bool) -> str:
+        """The exact string sent to the node's shell."""
+        env = [f"{k}={v}" for k, v in (*COMMAND_ENV, *self.env)]
+        parts: list[str] = ["env", *env, *self.argv]
+        if sudo and self.privileged:
+            parts = ["sudo", "-n", "--", *parts]
+        return shlex.join(parts)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.argv[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    def ok_for(self, command: Command) -> bool:
+        return self.exit_status in command.ok_exit
+
+
+class Transport(Protocol):
+    """One open channel to one node. Use as an async context manager."""
+
+    node_id: str
+
+    @property
+    def is_root(self) -> bool:
+        """Whether commands run as root without sudo."""
+        ...
+
+    async def run(self, command: Command) -> CommandResult:
+        """Run one command. Raises a :class:`patchfleet.errors.NodeError` subclass on connection
+        loss, timeout or output over the limit; a non-zero exit is *returned*, not raised."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Transport: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+def script(body: str, *args: str) -> tuple[str, ...]:
+    """argv for a fixed ``sh -c`` script from this code base, with positional args ``$1..``.
+
+    Only constant scripts written in patchfleet's probes may be passed here; values from
+    outside go in ``args``, which the shell receives quoted, never spliced into ``body``.
+    """
+    return ("sh", "-c", body, "patchfleet", *args)
+
+
+def argv(*parts: str | Sequence[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for p in parts:
+        if isinstance(p, str):
+            out.append(p)
+        else:
+            out.extend(p)
+    return tuple(out)
