@@ -1,0 +1,352 @@
+"""The ``patchfleet`` command line. Thin: it validates input, then runs the same flows the
+deployments run, and prints what they return.
+
+Exit codes: 0 the run completed (non-compliant nodes included); 2 bad input (nothing was
+scanned or written); 1 any other error (store not writable, Prefect could not start, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from patchfleet import prefect_env
+from patchfleet.errors import InputError, PatchfleetError
+
+app = typer.Typer(
+    name="patchfleet",
+    help="Agentless patch compliance and patching for Linux fleets (AWS Patch Manager "
+    "semantics over SSH, on Prefect, with a Parquet/DuckDB compliance store).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+baseline_app = typer.Typer(help="Validate, show, import and export patch baselines.",
+                           no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class QueryFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _fail(error: PatchfleetError) -> NoReturn:
+    err.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(2 if isinstance(error, InputError) else 1)
+
+
+InventoryOpt = Annotated[
+    str | None,
+    typer.Option("--inventory", "-i", help="Inventory YAML. Default: only this machine "
+                 "(the 'local' node)."),
+]
+TargetsOpt = Annotated[
+    str,
+    typer.Option("--targets", "-t", help="Comma-separated: '*', node ids (wildcards), "
+                 "tag:KEY=VALUE, tag-key:KEY, group:PATCHGROUP."),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Compliance store folder. Default: $PATCHFLEET_STORE or "
+                 "~/.local/share/patchfleet/store."),
+]
+BaselinesDirOpt = Annotated[
+    str | None,
+    typer.Option("--baselines-dir", help="Folder of extra baseline YAML files (they override "
+                 "embedded ones of the same name)."),
+]
+
+
+@app.command()
+def scan(
+    inventory: InventoryOpt = None,
+    targets: TargetsOpt = "*",
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", "-b", help="BaselineOverride: a baseline name, a YAML file, "
+                     "or AWS get-patch-baseline JSON (one object or an array, one per OS)."),
+    ] = None,
+    baselines_dir: BaselinesDirOpt = None,
+    store: StoreOpt = None,
+    snapshot_id: Annotated[
+        str | None, typer.Option("--snapshot-id", help="AWS SnapshotId recorded with the run.")
+    ] = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh/--no-refresh", help="Run apt-get update first (as AWS).")
+    ] = True,
+    concurrency: Annotated[int, typer.Option(help="Nodes scanned at once.")] = 50,
+    batch_size: Annotated[int, typer.Option(help="Nodes per Prefect task.")] = 100,
+    lock_timeout: Annotated[
+        int, typer.Option(help="Seconds apt waits for a held lock during refresh.")
+    ] = 60,
+    report_dir: Annotated[
+        str | None, typer.Option(help="Where CSV reports go. Default: STORE/reports/RUN_ID.")
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+) -> None:
+    """Scan nodes against their patch baselines (AWS-RunPatchBaseline Operation=Scan)."""
+    from patchfleet.runplan import plan_scan
+
+    params: dict[str, Any] = dict(
+        operation="Scan",
+        inventory=inventory,
+        targets=targets,
+        baselines_dir=baselines_dir,
+        store=store,
+        refresh=refresh,
+        concurrency=concurrency,
+        lock_timeout=lock_timeout,
+    )
+    try:
+        plan = plan_scan(baseline=baseline, **params)
+    except PatchfleetError as e:
+        _fail(e)
+    if batch_size < 1:
+        _fail(InputError("--batch-size: must be at least 1"))
+    if output is OutputFormat.table:
+        err.print(
+            f"Scanning {len(plan.nodes)} node(s) from {plan.inventory_source}; store "
+            f"{plan.store_root}",
+            highlight=False,
+        )
+    summary = _run_flow(
+        dict(
+            params,
+            baseline_override=baseline,
+            snapshot_id=snapshot_id,
+            batch_size=batch_size,
+            report_dir=report_dir,
+        )
+    )
+    if output is OutputFormat.json:
+        out.print_json(json.dumps(summary, default=str))
+    else:
+        _print_summary(summary)
+
+
+def _run_flow(params: dict[str, Any]) -> dict[str, Any]:
+    prefect_env.apply_defaults()
+    from flows.patch_nodes import patch_nodes
+
+    try:
+        result: dict[str, Any] = asyncio.run(patch_nodes(**params))
+    except PatchfleetError as e:
+        _fail(e)
+    return result
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"run {summary['run_id']}", show_lines=False)
+    for col in ("node", "platform", "baseline", "status", "severity", "missing", "installed",
+                "other", "reboot", "rejected", "reason"):
+        table.add_column(col, overflow="fold")
+    colors = {"COMPLIANT": "green", "NON_COMPLIANT": "yellow", "FAILED": "red"}
+    for row in summary["nodes"]:
+        status = row["status"]
+        table.add_row(
+            row["node_id"], row["platform"], row["baseline_id"],
+            f"[{colors.get(status, 'white')}]{status}[/]", row["overall_severity"],
+            str(row["missing"]), str(row["installed"]), str(row["installed_other"]),
+            str(row["pending_reboot"]), str(row["rejected"]),
+            row["failure_reason"] or row["warnings"],
+        )
+    out.print(table)
+    out.print(
+        f"{summary['compliant']} compliant, {summary['non_compliant']} non-compliant, "
+        f"{summary['failed']} failed",
+        highlight=False,
+    )
+    out.print(f"Parquet snapshot: {summary['store']}", highlight=False, soft_wrap=True)
+    for path in summary.get("report_files", []):
+        out.print(f"CSV report: {path}", highlight=False, soft_wrap=True)
+    out.print(
+        'Ask the store: patchfleet query "SELECT * FROM noncompliant_nodes"'
+        + (f" --store {summary['store']}" if summary.get("store_explicit") else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the views: patch_states, node_summaries, "
+                                       "latest_patch_states, latest_node_summaries, "
+                                       "noncompliant_nodes, compliance_history.")],
+    store: StoreOpt = None,
+    output: Annotated[QueryFormat, typer.Option("--output", "-o")] = QueryFormat.table,
+) -> None:
+    """Run SQL on the compliance store with DuckDB."""
+    from patchfleet.paths import store_root
+    from patchfleet.store.query import ComplianceStore
+
+    try:
+        with ComplianceStore(store_root(store)) as cs:
+            columns, rows = cs.query(sql)
+    except PatchfleetError as e:
+        _fail(e)
+    if output is QueryFormat.json:
+        out.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows],
+                                  default=str))
+    elif output is QueryFormat.csv:
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+    else:
+        table = Table(show_lines=False)
+        for c in columns:
+            table.add_column(c, overflow="fold")
+        for r in rows:
+            table.add_row(*("" if v is None else str(v) for v in r))
+        out.print(table)
+        err.print(f"{len(rows)} row(s)")
+
+
+@app.command()
+def report(
+    store: StoreOpt = None,
+    run_id: Annotated[str | None, typer.Option(help="Run to report on. Default: each node's "
+                                               "latest run.")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Folder for the CSVs. Default: "
+                                                "STORE/reports/<run id or 'latest'>.")] = None,
+) -> None:
+    """(Re)write the AWS-format CSV compliance reports from the store."""
+    from patchfleet.paths import reports_dir, store_root
+    from patchfleet.report.csv_reports import write_reports_from_store
+
+    root = store_root(store)
+    target = Path(out_dir) if out_dir else reports_dir(root, run_id or "latest")
+    try:
+        files = write_reports_from_store(root, target, run_id=run_id)
+    except PatchfleetError as e:
+        _fail(e)
+    for f in files:
+        out.print(f"wrote {f}", highlight=False)
+
+
+@baseline_app.command("validate")
+def baseline_validate(
+    files: Annotated[list[Path], typer.Argument(help="Baseline YAML or AWS JSON files.")],
+) -> None:
+    """Check baseline files; exit 2 naming the file and field of the first problem."""
+    from patchfleet.domain.baseline import load_baseline
+    from patchfleet.domain.baseline_io import load_aws_json_file
+
+    try:
+        for f in files:
+            loaded = load_aws_json_file(f) if f.suffix.lower() == ".json" else [load_baseline(f)]
+            for b in loaded:
+                out.print(f"{f}: {b.name} ({b.operating_system}) is valid", highlight=False)
+    except PatchfleetError as e:
+        _fail(e)
+
+
+@baseline_app.command("show")
+def baseline_show(
+    name: str,
+    baselines_dir: BaselinesDirOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="yaml or aws-json")] = "yaml",
+) -> None:
+    """Print a baseline (embedded or from --baselines-dir) as YAML or AWS JSON."""
+    from patchfleet.domain.baseline_io import to_aws_json, to_yaml_data
+    from patchfleet.runplan import load_registry
+
+    try:
+        b = load_registry(baselines_dir).get(name)
+    except PatchfleetError as e:
+        _fail(e)
+    if fmt == "aws-json":
+        out.print_json(json.dumps(to_aws_json(b)))
+    elif fmt == "yaml":
+        sys.stdout.write(yaml.safe_dump(to_yaml_data(b), sort_keys=False))
+    else:
+        _fail(InputError(f"--format: {fmt!r} is not yaml or aws-json"))
+
+
+@baseline_app.command("export")
+def baseline_export(
+    name: str,
+    baselines_dir: BaselinesDirOpt = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="File to write (default: "
+                                                  "stdout).")] = None,
+) -> None:
+    """Export a baseline as AWS get-patch-baseline JSON."""
+    from patchfleet.domain.baseline_io import to_aws_json
+    from patchfleet.runplan import load_registry
+
+    try:
+        text = json.dumps(to_aws_json(load_registry(baselines_dir).get(name)), indent=2) + "\n"
+    except PatchfleetError as e:
+        _fail(e)
+    if out_file:
+        _atomic_write(out_file, text)
+        err.print(f"wrote {out_file}")
+    else:
+        sys.stdout.write(text)
+
+
+@baseline_app.command("import")
+def baseline_import(
+    file: Annotated[Path, typer.Argument(help="AWS get-patch-baseline JSON, or a "
+                                         "BaselineOverride array.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the YAML files.")] =
+    Path("baselines"),
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Convert AWS baseline JSON to patchfleet baseline YAML files."""
+    from patchfleet.domain.baseline_io import load_aws_json_file, to_yaml_data
+
+    try:
+        baselines = load_aws_json_file(file)
+    except PatchfleetError as e:
+        _fail(e)
+    targets = [(out_dir / f"{b.name}.yaml", b) for b in baselines]
+    existing = [str(p) for p, _ in targets if p.exists()]
+    if existing and not force:
+        _fail(InputError(f"{', '.join(existing)} already exist(s); pass --force to overwrite"))
+    for path, b in targets:
+        _atomic_write(path, yaml.safe_dump(to_yaml_data(b), sort_keys=False))
+        out.print(f"wrote {path}", highlight=False)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

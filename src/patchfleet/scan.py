@@ -1,0 +1,135 @@
+"""Scan nodes: connect, collect facts, evaluate against the selected baseline, summarise.
+
+This is the whole Scan operation for one node (:func:`scan_node`) and the asyncio fan-out over
+many (:func:`scan_nodes`) with bounded concurrency. No Prefect: the flow's tasks call these, and
+so can tests and benchmarks. A node that fails becomes a FAILED :class:`NodeResult` with its
+reason; it never raises out of here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from patchfleet.collect import CollectOptions, collect_facts
+from patchfleet.domain.baseline import Baseline, BaselineRegistry
+from patchfleet.domain.compliance import failed_summary, summarize
+from patchfleet.domain.evaluate import evaluate
+from patchfleet.domain.facts import NodeFacts
+from patchfleet.domain.inventory import ResolvedNode
+from patchfleet.domain.results import NodeResult
+from patchfleet.errors import NodeError, PatchfleetError
+from patchfleet.transport import KeyRing, open_transport
+
+log = logging.getLogger("patchfleet.scan")
+
+ProgressCallback = Callable[[NodeResult, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    collect: CollectOptions = field(default_factory=CollectOptions)
+    baseline_overrides: dict[str, Baseline] = field(default_factory=dict)
+    """OperatingSystem -> baseline that replaces selection for nodes of that OS (AWS
+    BaselineOverride: the entry matching the node's OS is used)."""
+    patch_groups: dict[str, dict[str, str]] = field(default_factory=dict)
+    concurrency: int = 50
+
+    def with_concurrency(self, concurrency: int) -> ScanOptions:
+        return replace(self, concurrency=concurrency)
+
+
+def _failed(node: ResolvedNode, started: datetime, reason: str,
+            facts: NodeFacts | None = None) -> NodeResult:
+    return NodeResult(
+        node_id=node.id,
+        host=node.host,
+        summary=failed_summary(),
+        records=(),
+        operation_start_time=started,
+        operation_end_time=datetime.now(UTC),
+        platform_name=facts.os.name if facts else None,
+        platform_version=facts.os.version_id if facts else None,
+        patch_group=node.patch_group,
+        failure_reason=reason,
+    )
+
+
+def select_baseline(
+    registry: BaselineRegistry, facts: NodeFacts, node: ResolvedNode, options: ScanOptions
+) -> Baseline:
+    override = options.baseline_overrides.get(facts.os.operating_system)
+    if override is not None:
+        return override
+    return registry.select(
+        facts.os.operating_system, node.patch_group, options.patch_groups
+    )
+
+
+async def scan_node(
+    node: ResolvedNode,
+    registry: BaselineRegistry,
+    keys: KeyRing,
+    options: ScanOptions,
+    now: datetime | None = None,
+) -> NodeResult:
+    """Scan one node. Every expected failure becomes a FAILED result with a reason."""
+    started = datetime.now(UTC)
+    facts: NodeFacts | None = None
+    try:
+        async with open_transport(node, keys) as transport:
+            facts = await collect_facts(
+                transport, node.id, node.host, node_sudo=node.sudo, options=options.collect
+            )
+        baseline = select_baseline(registry, facts, node, options)
+        records = evaluate(facts, baseline, now or datetime.now(UTC))
+    except NodeError as err:
+        return _failed(node, started, err.reason, facts)
+    except PatchfleetError as err:
+        return _failed(node, started, f"ERROR: {err}", facts)
+    except OSError as err:  # a transport should map these; keep the run alive regardless
+        return _failed(node, started, f"UNREACHABLE: {err}", facts)
+    return NodeResult(
+        node_id=node.id,
+        host=node.host,
+        summary=summarize(records),
+        records=records,
+        operation_start_time=started,
+        operation_end_time=datetime.now(UTC),
+        platform_name=facts.os.name,
+        platform_version=facts.os.version_id,
+        patch_group=node.patch_group,
+        baseline_id=baseline.name,
+        warnings=facts.warnings,
+    )
+
+
+async def scan_nodes(
+    nodes: Sequence[ResolvedNode],
+    registry: BaselineRegistry,
+    options: ScanOptions,
+    keys: KeyRing | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[NodeResult]:
+    """Scan many nodes concurrently (at most ``options.concurrency`` at once), in input order."""
+    keys = keys or KeyRing()
+    sem = asyncio.Semaphore(max(1, options.concurrency))
+    done = 0
+    total = len(nodes)
+
+    async def one(node: ResolvedNode) -> NodeResult:
+        nonlocal done
+        async with sem:
+            t0 = time.perf_counter()
+            result = await scan_node(node, registry, keys, options)
+        done += 1
+        log.debug("scanned %s in %.2fs", node.id, time.perf_counter() - t0)
+        if progress is not None:
+            progress(result, done, total)
+        return result
+
+    return list(await asyncio.gather(*(one(n) for n in nodes)))
