@@ -1,0 +1,189 @@
+"""Read the compliance store with DuckDB: the two table views and the analyst views over them.
+
+``ComplianceStore(root)`` opens an in-memory DuckDB connection and defines:
+
+- ``patch_states`` and ``node_summaries``: every stored run, columns in DESIGN.md order, then the
+  extension columns, then ``date``. ``run_id`` and ``date`` come from the Hive partition path with
+  their types pinned (VARCHAR, DATE) rather than inferred. Each is the union (by name) of a typed
+  empty relation and the Parquet files, so a store that is empty, or whose files predate a column,
+  still has every column with its type.
+- the views in ``sql/*.sql``, applied in file-name order; they only name the two views above, so an
+  analyst can run them in any DuckDB session that defines those two.
+
+The root is handed to DuckDB as a string, so it can later be ``s3://bucket/prefix`` (DuckDB's
+httpfs extension plus an S3 secret); nothing here lists files with the local filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+
+from patchfleet.errors import StoreError
+from patchfleet.store.schema import SCHEMAS, TABLES, duckdb_type
+
+Params = Sequence[object] | Mapping[str, object] | None
+
+_HIVE_OPTIONS: Final = (
+    "hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE, 'run_id': VARCHAR}"
+)
+
+
+def _sql_files() -> list[tuple[str, str]]:
+    folder = resources.files("patchfleet.store") / "sql"
+    files = sorted(
+        (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
+        key=lambda entry: entry.name,
+    )
+    return [(entry.name, entry.read_text(encoding="utf-8")) for entry in files]
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def store_uri(root: str | os.PathLike[str]) -> str:
+    """The root as DuckDB should see it: a URL unchanged, a local path made absolute."""
+    text = os.fspath(root)
+    if "://" in text:
+        return text.rstrip("/")
+    return str(Path(text).expanduser().resolve())
+
+
+def typed_empty_sql(table: str) -> str:
+    """A zero-row SELECT with every column of ``table`` (plus ``date``) and its DuckDB type."""
+    columns = [
+        f'CAST(NULL AS {duckdb_type(field.type)}) AS "{field.name}"' for field in SCHEMAS[table]
+    ]
+    columns.append('CAST(NULL AS DATE) AS "date"')
+    return "SELECT " + ", ".join(columns) + " WHERE false"
+
+
+def source_sql(root: str | os.PathLike[str], table: str) -> str:
+    """The SELECT behind the ``table`` view: typed empty relation UNION ALL BY NAME the files."""
+    glob = f"{store_uri(root)}/{table}/**/*.parquet"
+    return (
+        f"{typed_empty_sql(table)}\nUNION ALL BY NAME\n"
+        f"SELECT * FROM read_parquet({_quote(glob)}, {_HIVE_OPTIONS})"
+    )
+
+
+class ComplianceStore:
+    """An in-memory DuckDB session over one compliance store root (read-only)."""
+
+    TABLE_VIEWS: Final = TABLES
+    VIEWS: Final = (
+        *TABLES,
+        "latest_node_summaries",
+        "latest_patch_states",
+        "noncompliant_severity_counts",
+        "noncompliant_nodes",
+        "compliance_history",
+    )
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = store_uri(root)
+        self._con = duckdb.connect(":memory:")
+        self._empty: set[str] = set()
+        try:
+            self._con.execute("SET TimeZone = 'UTC'")
+            self._define_sources()
+            for name, text in _sql_files():
+                try:
+                    self._con.execute(text)
+                except duckdb.Error as exc:
+                    raise StoreError(f"store view file sql/{name} failed: {exc}") from exc
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _define_sources(self) -> None:
+        for table in TABLES:
+            try:
+                self._con.execute(
+                    f"CREATE OR REPLACE VIEW {table} AS {source_sql(self.root, table)}"
+                )
+                self._empty.discard(table)
+            except duckdb.IOException as exc:
+                if "No files found" not in str(exc):
+                    raise StoreError(f"can't read {table} in store {self.root}: {exc}") from exc
+                # Nothing written yet: a typed empty view, re-tried before each query.
+                self._con.execute(f"CREATE OR REPLACE VIEW {table} AS {typed_empty_sql(table)}")
+                self._empty.add(table)
+
+    def refresh(self) -> None:
+        """Pick up a table whose first files appeared after the store was opened."""
+        if self._empty:
+            self._define_sources()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection holding the views (for notebooks and ad-hoc use)."""
+        self.refresh()
+        return self._con
+
+    def _relation(self, sql: str, params: Params = None) -> duckdb.DuckDBPyRelation:
+        self.refresh()
+        try:
+            return self._con.sql(sql, params=params)
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed on store {self.root}: {exc}") from exc
+
+    def query(self, sql: str, params: Params = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run ``sql``; return the column names and the rows."""
+        rel = self._relation(sql, params)
+        if rel is None:  # a statement without a result (SET, CREATE ...)
+            return [], []
+        try:
+            return list(rel.columns), rel.fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed on store {self.root}: {exc}") from exc
+
+    def to_arrow(self, sql: str, params: Params = None) -> pa.Table:
+        rel = self._relation(sql, params)
+        if rel is None:
+            return pa.table({})
+        try:
+            return rel.to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed on store {self.root}: {exc}") from exc
+
+    def to_pandas(self, sql: str, params: Params = None) -> Any:
+        """The result as a ``pandas.DataFrame`` (typed ``Any``: pandas ships no type stubs)."""
+        rel = self._relation(sql, params)
+        if rel is None:
+            return pa.table({}).to_pandas()
+        try:
+            return rel.df()
+        except duckdb.Error as exc:
+            raise StoreError(f"query failed on store {self.root}: {exc}") from exc
+
+    def view_sql(self, name: str) -> str:
+        """The SQL that defines view ``name`` in this session."""
+        row = self._con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal", [name]
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no view named {name!r}; views: {', '.join(self.VIEWS)}")
+        return str(row[0])
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> ComplianceStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,251 @@
+"""Arrow schemas of the compliance store, and the conversion of one run into its two tables.
+
+The column names and their order are the DESIGN.md contract (``patch_states``, ``node_summaries``);
+analysts rely on them, so columns are added at the end, never renamed or reordered. Extension
+columns, after the contract ones:
+
+- ``patch_states``: ``source_package``, ``repository``, ``held``, ``security``: the rest of
+  :class:`~patchfleet.domain.records.PatchRecord`, kept so nothing the scan saw is lost
+  (``security`` is what ``security_non_compliant_count`` counts; ``held`` explains a package that
+  never updates).
+- ``node_summaries``: ``warnings`` (list of strings): what the scan noticed but did not fail on.
+
+``date`` (the UTC day the run started) and ``run_id`` are Hive partition columns: they live in the
+folder names (``date=YYYY-MM-DD/run_id=...``) and are *not* stored inside the files, because a
+column present in both places breaks ``pandas.read_parquet(folder)`` and
+``pyarrow.parquet.read_table(folder)`` ("Unable to merge: Field run_id has incompatible types") and
+DuckDB silently prefers the folder value anyway. The conversion functions return ``run_id`` so the
+in-memory tables are complete; the writer drops it (:func:`file_schema`). The run id is also kept
+in each file's key-value metadata, so a file copied out of its folder still says where it belongs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Final
+
+import pyarrow as pa
+
+from patchfleet.domain.results import NodeResult, RunContext
+
+SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION_KEY: Final = b"patchfleet.schema_version"
+TABLE_KEY: Final = b"patchfleet.table"
+RUN_ID_KEY: Final = b"patchfleet.run_id"
+
+PATCH_STATES: Final = "patch_states"
+NODE_SUMMARIES: Final = "node_summaries"
+TABLES: Final = (PATCH_STATES, NODE_SUMMARIES)
+
+# Hive partition columns, in folder order; they are read back from the path, never from the file.
+PARTITION_COLUMNS: Final = ("date", "run_id")
+
+_TS = pa.timestamp("us", tz="UTC")
+_STR = pa.string()
+_STRINGS = pa.list_(pa.field("item", pa.string(), nullable=False))
+_COUNT = pa.int32()
+
+PATCH_STATES_SCHEMA: Final = pa.schema(
+    [
+        pa.field("node_id", _STR, nullable=False),
+        pa.field("package", _STR, nullable=False),
+        pa.field("arch", _STR, nullable=False),
+        pa.field("installed_version", _STR),
+        pa.field("available_version", _STR),
+        pa.field("state", _STR, nullable=False),
+        pa.field("classification", _STR),
+        pa.field("severity", _STR),
+        pa.field("priority", _STR),
+        pa.field("section", _STR),
+        pa.field("advisory_ids", _STRINGS, nullable=False),
+        pa.field("cve_ids", _STRINGS, nullable=False),
+        pa.field("release_date", _TS),
+        pa.field("compliance_level", _STR),
+        pa.field("run_id", _STR, nullable=False),
+        pa.field("snapshot_id", _STR),
+        pa.field("operation", _STR, nullable=False),
+        pa.field("execution_type", _STR, nullable=False),
+        pa.field("baseline_id", _STR),
+        pa.field("scanned_at", _TS, nullable=False),
+        # extensions
+        pa.field("source_package", _STR),
+        pa.field("repository", _STR),
+        pa.field("held", pa.bool_(), nullable=False),
+        pa.field("security", pa.bool_(), nullable=False),
+    ]
+)
+
+_COUNT_COLUMNS: Final = (
+    "installed_count",
+    "installed_other_count",
+    "installed_pending_reboot_count",
+    "installed_rejected_count",
+    "missing_count",
+    "failed_count",
+    "not_applicable_count",
+    "critical_non_compliant_count",
+    "security_non_compliant_count",
+    "other_non_compliant_count",
+)
+
+NODE_SUMMARIES_SCHEMA: Final = pa.schema(
+    [
+        pa.field("node_id", _STR, nullable=False),
+        pa.field("host", _STR, nullable=False),
+        pa.field("platform_name", _STR),
+        pa.field("platform_version", _STR),
+        pa.field("patch_group", _STR),
+        pa.field("baseline_id", _STR),
+        pa.field("status", _STR, nullable=False),
+        pa.field("overall_severity", _STR),
+        pa.field("failure_reason", _STR),
+        *(pa.field(name, _COUNT, nullable=False) for name in _COUNT_COLUMNS),
+        pa.field("operation", _STR, nullable=False),
+        pa.field("operation_start_time", _TS, nullable=False),
+        pa.field("operation_end_time", _TS, nullable=False),
+        pa.field("reboot_option", _STR),
+        pa.field("last_no_reboot_install_operation_time", _TS),
+        pa.field("run_id", _STR, nullable=False),
+        pa.field("snapshot_id", _STR),
+        pa.field("execution_type", _STR, nullable=False),
+        # extensions
+        pa.field("warnings", _STRINGS, nullable=False),
+    ]
+)
+
+SCHEMAS: Final[dict[str, pa.Schema]] = {
+    PATCH_STATES: PATCH_STATES_SCHEMA,
+    NODE_SUMMARIES: NODE_SUMMARIES_SCHEMA,
+}
+
+
+def file_schema(table: str, run_id: str | None = None) -> pa.Schema:
+    """The schema of the Parquet files of ``table``: no partition columns, versioned metadata."""
+    schema = SCHEMAS[table]
+    for name in PARTITION_COLUMNS:
+        index = schema.get_field_index(name)
+        if index >= 0:
+            schema = schema.remove(index)
+    metadata = {SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode(), TABLE_KEY: table.encode()}
+    if run_id is not None:
+        metadata[RUN_ID_KEY] = run_id.encode()
+    return schema.with_metadata(metadata)
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC. A naive datetime is taken to already be UTC (what pyarrow would do)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def run_date(ctx: RunContext) -> date:
+    """The ``date=`` partition of a run: the UTC calendar day it started."""
+    return utc(ctx.started_at).date()
+
+
+def _opt_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+def _str(value: object | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:
+    """One row per node x record of this run (a FAILED node has no records, so no rows)."""
+    rows: dict[str, list[object]] = {name: [] for name in PATCH_STATES_SCHEMA.names}
+    for result in results:
+        scanned_at = utc(result.operation_end_time)
+        for rec in result.records:
+            values: dict[str, object] = {
+                "node_id": result.node_id,
+                "package": rec.package,
+                "arch": rec.arch,
+                "installed_version": rec.installed_version,
+                "available_version": rec.available_version,
+                "state": str(rec.state),
+                "classification": rec.classification,
+                "severity": rec.severity,
+                "priority": rec.priority,
+                "section": rec.section,
+                "advisory_ids": list(rec.advisory_ids),
+                "cve_ids": list(rec.cve_ids),
+                "release_date": _opt_utc(rec.release_date),
+                "compliance_level": _str(rec.compliance_level),
+                "run_id": ctx.run_id,
+                "snapshot_id": ctx.snapshot_id,
+                "operation": str(ctx.operation),
+                "execution_type": str(ctx.execution_type),
+                "baseline_id": result.baseline_id,
+                "scanned_at": scanned_at,
+                "source_package": rec.source_package,
+                "repository": rec.repository,
+                "held": rec.held,
+                "security": rec.security,
+            }
+            for name, value in values.items():
+                rows[name].append(value)
+    return pa.table(rows, schema=PATCH_STATES_SCHEMA)
+
+
+def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:
+    """One row per node of this run, FAILED nodes included (with their reason, counts zero)."""
+    rows: dict[str, list[object]] = {name: [] for name in NODE_SUMMARIES_SCHEMA.names}
+    for result in results:
+        summary = result.summary
+        values: dict[str, object] = {
+            "node_id": result.node_id,
+            "host": result.host,
+            "platform_name": result.platform_name,
+            "platform_version": result.platform_version,
+            "patch_group": result.patch_group,
+            "baseline_id": result.baseline_id,
+            "status": str(summary.status),
+            "overall_severity": _str(summary.overall_severity),
+            "failure_reason": result.failure_reason,
+            **{name: getattr(summary, name) for name in _COUNT_COLUMNS},
+            "operation": str(ctx.operation),
+            "operation_start_time": utc(result.operation_start_time),
+            "operation_end_time": utc(result.operation_end_time),
+            "reboot_option": ctx.reboot_option,
+            "last_no_reboot_install_operation_time": _opt_utc(
+                result.last_no_reboot_install_operation_time
+            ),
+            "run_id": ctx.run_id,
+            "snapshot_id": ctx.snapshot_id,
+            "execution_type": str(ctx.execution_type),
+            "warnings": list(result.warnings),
+        }
+        for name, value in values.items():
+            rows[name].append(value)
+    return pa.table(rows, schema=NODE_SUMMARIES_SCHEMA)
+
+
+def run_tables(ctx: RunContext, results: Sequence[NodeResult]) -> dict[str, pa.Table]:
+    """Both tables of one run, keyed by table name."""
+    return {
+        PATCH_STATES: patch_states_table(ctx, results),
+        NODE_SUMMARIES: node_summaries_table(ctx, results),
+    }
+
+
+_DUCKDB_TYPES: Final[dict[pa.DataType, str]] = {
+    _STR: "VARCHAR",
+    pa.bool_(): "BOOLEAN",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    _TS: "TIMESTAMPTZ",
+    pa.date32(): "DATE",
+}
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB type a column of ``arrow_type`` reads back as (used for typed empty views)."""
+    if pa.types.is_list(arrow_type):
+        return duckdb_type(arrow_type.value_type) + "[]"
+    try:
+        return _DUCKDB_TYPES[arrow_type]
+    except KeyError:
+        raise TypeError(f"no DuckDB type mapped for {arrow_type}") from None

@@ -1,0 +1,218 @@
+"""Append one run to the compliance store, atomically, never overwriting history.
+
+Layout (Hive partitions, one file per table per run)::
+
+    ROOT/patch_states/date=YYYY-MM-DD/run_id=<id>/part-0.parquet
+    ROOT/node_summaries/date=YYYY-MM-DD/run_id=<id>/part-0.parquet
+
+Each file is first written as ``.part-0.parquet.<random>.tmp`` in its final folder, fsynced, and
+only then renamed. The temporary name must not end in ``.parquet``: DuckDB's ``**/*.parquet`` glob
+matches dot-files and ``_``-files too (checked with DuckDB 2.0), so only the suffix keeps a
+half-written file out of the views. Both files are staged before either is renamed, and
+``node_summaries`` is renamed last: the ``latest_*`` views key on ``node_summaries``, so a crash
+between the two renames leaves patch rows no view of the latest state will show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from patchfleet.domain.results import NodeResult, RunContext
+from patchfleet.errors import StoreError
+from patchfleet.store.schema import (
+    NODE_SUMMARIES,
+    PATCH_STATES,
+    TABLES,
+    file_schema,
+    run_date,
+    run_tables,
+)
+
+PART_NAME: Final = "part-0.parquet"
+COMPRESSION: Final = "zstd"
+_FIX = "choose another --store or fix its permissions"
+_RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenRun:
+    """Where one run landed, and how many rows each table got."""
+
+    run_id: str
+    date: date
+    paths: dict[str, Path]
+    rows: dict[str, int]
+
+    @property
+    def patch_states_path(self) -> Path:
+        return self.paths[PATCH_STATES]
+
+    @property
+    def node_summaries_path(self) -> Path:
+        return self.paths[NODE_SUMMARIES]
+
+
+def partition_dir(root: Path, table: str, run_day: date, run_id: str) -> Path:
+    return root / table / f"date={run_day.isoformat()}" / f"run_id={run_id}"
+
+
+def check_run_id(run_id: str) -> None:
+    """A run id must be a safe folder name that DuckDB reads back as a string.
+
+    DuckDB infers Hive partition types from the folder names: ``run_id=20240101`` becomes a
+    BIGINT and ``run_id=2024-01-01`` a DATE for anyone reading the store with a plain
+    ``read_parquet(..., hive_partitioning=true)``, so ids that cast to a number or a date are
+    refused.
+    """
+    if not _RUN_ID_RE.fullmatch(run_id):
+        raise StoreError(
+            f"run id {run_id!r} can't name a store partition: use 1-128 characters from "
+            "A-Z a-z 0-9 . _ - starting with a letter or digit"
+        )
+    with duckdb.connect() as con:
+        row = con.execute(
+            "SELECT TRY_CAST($id AS BIGINT) IS NULL AND TRY_CAST($id AS DATE) IS NULL"
+            " AND TRY_CAST($id AS TIMESTAMP) IS NULL",
+            {"id": run_id},
+        ).fetchone()
+    if not (row and row[0]):
+        raise StoreError(
+            f"run id {run_id!r} looks like a number or a date, which DuckDB would read back as "
+            "one from the partition path: add a letter, e.g. 'run-" + run_id + "'"
+        )
+
+
+def check_writable(root: Path) -> None:
+    """Create the store folders and prove a file can be created in each, or raise StoreError."""
+    for folder in (root, *(root / table for table in TABLES)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-probe-{secrets.token_hex(4)}.tmp"
+            probe.touch(exist_ok=False)
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StoreError(
+                f"compliance store {root} is not writable ({reason}: {exc.filename or folder}): "
+                f"{_FIX}"
+            ) from exc
+
+
+def existing_partitions(root: Path, run_id: str) -> list[Path]:
+    """Committed files of ``run_id`` already in the store, in any table and on any date."""
+    found: list[Path] = []
+    for table in TABLES:
+        table_dir = root / table
+        if table_dir.is_dir():
+            found.extend(sorted(table_dir.glob(f"date=*/run_id={run_id}/*.parquet")))
+    return found
+
+
+def write_run(root: Path, ctx: RunContext, results: Sequence[NodeResult]) -> WrittenRun:
+    """Write one run's ``patch_states`` and ``node_summaries`` files under ``root``.
+
+    Raises :class:`StoreError` (and writes nothing) when the root isn't writable, when the run id
+    is unusable, or when the run is already stored: history is appended, never overwritten.
+    """
+    root = Path(root)
+    check_run_id(ctx.run_id)
+    check_writable(root)
+    if existing := existing_partitions(root, ctx.run_id):
+        raise StoreError(
+            f"run {ctx.run_id!r} is already in the compliance store ({existing[0]}); history is "
+            "never overwritten: use a new run id"
+        )
+
+    run_day = run_date(ctx)
+    tables = run_tables(ctx, results)
+    # node_summaries last: it is the commit marker the latest_* views key on.
+    order = (PATCH_STATES, NODE_SUMMARIES)
+    finals = {t: partition_dir(root, t, run_day, ctx.run_id) / PART_NAME for t in order}
+    created_dirs: list[Path] = []
+    temps: dict[str, Path] = {}
+    committed: list[Path] = []
+    try:
+        for table in order:
+            created_dirs.extend(_mkdirs(finals[table].parent))
+            temps[table] = _stage(tables[table], table, ctx.run_id, finals[table])
+        for table in order:
+            os.replace(temps.pop(table), finals[table])
+            committed.append(finals[table])
+        for table in order:
+            _fsync_dir(finals[table].parent)
+    except BaseException as exc:
+        _cleanup(temps.values(), committed, created_dirs)
+        if isinstance(exc, OSError):
+            raise StoreError(
+                f"could not write run {ctx.run_id!r} to compliance store {root} "
+                f"({exc.strerror or exc}: {exc.filename or ''}); nothing was kept: {_FIX}"
+            ) from exc
+        raise
+    return WrittenRun(
+        run_id=ctx.run_id,
+        date=run_day,
+        paths=dict(finals),
+        rows={t: tables[t].num_rows for t in order},
+    )
+
+
+def _stage(table: pa.Table, name: str, run_id: str, final: Path) -> Path:
+    """Write ``table`` to a fsynced temporary file beside ``final``; return its path."""
+    schema = file_schema(name, run_id)
+    data = table.select(schema.names).replace_schema_metadata(schema.metadata)
+    tmp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            pq.write_table(data, fh, compression=COMPRESSION)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _mkdirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones created, deepest first."""
+    missing: list[Path] = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems can't fsync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def _cleanup(temps: Iterable[Path], committed: list[Path], created_dirs: list[Path]) -> None:
+    """Undo a partial write: this call's files and the folders it created, nothing else."""
+    for path in [*temps, *committed]:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+    for folder in created_dirs:
+        with contextlib.suppress(OSError):  # not empty: someone else's files are there too
+            folder.rmdir()
