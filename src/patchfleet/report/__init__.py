@@ -1,0 +1,1 @@
+"""Reports: AWS-format CSVs with QuickSight manifests (``csv_reports``)."""

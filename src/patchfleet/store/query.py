@@ -167,12 +167,12 @@ class ComplianceStore:
 
     def view_sql(self, name: str) -> str:
         """The SQL that defines view ``name`` in this session."""
-        row = self._con.execute(
+        rows = self._con.execute(
             "SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT internal", [name]
-        ).fetchone()
-        if row is None:
+        ).fetchall()  # DuckDB 2 refuses new work while a result is only partly fetched
+        if not rows:
             raise StoreError(f"no view named {name!r}; views: {', '.join(self.VIEWS)}")
-        return str(row[0])
+        return str(rows[0][0])
 
     def close(self) -> None:
         self._con.close()

@@ -86,8 +86,8 @@ def check_run_id(run_id: str) -> None:
             "SELECT TRY_CAST($id AS BIGINT) IS NULL AND TRY_CAST($id AS DATE) IS NULL"
             " AND TRY_CAST($id AS TIMESTAMP) IS NULL",
             {"id": run_id},
-        ).fetchone()
-    if not (row and row[0]):
+        ).fetchall()
+    if not (row and row[0][0]):
         raise StoreError(
             f"run id {run_id!r} looks like a number or a date, which DuckDB would read back as "
             "one from the partition path: add a letter, e.g. 'run-" + run_id + "'"
