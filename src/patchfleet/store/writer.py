@@ -148,7 +148,8 @@ def write_run(root: Path, ctx: RunContext, results: Sequence[NodeResult]) -> Wri
             created_dirs.extend(_mkdirs(finals[table].parent))
             temps[table] = _stage(tables[table], table, ctx.run_id, finals[table])
         for table in order:
-            os.replace(temps.pop(table), finals[table])
+            os.replace(temps[table], finals[table])
+            del temps[table]
             committed.append(finals[table])
         for table in order:
             _fsync_dir(finals[table].parent)
