@@ -81,6 +81,9 @@ def parse_dpkg_version(version: str) -> DebVersion:
     return DebVersion(epoch, upstream, revision)
 
 
+_parse_cached = functools.lru_cache(maxsize=65536)(parse_dpkg_version)
+
+
 def _order(c: str) -> int:
     # Weight of one non-digit character: '~' below the end of string, letters below the rest.
     if c == "~":
@@ -95,6 +98,8 @@ def _isdigit(c: str) -> bool:
 
 
 def _verrevcmp(a: str, b: str) -> int:
+    if a == b:
+        return 0
     i = j = 0
     la, lb = len(a), len(b)
     while i < la or j < lb:
@@ -127,8 +132,10 @@ def _verrevcmp(a: str, b: str) -> int:
 
 def dpkg_compare(a: str | DebVersion, b: str | DebVersion) -> int:
     """Compare two Debian versions like ``dpkg --compare-versions``: -1, 0 or 1."""
-    va = a if isinstance(a, DebVersion) else parse_dpkg_version(a)
-    vb = b if isinstance(b, DebVersion) else parse_dpkg_version(b)
+    if a == b:
+        return 0
+    va = a if isinstance(a, DebVersion) else _parse_cached(a)
+    vb = b if isinstance(b, DebVersion) else _parse_cached(b)
     if va.epoch != vb.epoch:
         return 1 if va.epoch > vb.epoch else -1
     return _verrevcmp(va.upstream, vb.upstream) or _verrevcmp(va.revision, vb.revision)
