@@ -1,0 +1,100 @@
+"""What every transport does the same way: bounded output, decoding, sudo failures."""
+
+from __future__ import annotations
+
+import signal
+
+from patchfleet.errors import AuthError, CommandError, OutputLimitError
+from patchfleet.transport.base import Command, CommandResult
+
+_SUDO_PASSWORD = ("sudo: a password is required", "sudo: a terminal is required")
+_SUDO_DENIED = (
+    "is not in the sudoers file",
+    "is not allowed to execute",
+    "is not allowed to run sudo",
+    "may not run sudo",
+)
+_SUDO_MISSING = ("sudo: not found", "sudo: command not found", "sudo: No such file")
+
+
+class OutputBuffer:
+    """stdout and stderr of one command, refusing to grow past ``limit`` bytes in total."""
+
+    __slots__ = ("limit", "stderr", "stdout")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+
+    @property
+    def size(self) -> int:
+        return len(self.stdout) + len(self.stderr)
+
+    def add(self, data: bytes, *, stderr: bool) -> bool:
+        """Keep ``data``; False (and nothing kept) once the total would pass the limit."""
+        if self.size + len(data) > self.limit:
+            return False
+        (self.stderr if stderr else self.stdout).extend(data)
+        return True
+
+    def result(self, command: str, exit_status: int, duration: float) -> CommandResult:
+        return CommandResult(
+            command=command,
+            exit_status=exit_status,
+            stdout=decode(self.stdout),
+            stderr=decode(self.stderr),
+            duration=duration,
+        )
+
+
+def decode(data: bytes | bytearray) -> str:
+    return bytes(data).decode("utf-8", errors="replace")
+
+
+def output_limit_error(label: str, where: str, limit: int, node_id: str) -> OutputLimitError:
+    return OutputLimitError(
+        f"{label} on {where} printed more than {limit} bytes (max_output_bytes); the command "
+        "was stopped. Raise max_output_bytes in the inventory defaults if this much output is "
+        "expected",
+        node_id,
+    )
+
+
+def signal_exit_status(name: str) -> int:
+    """A process killed by signal ``name`` ('KILL' or 'SIGKILL') reports minus its number,
+    as :mod:`subprocess` does."""
+    sig = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return -int(signal.Signals[sig])
+    except KeyError:
+        return -255
+
+
+def check_sudo(
+    command: Command, result: CommandResult, *, sudo_used: bool, user: str, node_id: str
+) -> None:
+    """Raise when sudo itself, not the command, failed: that is a setup problem, not output."""
+    if not (sudo_used and command.privileged) or result.exit_status == 0:
+        return
+    err = result.stderr
+    if any(s in err for s in _SUDO_PASSWORD):
+        raise AuthError(
+            f"sudo asked user {user!r} for a password while running {command.label}, and "
+            f"patchfleet runs sudo non-interactively (sudo -n); grant NOPASSWD for {user!r}, "
+            f"e.g. echo '{user} ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/patchfleet on the "
+            "node (commands run as 'sudo -n -- env ...'), or connect as root",
+            node_id,
+        )
+    if any(s in err for s in _SUDO_DENIED):
+        raise AuthError(
+            f"user {user!r} may not use sudo to run {command.label}; grant it in "
+            f"/etc/sudoers.d/patchfleet ('{user} ALL=(root) NOPASSWD: ALL'), or connect as root",
+            node_id,
+        )
+    if result.exit_status == 127 and any(s in err for s in _SUDO_MISSING):
+        raise CommandError(
+            f"sudo is not installed, so user {user!r} cannot run {command.label} as root; "
+            "install sudo on the node, or connect as root",
+            node_id,
+        )
