@@ -94,8 +94,9 @@ def check_run_id(run_id: str) -> None:
         )
 
 
-def check_writable(root: Path) -> None:
+def check_writable(root: str | os.PathLike[str]) -> None:
     """Create the store folders and prove a file can be created in each, or raise StoreError."""
+    root = Path(root)
     for folder in (root, *(root / table for table in TABLES)):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,9 @@ def existing_partitions(root: Path, run_id: str) -> list[Path]:
     return found
 
 
-def write_run(root: Path, ctx: RunContext, results: Sequence[NodeResult]) -> WrittenRun:
+def write_run(
+    root: str | os.PathLike[str], ctx: RunContext, results: Sequence[NodeResult]
+) -> WrittenRun:
     """Write one run's ``patch_states`` and ``node_summaries`` files under ``root``.
 
     Raises :class:`StoreError` (and writes nothing) when the root isn't writable, when the run id
@@ -145,7 +148,9 @@ def write_run(root: Path, ctx: RunContext, results: Sequence[NodeResult]) -> Wri
     committed: list[Path] = []
     try:
         for table in order:
-            created_dirs.extend(_mkdirs(finals[table].parent))
+            if not finals[table].parent.exists():
+                created_dirs.append(finals[table].parent)
+            finals[table].parent.mkdir(parents=True, exist_ok=True)
             temps[table] = _stage(tables[table], table, ctx.run_id, finals[table])
         for table in order:
             os.replace(temps[table], finals[table])
@@ -185,17 +190,6 @@ def _stage(table: pa.Table, name: str, run_id: str, final: Path) -> Path:
     return tmp
 
 
-def _mkdirs(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; return the ones created, deepest first."""
-    missing: list[Path] = []
-    probe = folder
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    return missing
-
-
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -214,6 +208,8 @@ def _cleanup(temps: Iterable[Path], committed: list[Path], created_dirs: list[Pa
     for path in [*temps, *committed]:
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
+    # Only the run's own partition folders: an empty date= folder is harmless, and another writer
+    # may be creating its partition in it right now.
     for folder in created_dirs:
-        with contextlib.suppress(OSError):  # not empty: someone else's files are there too
+        with contextlib.suppress(OSError):
             folder.rmdir()
