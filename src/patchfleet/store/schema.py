@@ -21,7 +21,7 @@ in each file's key-value metadata, so a file copied out of its folder still says
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Final
 
@@ -154,40 +154,47 @@ def _str(value: object | None) -> str | None:
 
 
 def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:
-    """One row per node x record of this run (a FAILED node has no records, so no rows)."""
-    rows: dict[str, list[object]] = {name: [] for name in PATCH_STATES_SCHEMA.names}
-    for result in results:
-        scanned_at = utc(result.operation_end_time)
-        for rec in result.records:
-            values: dict[str, object] = {
-                "node_id": result.node_id,
-                "package": rec.package,
-                "arch": rec.arch,
-                "installed_version": rec.installed_version,
-                "available_version": rec.available_version,
-                "state": str(rec.state),
-                "classification": rec.classification,
-                "severity": rec.severity,
-                "priority": rec.priority,
-                "section": rec.section,
-                "advisory_ids": list(rec.advisory_ids),
-                "cve_ids": list(rec.cve_ids),
-                "release_date": _opt_utc(rec.release_date),
-                "compliance_level": _str(rec.compliance_level),
-                "run_id": ctx.run_id,
-                "snapshot_id": ctx.snapshot_id,
-                "operation": str(ctx.operation),
-                "execution_type": str(ctx.execution_type),
-                "baseline_id": result.baseline_id,
-                "scanned_at": scanned_at,
-                "source_package": rec.source_package,
-                "repository": rec.repository,
-                "held": rec.held,
-                "security": rec.security,
-            }
-            for name, value in values.items():
-                rows[name].append(value)
-    return pa.table(rows, schema=PATCH_STATES_SCHEMA)
+    """One row per node x record of this run (a FAILED node has no records, so no rows).
+
+    Built column by column: a run can hold millions of records, and a per-row dict is several
+    times slower. Enum members are ``str`` subclasses, which pyarrow takes as they are.
+    """
+    recs = [rec for result in results for rec in result.records]
+    n = len(recs)
+
+    def per_node(value: Callable[[NodeResult], object]) -> list[object]:
+        column: list[object] = []
+        for result in results:
+            column.extend([value(result)] * len(result.records))
+        return column
+
+    columns: dict[str, list[object]] = {
+        "node_id": per_node(lambda r: r.node_id),
+        "package": [r.package for r in recs],
+        "arch": [r.arch for r in recs],
+        "installed_version": [r.installed_version for r in recs],
+        "available_version": [r.available_version for r in recs],
+        "state": [r.state for r in recs],
+        "classification": [r.classification for r in recs],
+        "severity": [r.severity for r in recs],
+        "priority": [r.priority for r in recs],
+        "section": [r.section for r in recs],
+        "advisory_ids": [r.advisory_ids for r in recs],
+        "cve_ids": [r.cve_ids for r in recs],
+        "release_date": [_opt_utc(r.release_date) for r in recs],
+        "compliance_level": [r.compliance_level for r in recs],
+        "run_id": [ctx.run_id] * n,
+        "snapshot_id": [ctx.snapshot_id] * n,
+        "operation": [str(ctx.operation)] * n,
+        "execution_type": [str(ctx.execution_type)] * n,
+        "baseline_id": per_node(lambda r: r.baseline_id),
+        "scanned_at": per_node(lambda r: utc(r.operation_end_time)),
+        "source_package": [r.source_package for r in recs],
+        "repository": [r.repository for r in recs],
+        "held": [r.held for r in recs],
+        "security": [r.security for r in recs],
+    }
+    return pa.table(columns, schema=PATCH_STATES_SCHEMA)
 
 
 def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:
