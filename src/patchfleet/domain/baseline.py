@@ -476,8 +476,11 @@ def _error_lines(err: ValidationError) -> list[tuple[str, str]]:
             msg = f"{e['input']!r} is not allowed; use one of {expected}"
         elif kind == "value_error":
             msg = str(cause) if cause is not None else e["msg"]
-        elif kind in ("too_long", "too_short"):
-            msg = e["msg"].replace("Tuple", "List")
+        elif kind == "too_long":
+            ctx = e.get("ctx") or {}
+            msg = f"at most {ctx.get('max_length')} items allowed, got {ctx.get('actual_length')}"
+        elif kind == "too_short":
+            msg = f"needs at least {(e.get('ctx') or {}).get('min_length')} item(s)"
         else:
             msg = f"{e['msg']} (got {e['input']!r})" if "input" in e else e["msg"]
         lines.append((loc or "(top level)", msg))
@@ -520,9 +523,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
         key = loader.construct_object(key_node)
         if key in seen:
             mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
         seen.add(key)
     return loader.construct_mapping(node)
 
