@@ -28,7 +28,9 @@ Field mapping (patchfleet is agentless, so some AWS fields have no value):
 - The detail part leaves out NOT_APPLICABLE patches, as AWS does on Linux (it reports a count).
 
 Files are UTF-8 without BOM, RFC 4180 quoting by the csv module, each written to a temporary
-file and renamed into place. Reports can be regenerated at any time from the store.
+file and renamed into place. Reports can be regenerated at any time from the store. QuickSight
+reads at most 1,000 files per manifest, so for bigger fleets import ``all-nodes.csv`` and ask the
+store (DuckDB) for patch-level detail, or limit ``detail_nodes``.
 """
 
 from __future__ import annotations
@@ -104,7 +106,6 @@ ALL_NODES_FILE: Final = "all-nodes.csv"
 NODES_DIR: Final = "nodes"
 SUMMARY_MANIFEST_FILE: Final = "manifest-all-nodes.json"
 PATCHES_MANIFEST_FILE: Final = "manifest-patches.json"
-QUICKSIGHT_MAX_FILES: Final = 1000
 
 _NONCOMPLIANT = frozenset(str(s) for s in NON_COMPLIANT_STATES)
 _LEVELS: Final = tuple(str(level) for level in LEVEL_ORDER)
