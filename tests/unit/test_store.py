@@ -534,3 +534,20 @@ def test_execution_type_and_reboot_option_come_from_the_run(tmp_path: Path) -> N
             "SELECT operation, execution_type, reboot_option FROM latest_node_summaries"
         )
     assert rows == [("INSTALL", "PATCH_POLICY", "NoReboot")]
+
+
+def test_sql_files_run_in_a_plain_duckdb_session(tmp_path: Path) -> None:
+    """The recipe in store/sql/README.md: define the two table views, run the .sql files."""
+    from importlib import resources
+
+    write_run(tmp_path, ctx(), fleet())
+    sql_dir = resources.files("patchfleet.store") / "sql"
+    readme = (sql_dir / "README.md").read_text(encoding="utf-8")
+    recipe = readme.split("```sql")[1].split("```")[0].replace("ROOT", str(tmp_path))
+    with duckdb.connect() as con:
+        con.execute(recipe)
+        for entry in sorted(sql_dir.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".sql"):
+                con.execute(entry.read_text(encoding="utf-8"))
+        rows = con.execute("SELECT node_id, status FROM noncompliant_nodes").fetchall()
+    assert rows == [("db-1", "FAILED"), ("web-1", "NON_COMPLIANT")]
