@@ -41,6 +41,12 @@ def keygen(path: Path, kind: str = "ed25519", passphrase: str = "") -> Path:
     return path
 
 
+def pub_line(private_key: Path) -> str:
+    """``type base64`` of the public half of ``private_key`` (no comment)."""
+    kind, b64 = private_key.with_suffix(".pub").read_text().split()[:2]
+    return f"{kind} {b64}"
+
+
 def children(pid: int) -> list[int]:
     """Direct children of ``pid`` (Linux /proc)."""
     out: list[int] = []
@@ -75,15 +81,15 @@ class Sshd:
     pid: int
     workdir: Path
     host_key: Path
+    host_key_rsa: Path
     client_key: Path
     authorized_keys: Path
     log: Path
 
     @property
     def host_pub_line(self) -> str:
-        """The host key as ``type base64``, as a known_hosts entry wants it."""
-        kind, b64 = self.host_key.with_suffix(".pub").read_text().split()[:2]
-        return f"{kind} {b64}"
+        """The ed25519 host key as ``type base64``, as a known_hosts entry wants it."""
+        return pub_line(self.host_key)
 
     def known_hosts_line(self) -> str:
         return f"[127.0.0.1]:{self.port} {self.host_pub_line}\n"
@@ -100,12 +106,12 @@ class Sshd:
         return self.log.read_text(errors="replace")
 
 
-def _config(workdir: Path, port: int, host_key: Path, authorized_keys: Path) -> str:
+def _config(workdir: Path, port: int, host_keys: list[Path], authorized_keys: Path) -> str:
     return "\n".join(
         [
             f"Port {port}",
             "ListenAddress 127.0.0.1",
-            f"HostKey {host_key}",
+            *(f"HostKey {k}" for k in host_keys),
             f"PidFile {workdir / 'sshd.pid'}",
             f"AuthorizedKeysFile {authorized_keys}",
             "UsePAM no",
@@ -151,6 +157,8 @@ def run_sshd(workdir: Path) -> Iterator[Sshd]:
         pytest.fail("ssh-keygen not found; install it with: apt-get install openssh-client")
     workdir.mkdir(parents=True, exist_ok=True)
     host_key = keygen(workdir / "ssh_host_ed25519_key")
+    # An RSA host key too, as most real nodes have: the client must still pick ed25519.
+    host_key_rsa = keygen(workdir / "ssh_host_rsa_key", "rsa")
     client_key = keygen(workdir / "client_ed25519")
     authorized_keys = workdir / "authorized_keys"
     authorized_keys.write_text(client_key.with_suffix(".pub").read_text())
@@ -164,11 +172,11 @@ def run_sshd(workdir: Path) -> Iterator[Sshd]:
     for _ in range(3):  # a free port can be taken between probing and binding
         port = _free_port()
         config = workdir / "sshd_config"
-        config.write_text(_config(workdir, port, host_key, authorized_keys))
+        config.write_text(_config(workdir, port, [host_key_rsa, host_key], authorized_keys))
         argv = [SSHD, "-D", "-e", "-f", str(config)]
         home_rc = Path.home() / ".bashrc"
         if os.geteuid() == 0 and shutil.which("unshare") and home_rc.exists():
-            inner = f'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+            inner = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
             argv = [
                 "unshare", "--mount", "--propagation", "private",
                 "sh", "-c", inner, "sh", str(empty_rc), str(home_rc), *argv,
@@ -184,7 +192,9 @@ def run_sshd(workdir: Path) -> Iterator[Sshd]:
             proc.wait()
             continue
         try:
-            yield Sshd(port, proc.pid, workdir, host_key, client_key, authorized_keys, log)
+            yield Sshd(
+                port, proc.pid, workdir, host_key, host_key_rsa, client_key, authorized_keys, log
+            )
         finally:
             for pid in [proc.pid, *descendants(proc.pid)]:
                 with contextlib.suppress(ProcessLookupError):

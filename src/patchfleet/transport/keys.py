@@ -198,19 +198,26 @@ class KeyRing:
         except OSError as err:
             raise AuthError(f"cannot read identity_file {p}: {err.strerror}") from None
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as err:
-            text = str(err)
-            if "passphrase" in text.lower():
-                raise AuthError(
-                    f"identity_file {p} is encrypted and "
-                    + (
-                        "the passphrase given does not open it"
-                        if self._passphrase
-                        else "no passphrase was given"
-                    )
-                    + f"; load it into ssh-agent (ssh-add {p}) and unset identity_file, or "
-                    "pass the passphrase to the KeyRing"
-                ) from None
-            raise AuthError(f"identity_file {p} is not a usable private key ({text})") from None
+            raise AuthError(self._key_error(p, err)) from None
+
+    def _key_error(self, p: Path, err: Exception) -> str:
+        text = str(err)
+        agent = f"load it into ssh-agent (ssh-add {p}) and unset identity_file"
+        if "bcrypt" in text:
+            return (
+                f"identity_file {p} is an encrypted OpenSSH key, and reading those needs the "
+                f"'bcrypt' package (pip install bcrypt); or {agent}"
+            )
+        if "passphrase must be specified" in text.lower():
+            return (
+                f"identity_file {p} is encrypted and no passphrase was given; {agent}, or "
+                "give the KeyRing its passphrase"
+            )
+        if self._passphrase and (
+            isinstance(err, asyncssh.KeyEncryptionError) or "decrypt" in text.lower()
+        ):
+            return f"identity_file {p} is encrypted and the passphrase given does not open it"
+        return f"identity_file {p} is not a usable private key ({text})"
 
     def known_hosts(self, path: str) -> KnownHosts:
         """The parsed known_hosts file at ``path`` (empty if it does not exist yet)."""

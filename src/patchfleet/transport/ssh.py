@@ -70,6 +70,8 @@ class _HostKeyCheck:
         self.presented = key
         trust = self.known.lookup(host, addr, port)
         self.recorded = trust.host_keys + trust.ca_keys
+        if key in trust.host_keys:  # recorded by a concurrent accept-new since asyncssh looked
+            return True
         if trust.known:
             return False
         self.accept_new = self.node.host_key_policy == "accept-new"
