@@ -254,6 +254,8 @@ def port_is_free(port: int) -> bool:
     if port in _listening_ports():
         return False
     with socket.socket() as s:
+        # As sshd does: connections in TIME_WAIT from a node's last boot must not block reboot.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LISTEN, port))
         except OSError:
