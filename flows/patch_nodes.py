@@ -89,9 +89,9 @@ async def patch_nodes(
     ):
         results.extend(part)
 
-    written = await store_results(plan.store_root, ctx, results)
-    reports = await write_reports(plan.store_root, ctx, results, report_dir)
-    summary = await publish_artifacts(ctx, results, written, reports)
+    written = store_results(plan.store_root, ctx, results)
+    reports = write_reports(plan.store_root, ctx, results, report_dir)
+    summary = await publish_artifacts(ctx, results, written, reports, str(plan.store_root))
     logger.info(
         "run %s: %d compliant, %d non-compliant, %d failed; store %s; reports %s",
         run_id, summary["compliant"], summary["non_compliant"], summary["failed"],

@@ -23,7 +23,7 @@ from patchfleet.domain.facts import (
     RefreshResult,
 )
 from patchfleet.domain.versions import dpkg_compare
-from patchfleet.errors import CommandError, LockError
+from patchfleet.errors import CommandError, LockError, NodeError
 from patchfleet.parsers import apt, dpkg, os_release, reboot
 from patchfleet.transport.base import Command, CommandResult, Transport
 
@@ -48,7 +48,7 @@ async def _run(transport: Transport, command: Command) -> CommandResult:
     return result
 
 
-def _command_failure(node_id: str, command: Command, result: CommandResult) -> CommandError:
+def _command_failure(node_id: str, command: Command, result: CommandResult) -> NodeError:
     err = result.stderr.strip() or result.stdout.strip()
     tail = " | ".join(err.splitlines()[-3:])[:500]
     if "dpkg was interrupted" in err:

@@ -19,7 +19,8 @@ what went wrong *and how to fix it*. The tree::
         ├── ParseError             a parser met a line it doesn't understand       (terminal)
         └── UnsupportedOSError     the node's OS is not one patchfleet supports    (terminal)
 
-``transient`` errors may succeed when retried (Prefect retry conditions use it); terminal ones won't.
+``transient`` errors may succeed when retried (Prefect retry conditions use it); terminal ones
+won't.
 Errors pickle (they cross Prefect task boundaries), so every constructor argument is stored in
 ``args``.
 """

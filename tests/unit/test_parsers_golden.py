@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "golden"))
-import parse_golden  # noqa: E402
+import parse_golden
 
 CASES = parse_golden.cases()
 

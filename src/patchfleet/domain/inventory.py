@@ -187,17 +187,15 @@ def default_inventory() -> Inventory:
 def format_validation_error(err: ValidationError, source: str) -> ConfigError:
     """Turn pydantic's error list into one ConfigError naming file, field and fix."""
     lines = []
-    first_field = None
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        first_field = first_field or loc
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling"
         elif e["type"] == "missing":
             msg = "required field is missing"
         lines.append(f"{loc}: {msg}")
-    return ConfigError("; ".join(lines), source=source, field=None if len(lines) > 1 else None)
+    return ConfigError("; ".join(lines), source=source)
 
 
 def parse_inventory(data: Any, source: str) -> Inventory:
