@@ -151,15 +151,36 @@ class LocalTransport:
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + KILL_GRACE
         while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except (ProcessLookupError, PermissionError):
+            if not _group_alive(pid):
                 break
             await asyncio.sleep(0.05)
         else:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         transport.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (non-zombie) process is left in process group ``pgid``.
+
+    Zombies count as members for ``killpg(pgid, 0)``, and orphans stay zombies for as long as
+    the reaper (PID 1 in containers) takes, so /proc is read instead.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _username() -> str:

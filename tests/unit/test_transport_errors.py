@@ -1,0 +1,235 @@
+"""Every asyncssh/OS exception maps to a patchfleet NodeError (httpx-style mapping test)."""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import pickle
+import socket
+
+import asyncssh
+import asyncssh.sftp
+import pytest
+
+from patchfleet.errors import (
+    AuthError,
+    CommandError,
+    CommandTimeout,
+    ConnectError,
+    HostKeyError,
+    NodeError,
+)
+from patchfleet.transport._common import check_sudo
+from patchfleet.transport._errors import ERROR_MAP, ErrorContext, map_exception
+from patchfleet.transport.base import Command, CommandResult
+
+CONNECTING = ErrorContext(
+    "n1", "10.0.0.5", 2222, user="deploy", key="/keys/id_ed25519", connect_timeout=7
+)
+RUNNING = ErrorContext(
+    "n1", "10.0.0.5", 2222, user="deploy", key="/keys/id_ed25519", label="dpkg-query"
+)
+
+
+def _all_subclasses(cls: type[BaseException]) -> set[type[BaseException]]:
+    out = {cls}
+    for sub in cls.__subclasses__():
+        out |= _all_subclasses(sub)
+    return out
+
+
+def _asyncssh_exception_classes() -> list[type[BaseException]]:
+    classes: set[type[BaseException]] = set()
+    for module in (asyncssh, asyncssh.sftp):
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, BaseException) and obj.__module__.startswith("asyncssh"):
+                classes |= _all_subclasses(obj)
+    classes |= _all_subclasses(asyncssh.Error)
+    return sorted(classes, key=lambda c: f"{c.__module__}.{c.__qualname__}")
+
+
+def _instantiate(cls: type[BaseException]) -> BaseException:
+    """Fill required constructor arguments with plausible values."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except ValueError:  # plain Exception subclasses with no __init__ of their own
+        return cls("boom")
+    args: list[object] = []
+    for p in params:
+        if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        ann = str(p.annotation)
+        if p.name in (
+            "code",
+            "exit_status",
+            "returncode",
+            "msec",
+            "width",
+            "height",
+            "pixwidth",
+            "pixheight",
+        ) or ("int" in ann and "str" not in ann):
+            args.append(1)
+        elif p.name == "env":
+            args.append({})
+        elif "Tuple" in ann or "tuple" in ann:
+            args.append(None)
+        else:
+            args.append("boom")
+    return cls(*args)
+
+
+ASYNCSSH_CLASSES = _asyncssh_exception_classes()
+
+
+def test_the_walk_found_the_interesting_classes() -> None:
+    names = {c.__name__ for c in ASYNCSSH_CLASSES}
+    for expected in (
+        "Error", "DisconnectError", "ConnectionLost", "HostKeyNotVerifiable", "PermissionDenied",
+        "KeyExchangeFailed", "ProtocolError", "MACError", "ChannelOpenError", "ProcessError",
+        "TimeoutError", "SFTPError", "SFTPNoSuchFile", "KeyImportError", "PasswordChangeRequired",
+    ):  # fmt: skip
+        assert expected in names
+    assert len(ASYNCSSH_CLASSES) > 40
+
+
+@pytest.mark.parametrize("cls", ASYNCSSH_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("ctx", [CONNECTING, RUNNING], ids=["connecting", "running"])
+def test_every_asyncssh_exception_maps_to_a_node_error(
+    cls: type[BaseException], ctx: ErrorContext
+) -> None:
+    exc = _instantiate(cls)
+    mapped = map_exception(exc, ctx)
+    assert isinstance(mapped, NodeError)
+    assert type(mapped) is not NodeError, "map to a specific subclass"
+    assert mapped.node_id == "n1"
+    assert mapped.message
+    # NodeErrors cross Prefect task boundaries.
+    clone = pickle.loads(pickle.dumps(mapped))
+    assert type(clone) is type(mapped) and clone.message == mapped.message
+
+
+@pytest.mark.parametrize(
+    ("exc", "ctx", "expected", "text"),
+    [
+        (asyncssh.PermissionDenied("Permission denied"), CONNECTING, AuthError,
+         "refused user 'deploy' with /keys/id_ed25519"),
+        (asyncssh.IllegalUserName("bad"), CONNECTING, AuthError, "user name 'deploy'"),
+        (asyncssh.PasswordChangeRequired("change", "en"), CONNECTING, AuthError, "password"),
+        (asyncssh.HostKeyNotVerifiable("Host key is not trusted"), CONNECTING, HostKeyError,
+         "known_hosts"),
+        (asyncssh.KeyImportError("Invalid private key"), CONNECTING, AuthError,
+         "cannot use private key /keys/id_ed25519"),
+        (asyncssh.ConnectionLost("gone"), RUNNING, ConnectError,
+         "connection lost while running dpkg-query on 10.0.0.5:2222"),
+        (asyncssh.ConnectionLost("gone"), CONNECTING, ConnectError,
+         "connection lost while connecting to 10.0.0.5:2222"),
+        (asyncssh.KeyExchangeFailed("No matching encryption"), CONNECTING, ConnectError,
+         "key exchange"),
+        (asyncssh.ProtocolError("bad packet"), RUNNING, ConnectError,
+         "failed while running dpkg-query"),
+        (asyncssh.ChannelOpenError(2, "open failed"), RUNNING, ConnectError, "MaxSessions"),
+        (asyncssh.ChannelOpenError(2, "SSH connection closed"), RUNNING, ConnectError,
+         "was closed before running dpkg-query"),
+        (asyncssh.TimeoutError({}, "x", None, None, None, None, "", ""), RUNNING, CommandTimeout,
+         "timed out"),
+        (asyncssh.ProcessError({}, "x", None, 2, None, 2, "", ""), RUNNING, CommandError,
+         "exit status 2"),
+        (TimeoutError(), CONNECTING, ConnectError,
+         "timed out after 7s connecting to 10.0.0.5:2222"),
+        (TimeoutError(), RUNNING, CommandTimeout, "dpkg-query"),
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), CONNECTING,
+         ConnectError, "cannot resolve host name '10.0.0.5' (Name or service not known)"),
+        (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), CONNECTING,
+         ConnectError, "refused by 10.0.0.5:2222 ([Errno 111] Connection refused)"),
+        (OSError(errno.EMFILE, "Too many open files"), CONNECTING, ConnectError, "ulimit -n"),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), CONNECTING, ConnectError,
+         "cannot connect to 10.0.0.5:2222 ([Errno 113] No route to host)"),
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), RUNNING,
+         ConnectError, "connection lost while running dpkg-query"),
+        (ValueError("Unknown local username: set one of LOGNAME, USER"), CONNECTING,
+         ConnectError, "Unknown local username"),
+        (RuntimeError("weird"), RUNNING, ConnectError, "unexpected error"),
+    ],
+)  # fmt: skip
+def test_mapping_table(
+    exc: BaseException, ctx: ErrorContext, expected: type[NodeError], text: str
+) -> None:
+    mapped = map_exception(exc, ctx)
+    assert type(mapped) is expected
+    assert text in str(mapped)
+
+
+def test_node_errors_pass_through_unchanged() -> None:
+    err = AuthError("already mapped", "n1")
+    assert map_exception(err, RUNNING) is err
+
+
+def test_transient_flags_match_the_kind_of_failure() -> None:
+    assert map_exception(ConnectionRefusedError(111, "x"), CONNECTING).transient
+    assert not map_exception(asyncssh.PermissionDenied("x"), CONNECTING).transient
+    assert not map_exception(asyncssh.HostKeyNotVerifiable("x"), CONNECTING).transient
+
+
+def test_subclasses_come_before_their_bases_in_the_table() -> None:
+    seen: list[type[BaseException]] = []
+    for types, _ in ERROR_MAP:
+        for t in types:
+            for earlier in seen:
+                assert not issubclass(t, earlier) or t is earlier, (
+                    f"{t.__name__} is shadowed by {earlier.__name__}"
+                )
+        seen.extend(types)
+
+
+def test_ipv6_addresses_are_bracketed() -> None:
+    ctx = ErrorContext("n1", "fd00::5", 22)
+    assert "[fd00::5]:22" in str(map_exception(ConnectionRefusedError(111, "refused"), ctx))
+
+
+# --- sudo --------------------------------------------------------------------------------
+
+
+PRIV = Command(("apt-get", "update"), privileged=True, name="apt-get-update")
+
+
+def _result(status: int, stderr: str) -> CommandResult:
+    return CommandResult(PRIV.render(sudo=True), status, "", stderr, 0.01)
+
+
+def test_sudo_renders_non_interactive_prefix() -> None:
+    assert PRIV.render(sudo=True).startswith("sudo -n -- env LC_ALL=C ")
+    assert PRIV.render(sudo=False).startswith("env LC_ALL=C ")
+    unprivileged = Command(("dpkg-query", "-W"))
+    assert not unprivileged.render(sudo=True).startswith("sudo")
+
+
+def test_sudo_password_required_is_an_auth_error_with_the_fix() -> None:
+    with pytest.raises(AuthError) as info:
+        check_sudo(PRIV, _result(1, "sudo: a password is required\n"), sudo_used=True,
+                   user="deploy", node_id="n1")  # fmt: skip
+    message = str(info.value)
+    assert "NOPASSWD" in message and "'deploy'" in message and "sudo -n" in message
+    assert info.value.node_id == "n1"
+
+
+@pytest.mark.parametrize(
+    ("stderr", "status", "expected"),
+    [
+        ("deploy is not in the sudoers file.\n", 1, AuthError),
+        ("Sorry, user deploy is not allowed to execute '/usr/bin/env ...' as root.\n", 1,
+         AuthError),
+        ("sh: 1: sudo: not found\n", 127, CommandError),
+    ],
+)  # fmt: skip
+def test_other_sudo_failures(stderr: str, status: int, expected: type[NodeError]) -> None:
+    with pytest.raises(expected):
+        check_sudo(PRIV, _result(status, stderr), sudo_used=True, user="deploy", node_id="n1")
+
+
+def test_sudo_check_ignores_success_unprivileged_and_sudo_less_runs() -> None:
+    password = "sudo: a password is required\n"
+    check_sudo(PRIV, _result(0, password), sudo_used=True, user="d", node_id="n1")
+    check_sudo(PRIV, _result(1, password), sudo_used=False, user="d", node_id="n1")
+    plain = Command(("true",))
+    check_sudo(plain, _result(1, password), sudo_used=True, user="d", node_id="n1")

@@ -1,0 +1,121 @@
+"""ReplayTransport and load_replay_dir: the test seam for collect/evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from patchfleet import probes
+from patchfleet.errors import AuthError, ConfigError, ConnectError
+from patchfleet.transport import (
+    Command,
+    Recorded,
+    ReplayTransport,
+    UnrecordedCommandError,
+    load_replay_dir,
+)
+
+GOLDEN_APT = Path(__file__).resolve().parents[1] / "golden" / "apt" / "debian12-host"
+
+
+def test_loads_a_golden_case_folder() -> None:
+    responses = load_replay_dir(GOLDEN_APT)
+    assert {"dpkg-query", "os-release", "apt-reboot"} <= set(responses)
+    assert not any(name.endswith(".parsed") for name in responses)
+    dpkg = responses["dpkg-query"]
+    assert dpkg.stdout == (GOLDEN_APT / "dpkg-query.stdout").read_text()
+    assert dpkg.exit_status == int((GOLDEN_APT / "dpkg-query.exit").read_text())
+
+
+async def test_replays_probes_by_name() -> None:
+    async with ReplayTransport.from_dir("deb-1", GOLDEN_APT) as t:
+        result = await t.run(probes.DPKG_QUERY)
+        os_release = await t.run(probes.OS_RELEASE)
+    assert result.stdout == (GOLDEN_APT / "dpkg-query.stdout").read_text()
+    assert result.command == probes.DPKG_QUERY.render(sudo=False)
+    assert "ID=debian" in os_release.stdout
+    assert t.calls == [probes.DPKG_QUERY, probes.OS_RELEASE]
+    assert t.closed
+    assert t.is_root
+
+
+async def test_unrecorded_command_is_a_loud_error() -> None:
+    t = ReplayTransport.from_dir("deb-1", GOLDEN_APT)
+    with pytest.raises(UnrecordedCommandError) as info:
+        await t.run(Command(("zypper", "lu"), name="zypper-list-updates"))
+    message = str(info.value)
+    assert "'deb-1'" in message
+    assert "zypper-list-updates" in message
+    assert str(GOLDEN_APT) in message
+    assert "dpkg-query" in message  # lists what is recorded
+    assert "zypper-list-updates.stdout" in message  # and how to capture it
+
+
+async def test_rendered_string_wins_over_name() -> None:
+    cmd = Command(("echo", "x"), name="echo")
+    t = ReplayTransport(
+        "n",
+        {"echo": Recorded("by name\n"), cmd.render(sudo=False): Recorded("by command\n")},
+    )
+    assert (await t.run(cmd)).stdout == "by command\n"
+    assert (await t.run(Command(("echo", "y"), name="echo"))).stdout == "by name\n"
+
+
+async def test_tuples_and_exceptions_as_responses() -> None:
+    t = ReplayTransport(
+        "n",
+        {"a": ("out", "err", 3), "b": ConnectError("connection lost while running b", "n")},
+    )
+    result = await t.run(Command(("a",), name="a"))
+    assert (result.stdout, result.stderr, result.exit_status) == ("out", "err", 3)
+    with pytest.raises(ConnectError, match="connection lost"):
+        await t.run(Command(("b",), name="b"))
+
+
+async def test_sudo_password_prompt_is_mapped_like_a_real_node() -> None:
+    update = probes.apt_update()
+    t = ReplayTransport(
+        "n",
+        {update.name: Recorded("", "sudo: a password is required\n", 1)},
+        is_root=False,
+        sudo=True,
+        user="deploy",
+    )
+    with pytest.raises(AuthError, match=r"NOPASSWD for 'deploy'"):
+        await t.run(update)
+    assert t.calls[0] is update
+
+
+async def test_sudo_renders_for_non_root_replays() -> None:
+    update = probes.apt_update()
+    t = ReplayTransport("n", {update.name: Recorded()}, is_root=False, sudo=True, user="deploy")
+    result = await t.run(update)
+    assert result.command.startswith("sudo -n -- env ")
+
+
+def test_missing_parts_default(tmp_path: Path) -> None:
+    (tmp_path / "only-out.stdout").write_text("hello\n")
+    (tmp_path / "only-exit.exit").write_text("100\n")
+    (tmp_path / "empty-exit.exit").write_text("")
+    (tmp_path / "notes.txt").write_text("ignored")
+    (tmp_path / "bad-utf8.stdout").write_bytes(b"caf\xff\n")
+    responses = load_replay_dir(tmp_path)
+    assert responses["only-out"] == Recorded("hello\n", "", 0)
+    assert responses["only-exit"] == Recorded("", "", 100)
+    assert responses["empty-exit"].exit_status == 0
+    assert responses["bad-utf8"].stdout == "caf\ufffd\n"
+    assert "notes" not in responses
+
+
+def test_bad_exit_file(tmp_path: Path) -> None:
+    (tmp_path / "x.exit").write_text("zero\n")
+    with pytest.raises(ConfigError, match="not an integer"):
+        load_replay_dir(tmp_path)
+
+
+def test_empty_or_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="holds no"):
+        load_replay_dir(tmp_path)
+    with pytest.raises(ConfigError, match="not a folder"):
+        load_replay_dir(tmp_path / "nope")
