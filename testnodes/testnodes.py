@@ -51,6 +51,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 SUITE = "bookworm"
 DEFAULT_CACHE_DIR = "/var/cache/patchfleet-testnodes"
@@ -810,7 +811,7 @@ class Fleet:
 
     # -- nodes ----------------------------------------------------------------------------------
 
-    def _meta(self, name: str) -> dict[str, object]:
+    def _meta(self, name: str) -> dict[str, Any]:
         path = self.node_dir(name) / "node.json"
         try:
             return dict(json.loads(path.read_text()))
@@ -818,7 +819,7 @@ class Fleet:
             raise TestnodesError(f"no node {name!r} under {self.nodes_dir}; "
                                  f"create it with: start {name} --port PORT") from None
 
-    def _save_meta(self, name: str, meta: dict[str, object]) -> None:
+    def _save_meta(self, name: str, meta: dict[str, Any]) -> None:
         _write_atomic(self.node_dir(name) / "node.json", json.dumps(meta, indent=2) + "\n")
 
     def exists(self, name: str) -> bool:
@@ -829,12 +830,12 @@ class Fleet:
             return []
         return sorted(p.parent.name for p in self.nodes_dir.glob("*/node.json"))
 
-    def _layout(self, name: str, meta: dict[str, object]) -> _Layout:
+    def _layout(self, name: str, meta: dict[str, Any]) -> _Layout:
         d = self.node_dir(name)
         if meta["mode"] == "overlay":
-            tpl = Path(str(meta["template_dir"]))
+            tpl = Path(meta["template_dir"])
             return _Layout(root=d / "root", upper=d / "upper", work=d / "work",
-                           lowers=(tpl / "upper", Path(str(meta["base_dir"]))))
+                           lowers=(tpl / "upper", Path(meta["base_dir"])))
         return _Layout(root=d / "root")
 
     def create(self, name: str, variant: str = "default",
@@ -849,7 +850,7 @@ class Fleet:
             key = hostkey / "ssh_host_ed25519_key"
             _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}",
                   "-f", str(key)], what="ssh-keygen (host key)")
-            meta: dict[str, object] = {
+            meta: dict[str, Any] = {
                 "name": name, "variant": variant, "port": None, "tags": dict(tags or {}),
                 "machine_id": uuid.uuid4().hex, "known_key": _pubkey(key),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -857,9 +858,9 @@ class Fleet:
             self._populate(name, meta)
             self.log(f"created node {name!r} (variant {variant})")
 
-    def _populate(self, name: str, meta: dict[str, object]) -> None:
+    def _populate(self, name: str, meta: dict[str, Any]) -> None:
         """(Re)make the node's writable layer from the current template of its variant."""
-        variant = str(meta["variant"])
+        variant = meta["variant"]
         template = self.ensure_template(variant)
         d = self.node_dir(name)
         for sub in ("upper", "work", "root"):
@@ -897,21 +898,27 @@ class Fleet:
             raise TestnodesError(f"node {name!r} has never been started, so it has no port")
         return port
 
-    def start(self, name: str, port: int | None = None, *, variant: str = "default",
+    def start(self, name: str, port: int | None = None, *, variant: str | None = None,
               tags: dict[str, str] | None = None, timeout: float = 30.0) -> int:
-        """Start ``name`` (creating it first if needed) and return its port once sshd answers.
-
-        ``port=None`` reuses the node's last port if it is free, else picks a free one."""
+        """Start ``name`` (creating it first, as ``variant`` or ``default``) and return its port
+        once sshd answers. ``port=None`` reuses the node's last port if free, else a free one."""
         self._check_name(name)
-        self._check_variant(variant)
+        if variant is not None:
+            self._check_variant(variant)
         if os.geteuid() != 0:
             raise TestnodesError("test nodes need root (namespaces, mounts, chroot)")
         with self._state_lock():
+            if port is not None and not self.is_running(name) and not port_is_free(port):
+                raise TestnodesError(f"port {port} is in use (see `ss -ltnp`); "
+                                     "pick another with --port")
             if not self.exists(name):
-                self.create(name, variant, tags)
+                self.create(name, variant or "default", tags)
             meta = self._meta(name)
+            if variant is not None and variant != meta["variant"]:
+                raise TestnodesError(f"node {name!r} was made as variant {meta['variant']!r}; "
+                                     f"destroy it to remake it as {variant!r}")
             if tags:
-                meta["tags"] = {**dict(meta.get("tags") or {}), **tags}  # type: ignore[dict-item]
+                meta["tags"] = {**dict(meta.get("tags") or {}), **tags}
                 self._save_meta(name, meta)
             running = self._run_info(name)
             if running:
@@ -919,35 +926,37 @@ class Fleet:
                     raise TestnodesError(f"node {name!r} is already running on port "
                                          f"{running['port']}; stop it first")
                 return int(running["port"])
-            if meta.get("template") != self.template_stamp(str(meta["variant"])):
+            if meta.get("template") != self.template_stamp(meta["variant"]):
                 self.log(f"node {name!r} was made from an older template: resetting its files")
                 self._populate(name, meta)
-            chosen = port
-            if chosen is None and isinstance(meta.get("port"), int) \
-                    and port_is_free(int(meta["port"])):  # type: ignore[arg-type]
-                chosen = int(meta["port"])  # type: ignore[arg-type]
-            for attempt in range(5):
-                try_port = chosen if chosen is not None else free_port()
-                if not port_is_free(try_port):
-                    if port is not None:
-                        raise TestnodesError(f"port {try_port} is in use (see `ss -ltnp`); "
-                                             "pick another with --port")
-                    chosen = None
-                    continue
-                try:
-                    self._launch(name, meta, try_port, timeout)
-                    break
-                except _PortTaken:
-                    if port is not None or attempt == 4:
-                        raise TestnodesError(f"port {try_port} was taken while node {name!r} "
-                                             "started; pick another with --port") from None
-                    chosen = None
-            meta["port"] = try_port
+            meta["port"] = self._launch_on_free_port(name, meta, port, timeout)
             self._save_meta(name, meta)
             self._write_known_hosts()
-            return try_port
+            return int(meta["port"])
 
-    def _launch(self, name: str, meta: dict[str, object], port: int, timeout: float) -> None:
+    def _launch_on_free_port(self, name: str, meta: dict[str, Any], port: int | None,
+                             timeout: float) -> int:
+        """Launch on ``port``; or, if None, on the node's last port when free, else on a free
+        one, trying another if someone grabs it between the check and sshd's bind."""
+        if port is not None:
+            try:
+                self._launch(name, meta, port, timeout)
+            except _PortTaken:
+                raise TestnodesError(f"port {port} was taken while node {name!r} started; "
+                                     "pick another with --port") from None
+            return port
+        last = meta.get("port")
+        candidates = [last] if isinstance(last, int) and port_is_free(last) else []
+        for _ in range(5):
+            candidate = candidates.pop() if candidates else free_port()
+            try:
+                self._launch(name, meta, candidate, timeout)
+            except _PortTaken:
+                continue
+            return candidate
+        raise TestnodesError(f"node {name!r}: every port tried was taken while it started")
+
+    def _launch(self, name: str, meta: dict[str, Any], port: int, timeout: float) -> None:
         d = self.node_dir(name)
         layout = self._layout(name, meta)
         layout.make_dirs()
@@ -963,7 +972,7 @@ class Fleet:
             # Identity is re-asserted at every boot, as cloud-init does on a cloud VM.
             f"printf '%s\\n' {_q(name)} > \"$R/etc/hostname\"",
             f"printf %s {_q(hosts)} > \"$R/etc/hosts\"",
-            f"printf '%s\\n' {_q(str(meta['machine_id']))} > \"$R/etc/machine-id\"",
+            f"printf '%s\\n' {_q(meta['machine_id'])} > \"$R/etc/machine-id\"",
             f"install -m 600 {_q(key)} \"$R/etc/ssh/ssh_host_ed25519_key\"",
             f"install -m 644 {_q(str(key) + '.pub')} \"$R/etc/ssh/ssh_host_ed25519_key.pub\"",
             "install -d -m 700 \"$R/root/.ssh\"",
@@ -1136,7 +1145,7 @@ class Fleet:
         for name in self.names():
             meta = self._meta(name)
             info = self._run_info(name)
-            variant = str(meta["variant"])
+            variant = meta["variant"]
             if info:
                 state = "running"
             elif meta.get("template") != self.template_stamp(variant):
@@ -1169,7 +1178,7 @@ class Fleet:
             if not isinstance(meta.get("port"), int):
                 raise TestnodesError(f"node {name!r} has never been started, so it has no port")
             lines += [f"  - id: {q(name)}", f"    host: {LISTEN}", f"    port: {meta['port']}"]
-            tags = dict(meta.get("tags") or {})  # type: ignore[call-overload]
+            tags = dict(meta.get("tags") or {})
             if tags:
                 lines.append("    tags: {" + ", ".join(f"{q(k)}: {q(v)}" for k, v in
                                                        sorted(tags.items())) + "}")
@@ -1332,7 +1341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("start", help="start a node (creating it if needed)")
     p.add_argument("name")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: last one, or a free one)")
-    p.add_argument("--variant", default="default", choices=list(VARIANTS),
+    p.add_argument("--variant", choices=list(VARIANTS),
                    help="scenario for a new node (default: default)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
                    help="inventory tag, e.g. PatchGroup=web (repeatable)")
