@@ -283,25 +283,28 @@ def _ssh_banner(port: int, timeout: float = 2.0) -> bool:
         return False
 
 
-def _mountpoints_under(path: Path) -> list[str]:
-    prefix = str(path.resolve()).rstrip("/") + "/"
-    found = []
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            mnt = line.split()[4].replace("\\040", " ")
-            if mnt.startswith(prefix) or mnt + "/" == prefix:
-                found.append(mnt)
-    return found
+def _pids_using(path: Path) -> list[int]:
+    """Pids whose mount namespace mounts something at or from ``path`` (a node's overlay names
+    the template and base in its options), in any namespace, not just ours."""
+    needle = str(path.resolve()).rstrip("/").replace(" ", "\\040") + "/"
+    pids = []
+    for mountinfo in Path("/proc").glob("[0-9]*/mountinfo"):
+        with contextlib.suppress(OSError, ValueError):
+            if needle in mountinfo.read_text():
+                pids.append(int(mountinfo.parent.name))
+    return pids
 
 
 def _rmtree(path: Path) -> None:
-    """rm -rf that refuses to descend into live mounts (a leftover bind of /dev would be fatal)."""
+    """rm -rf that refuses to delete what a mount still uses: a leftover bind of /dev would be
+    fatal, and deleting a base or template under a running node corrupts it."""
     if not path.exists() and not path.is_symlink():
         return
-    mounts = _mountpoints_under(path)
-    if mounts:
+    users = _pids_using(path)
+    if users:
         raise TestnodesError(
-            f"refusing to delete {path}: still mounted: {', '.join(mounts)}; unmount them first"
+            f"refusing to delete {path}: mounts of processes {', '.join(map(str, users[:10]))} "
+            "still use it; stop the nodes that run on it first"
         )
     shutil.rmtree(path)
 
@@ -497,6 +500,26 @@ class Fleet:
             self.ensure_repo(force=force)
             for v in variants or VARIANTS:
                 self.ensure_template(v, force=force)
+            self.prune()
+
+    def prune(self) -> list[Path]:
+        """Delete layers of older stamps (and leftovers of interrupted builds) that no running
+        node uses. Stopped nodes made from them are reset from the current template on start."""
+        keep = {self.base_dir(), self.repo_dir(), *(self.template_dir(v) for v in VARIANTS)}
+        removed = []
+        with self._build_lock():
+            for kind in ("base", "repo", "templates"):
+                for d in sorted((self.cache / kind).glob("*")):
+                    if d in keep:
+                        continue
+                    try:
+                        _rmtree(d)
+                    except TestnodesError as err:
+                        self.log(f"kept {d}: {err}")
+                        continue
+                    self.log(f"pruned stale layer {d}")
+                    removed.append(d)
+        return removed
 
     def ensure_client_key(self) -> Path:
         """The ed25519 key the tests log in with, generated once per cache."""
@@ -1353,6 +1376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("rekey", help="give a node a new host key (known_hosts keeps the old one)")
     p.add_argument("name")
     p.add_argument("--trust", action="store_true", help="also put the new key in known_hosts")
+    sub.add_parser("prune", help="delete cached layers of older versions no node uses")
     p = sub.add_parser("status", help="list nodes")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("inventory", help="write a patchfleet inventory YAML for nodes")
@@ -1384,6 +1408,8 @@ def _dispatch(fleet: Fleet, args: argparse.Namespace) -> int:
         started = time.monotonic()
         fleet.build(args.variant, force=args.force)
         fleet.log(f"build complete in {time.monotonic() - started:.1f} s (cache: {fleet.cache})")
+    elif args.cmd == "prune":
+        fleet.log(f"{len(fleet.prune())} stale layer(s) deleted")
     elif args.cmd == "start":
         started = time.monotonic()
         port = fleet.start(args.name, args.port, variant=args.variant, tags=_tags(args.tag))
