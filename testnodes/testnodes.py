@@ -317,6 +317,13 @@ def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     tmp.replace(path)
 
 
+def _world_readable(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+
+
 def host_mirror() -> str:
     """The Debian mirror this host uses: env override, else the first ``URIs:`` of its sources."""
     if os.environ.get("PATCHFLEET_TESTNODES_MIRROR"):
@@ -535,33 +542,39 @@ class Fleet:
     def ensure_base(self, *, force: bool = False) -> Path:
         """The bookworm minbase rootfs shared (read-only) by every node."""
         final = self.base_dir()
-        rootfs = final / "rootfs"
         with self._build_lock():
             if (final / "COMPLETE").exists() and not force:
-                return rootfs
-            _rmtree(final)
-            tmp = final.with_name(f".{final.name}.tmp")
-            _rmtree(tmp)
-            tmp.mkdir(parents=True)
+                return final / "rootfs"
             mirror = host_mirror()
-            started = time.monotonic()
             use_debootstrap = (os.environ.get("PATCHFLEET_TESTNODES_BOOTSTRAP") == "debootstrap"
                                or not shutil.which("mmdebstrap"))
-            self.log(f"building the {SUITE} base rootfs from {mirror} with "
-                     f"{'debootstrap' if use_debootstrap else 'mmdebstrap'} (about a minute)")
-            try:
+            tool = "debootstrap" if use_debootstrap else "mmdebstrap"
+            self.log(f"building the {SUITE} base rootfs from {mirror} with {tool} (about a minute)")
+            with self._new_layer(final, "base rootfs") as tmp:
                 if use_debootstrap:
                     self._debootstrap(tmp / "rootfs", mirror)
                 else:
                     self._mmdebstrap(tmp / "rootfs", mirror)
-                (tmp / "COMPLETE").write_text(f"{mirror}\n")
-            except BaseException:
-                with contextlib.suppress(TestnodesError, OSError):
-                    _rmtree(tmp)
-                raise
+            return final / "rootfs"
+
+    @contextlib.contextmanager
+    def _new_layer(self, final: Path, what: str) -> Iterator[Path]:
+        """Build a cached layer in a temporary sibling of ``final``, moved into place (with a
+        COMPLETE marker) only when done: an interrupted build never looks usable."""
+        _rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}-"))
+        tmp.chmod(0o755)
+        started = time.monotonic()
+        try:
+            yield tmp
+            (tmp / "COMPLETE").write_text(final.name + "\n")
             tmp.rename(final)
-            self.log(f"base rootfs ready in {time.monotonic() - started:.1f} s: {rootfs}")
-            return rootfs
+        except BaseException:
+            with contextlib.suppress(TestnodesError, OSError):
+                _rmtree(tmp)
+            raise
+        self.log(f"{what} ready in {time.monotonic() - started:.1f} s: {final}")
 
     def _mmdebstrap(self, rootfs: Path, mirror: str) -> None:
         # The base must carry no Debian lists nor pkgcache: else every node rebuilds the cache
@@ -603,23 +616,9 @@ class Fleet:
             if (final / "COMPLETE").exists() and not force:
                 return final
             rootfs = self.ensure_base()
-            started = time.monotonic()
-            _rmtree(final)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".build-"))
-            try:
+            with self._new_layer(final, "apt archive") as tmp:
                 self._build_repo(tmp, rootfs)
-                for dirpath, _, filenames in os.walk(tmp):
-                    os.chmod(dirpath, 0o755)  # apt reads file: archives as user _apt
-                    for f in filenames:
-                        os.chmod(os.path.join(dirpath, f), 0o644)
-                (tmp / "COMPLETE").write_text(self.repo_stamp() + "\n")
-                tmp.rename(final)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    shutil.rmtree(tmp)
-                raise
-            self.log(f"apt archive ready in {time.monotonic() - started:.1f} s: {final}")
+                _world_readable(tmp)  # apt reads file: archives as user _apt
             return final
 
     def _build_deb(self, pkg: FakePackage, version: str, work: Path, rootfs: Path) -> Path:
@@ -753,13 +752,7 @@ class Fleet:
                 return final
             rootfs = self.ensure_base()
             repo = self.ensure_repo()
-            self.ensure_client_key()
-            started = time.monotonic()
-            _rmtree(final)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{variant}-"))
-            tmp.chmod(0o755)
-            try:
+            with self._new_layer(final, f"template {variant!r}") as tmp:
                 if self.mode == "overlay":
                     layout = _Layout(root=tmp / "root", upper=tmp / "upper", work=tmp / "work",
                                      lowers=(rootfs,))
@@ -774,13 +767,6 @@ class Fleet:
                 if layout.work:
                     shutil.rmtree(layout.work)
                     layout.root.rmdir()
-                (tmp / "COMPLETE").write_text(self.template_stamp(variant) + "\n")
-                tmp.rename(final)
-            except BaseException:
-                with contextlib.suppress(TestnodesError, OSError):
-                    _rmtree(tmp)
-                raise
-            self.log(f"template {variant!r} ready in {time.monotonic() - started:.1f} s")
             return final
 
     def _template_payload(self, payload: Path, repo: Path) -> Path:
@@ -798,10 +784,7 @@ class Fleet:
         (payload / "tmp/patchfleet-debian.sources").write_text(full)
         (payload / "etc/ssh/sshd_config.d").mkdir(parents=True)
         (payload / "etc/ssh/sshd_config.d/test-node.conf").write_text(SSHD_CONFIG)
-        for dirpath, _, filenames in os.walk(payload):
-            os.chmod(dirpath, 0o755)
-            for f in filenames:
-                os.chmod(os.path.join(dirpath, f), 0o644)
+        _world_readable(payload)
         return payload
 
     @staticmethod
