@@ -1021,7 +1021,8 @@ class Fleet:
             if pid1 is None:
                 kids = _children(proc.pid)
                 pid1 = kids[0] if kids else None
-            if pid1 and _ssh_banner(port, timeout=1.0):
+            # poll() again: a banner from someone else who took the port must not count
+            if pid1 and _ssh_banner(port, timeout=1.0) and proc.poll() is None:
                 info = {"unshare_pid": proc.pid, "pid1": pid1, "port": port,
                         "started": time.time(),
                         "boot_id": boot_id.read_text().strip()}
