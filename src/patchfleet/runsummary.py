@@ -42,7 +42,7 @@ def node_rows(results: Sequence[NodeResult]) -> list[dict[str, Any]]:
 def counts(results: Sequence[NodeResult]) -> dict[str, int]:
     by_status = Counter(r.summary.status for r in results)
     return {
-        "nodes": len(results),
+        "node_count": len(results),
         "compliant": by_status[NodeStatus.COMPLIANT],
         "non_compliant": by_status[NodeStatus.NON_COMPLIANT],
         "failed": by_status[NodeStatus.FAILED],
@@ -62,7 +62,7 @@ def markdown(ctx: RunContext, results: Sequence[NodeResult]) -> str:
     lines = [
         f"# {ctx.operation.value.title()} run `{ctx.run_id}`",
         "",
-        f"**{c['nodes']}** node(s): **{c['compliant']}** compliant, "
+        f"**{c['node_count']}** node(s): **{c['compliant']}** compliant, "
         f"**{c['non_compliant']}** non-compliant, **{c['failed']}** failed.",
         "",
         "| patch state | count |",
