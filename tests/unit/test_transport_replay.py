@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,14 @@ def test_empty_or_missing_folder(tmp_path: Path) -> None:
         load_replay_dir(tmp_path)
     with pytest.raises(ConfigError, match="not a folder"):
         load_replay_dir(tmp_path / "nope")
+
+
+def test_replay_and_local_need_no_asyncssh() -> None:
+    # probes.py (pure) imports transport.base, so the package must not import asyncssh eagerly.
+    code = (
+        "import sys, patchfleet.probes, patchfleet.transport as t\n"
+        "t.ReplayTransport, t.LocalTransport, t.load_replay_dir\n"
+        "print('asyncssh' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -21,7 +21,6 @@ from patchfleet.transport._common import (
     check_sudo,
     output_limit_error,
 )
-from patchfleet.transport._errors import ErrorContext, map_exception
 from patchfleet.transport.base import Command, CommandResult
 
 SHELL = "/bin/sh"
@@ -128,10 +127,6 @@ class LocalTransport:
         except asyncio.CancelledError:
             await asyncio.shield(self._stop(transport, pid))
             raise
-        except Exception as exc:  # pragma: no cover - the future only ever gets a result
-            await self._stop(transport, pid)
-            ctx = ErrorContext(self.node_id, "localhost", 0, label=label)
-            raise map_exception(exc, ctx) from exc
         if pipes.over_limit:
             await self._stop(transport, pid)
             raise output_limit_error(label, "this machine", limit, self.node_id)

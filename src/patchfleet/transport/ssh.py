@@ -47,6 +47,8 @@ REMOTE_GRACE = 2
 """Seconds the remote ``timeout`` waits past the client's deadline before it signals."""
 REMOTE_KILL_AFTER = 5
 """Seconds between the remote TERM and KILL."""
+TIMEOUT_EXIT = 124
+"""coreutils ``timeout``'s exit status when it stopped the command."""
 _NO_TIMEOUT = ("timeout: not found", "timeout: command not found")
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT_MAX = 4
@@ -369,6 +371,13 @@ class SSHTransport:
         else:
             raise ConnectError(
                 f"{ctx.address} closed the channel for {label} without an exit status",
+                self.node_id,
+            )
+        if status == TIMEOUT_EXIT and duration >= timeout:
+            # The remote watchdog won the race (event loop stalled past the deadline).
+            raise CommandTimeout(
+                f"{label} on {ctx.address} did not finish within {timeout:g}s (command_timeout)"
+                "; it was stopped",
                 self.node_id,
             )
         result = session.output.result(rendered, status, duration)
