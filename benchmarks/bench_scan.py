@@ -68,7 +68,7 @@ def pipeline(repeats: int) -> None:
         parse_t = timed(collect, repeats * 5)
         facts = collect()
         now = datetime.now(UTC)
-        eval_t = timed(lambda facts=facts: summarize(evaluate(facts, baseline, now)),
+        eval_t = timed(lambda facts=facts, now=now: summarize(evaluate(facts, baseline, now)),
                        repeats * 5)
         print(f"| {case} | {len(facts.installed)} | {stats([t * 1000 for t in parse_t])} "
               f"| {stats([t * 1000 for t in eval_t])} |")

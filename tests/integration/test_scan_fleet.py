@@ -20,7 +20,7 @@ from patchfleet.domain.results import NodeResult
 from patchfleet.runplan import plan_scan
 from patchfleet.scan import scan_nodes
 
-I, O, M, P, R = (
+INS, OTH, M, P, R = (
     PatchState.INSTALLED,
     PatchState.INSTALLED_OTHER,
     PatchState.MISSING,
@@ -70,9 +70,9 @@ def test_security_only_default_baseline(fleet: Any, tmp_path: Path) -> None:
     assert (a.platform_name, a.platform_version) == ("Debian GNU/Linux", "12")
     assert fake(a) == {
         **dict.fromkeys(SECURITY_UPDATES, M),
-        **dict.fromkeys(NON_SECURITY_UPDATES, O),
-        "fake-stable-only": O,
-        "linux-image-1.0-fake": O,
+        **dict.fromkeys(NON_SECURITY_UPDATES, OTH),
+        "fake-stable-only": OTH,
+        "linux-image-1.0-fake": OTH,
     }
     s = a.summary
     assert s.status is NodeStatus.NON_COMPLIANT
@@ -92,7 +92,7 @@ def test_security_only_default_baseline(fleet: Any, tmp_path: Path) -> None:
 def test_enable_non_security(fleet: Any, tmp_path: Path) -> None:
     r = scan(fleet, tmp_path, targets="deb-a", baseline="example-debian-all-updates")["deb-a"]
     assert missing(r) == SECURITY_UPDATES | NON_SECURITY_UPDATES
-    assert fake(r)["fake-stable-only"] is I
+    assert fake(r)["fake-stable-only"] is INS
     assert r.summary.overall_severity is not None
     assert r.summary.other_non_compliant_count == len(NON_SECURITY_UPDATES)
 
@@ -115,7 +115,7 @@ def test_approved_list_overrides_the_rules(fleet: Any, tmp_path: Path) -> None:
     assert r.summary.overall_severity.value == "CRITICAL"
 
 
-@pytest.mark.parametrize(("action", "state"), [("BLOCK", R), ("ALLOW_AS_DEPENDENCY", O)])
+@pytest.mark.parametrize(("action", "state"), [("BLOCK", R), ("ALLOW_AS_DEPENDENCY", OTH)])
 def test_rejected_package(fleet: Any, tmp_path: Path, action: str, state: PatchState) -> None:
     b = baseline_file(tmp_path, f"reject-{action.lower()}", f"""
         approval_rules:
@@ -167,11 +167,11 @@ def test_pending_reboot_then_reboot(clean: Any, tmp_path: Path) -> None:
     clean.ssh("deb-c", "apt-get -y -q install linux-image-fake", check=True)
     r = scan(clean, tmp_path / "1", targets="deb-c")["deb-c"]
     states = fake(r)
-    assert states["linux-image-1.1-fake"] is P and states["linux-image-fake"] is I
+    assert states["linux-image-1.1-fake"] is P and states["linux-image-fake"] is INS
     assert r.summary.installed_pending_reboot_count == 1
     clean.reboot("deb-c")
     after = scan(clean, tmp_path / "2", targets="deb-c")["deb-c"]
-    assert fake(after)["linux-image-1.1-fake"] is I
+    assert fake(after)["linux-image-1.1-fake"] is INS
     assert after.summary.installed_pending_reboot_count == 0
 
 

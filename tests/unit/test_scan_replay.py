@@ -22,7 +22,7 @@ from patchfleet.transport.replay import Recorded, ReplayTransport, load_replay_d
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "apt"
 REGISTRY = load_baselines(embedded_baselines_dir())
-I, O, M, P = (PatchState.INSTALLED, PatchState.INSTALLED_OTHER, PatchState.MISSING,
+INS, OTH, M, P = (PatchState.INSTALLED, PatchState.INSTALLED_OTHER, PatchState.MISSING,
               PatchState.INSTALLED_PENDING_REBOOT)
 
 
@@ -48,8 +48,8 @@ def test_fresh_node_under_the_aws_debian_default() -> None:
     assert fake_states(facts_of("debian12-fresh"), "AWS-DebianDefaultPatchBaseline") == {
         "libfakessl3": M, "fake-sudo": M, "fake-curl": M, "fake-extra": M, "fake-held": M,
         "linux-image-fake": M,
-        "fake-coreutils": O, "fake-editor": O, "fake-tzdata": O, "fake-daemon": O,
-        "fake-stable-only": O, "linux-image-1.0-fake": O,
+        "fake-coreutils": OTH, "fake-editor": OTH, "fake-tzdata": OTH, "fake-daemon": OTH,
+        "fake-stable-only": OTH, "linux-image-1.0-fake": OTH,
     }
 
 
@@ -62,7 +62,7 @@ def test_fresh_node_with_non_security_enabled() -> None:
 
 def test_reboot_pending_then_upgraded() -> None:
     pending = fake_states(facts_of("debian12-reboot-pending"), "AWS-DebianDefaultPatchBaseline")
-    assert pending["linux-image-1.1-fake"] is P and pending["linux-image-fake"] is I
+    assert pending["linux-image-1.1-fake"] is P and pending["linux-image-fake"] is INS
     upgraded = facts_of("debian12-upgraded")
     states = fake_states(upgraded, "AWS-DebianDefaultPatchBaseline")
     assert [k for k, v in states.items() if v is M] == ["fake-held"]
@@ -76,7 +76,7 @@ def test_rebooted_node_clears_pending_reboot() -> None:
     facts = facts_of("debian12-rebooted")
     assert not facts.reboot.required
     states = fake_states(facts, "AWS-DebianDefaultPatchBaseline")
-    assert P not in states.values() and states["linux-image-1.1-fake"] is I
+    assert P not in states.values() and states["linux-image-1.1-fake"] is INS
 
 
 def test_held_package_is_recorded_as_held() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -320,14 +321,48 @@ def test_unwritable_root_fails_up_front_even_as_root(tmp_path: Path) -> None:
     assert blocker.read_text() == "not a folder"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def _as_nobody(fn: Callable[[], None]) -> int:
+    """Run ``fn`` in a forked child that dropped root (root ignores directory permissions)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            fn()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
 def test_read_only_root_fails_up_front(tmp_path: Path) -> None:
-    tmp_path.chmod(0o555)
+    target = tmp_path / "ro"
+    target.mkdir()
+    target.chmod(0o555)
+
+    def attempt() -> None:
+        try:
+            write_run(target / "store", ctx(), fleet())
+        except StoreError as err:
+            assert str(target / "store") in str(err)
+            return
+        raise AssertionError("write_run wrote into a read-only folder")
+
     try:
-        with pytest.raises(StoreError, match="not writable"):
-            write_run(tmp_path / "store", ctx(), fleet())
+        if os.geteuid() == 0:
+            tmp_path.chmod(0o755)
+            for parent in tmp_path.parents:  # let the unprivileged child reach tmp_path
+                if parent == Path("/"):
+                    break
+                parent.chmod(parent.stat().st_mode | 0o001)
+            assert _as_nobody(attempt) == 0
+        else:
+            attempt()
+        assert not (target / "store").exists()
     finally:
-        tmp_path.chmod(0o755)
+        target.chmod(0o755)
 
 
 def test_check_writable_creates_the_table_folders(tmp_path: Path) -> None:
