@@ -81,13 +81,16 @@ async def patch_nodes(
     keys = KeyRing()
     options = plan.options.with_concurrency(per_batch)
     results: list[NodeResult] = []
-    for part in await asyncio.gather(
-        *(
-            scan_batch(b, plan.registry, options, keys, f"batch {i + 1}/{len(batches)} ")
-            for i, b in enumerate(batches)
-        )
-    ):
-        results.extend(part)
+    try:
+        for part in await asyncio.gather(
+            *(
+                scan_batch(b, plan.registry, options, keys, f"batch {i + 1}/{len(batches)} ")
+                for i, b in enumerate(batches)
+            )
+        ):
+            results.extend(part)
+    finally:
+        keys.close()
 
     written = store_results(plan.store_root, ctx, results)
     reports = write_reports(plan.store_root, ctx, results, report_dir)

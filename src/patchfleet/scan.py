@@ -116,7 +116,8 @@ async def scan_nodes(
     progress: ProgressCallback | None = None,
 ) -> list[NodeResult]:
     """Scan many nodes concurrently (at most ``options.concurrency`` at once), in input order."""
-    keys = keys or KeyRing()
+    own_keys = keys is None
+    keyring = keys or KeyRing()
     sem = asyncio.Semaphore(max(1, options.concurrency))
     done = 0
     total = len(nodes)
@@ -125,11 +126,15 @@ async def scan_nodes(
         nonlocal done
         async with sem:
             t0 = time.perf_counter()
-            result = await scan_node(node, registry, keys, options)
+            result = await scan_node(node, registry, keyring, options)
         done += 1
         log.debug("scanned %s in %.2fs", node.id, time.perf_counter() - t0)
         if progress is not None:
             progress(result, done, total)
         return result
 
-    return list(await asyncio.gather(*(one(n) for n in nodes)))
+    try:
+        return list(await asyncio.gather(*(one(n) for n in nodes)))
+    finally:
+        if own_keys:
+            keyring.close()
