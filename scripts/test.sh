@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mmdebstrap debootstrap apt-utils dpkg-dev openssh-client openssh-server gnupg
+APT_PACKAGES=(mmdebstrap debootstrap apt-utils dpkg-dev openssh-client openssh-server gnupg rpm
               iproute2 util-linux procps)
 
 missing=()
