@@ -35,6 +35,8 @@ baseline_app = typer.Typer(help="Validate, show, import and export patch baselin
 app.add_typer(baseline_app, name="baseline")
 
 out = Console()
+if not out.is_terminal:  # a pipe or CI log: don't squeeze tables into 80 columns
+    out = Console(width=160)
 err = Console(stderr=True)
 
 
@@ -175,7 +177,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"{summary['failed']} failed",
         highlight=False,
     )
-    out.print(f"Parquet snapshot: {summary['store']}", highlight=False, soft_wrap=True)
+    out.print(f"Compliance store: {summary['store']}", highlight=False, soft_wrap=True)
+    for key in ("node_summaries_file", "patch_states_file"):
+        out.print(f"Parquet snapshot: {summary[key]}", highlight=False, soft_wrap=True)
     for path in summary.get("report_files", []):
         out.print(f"CSV report: {path}", highlight=False, soft_wrap=True)
     out.print(
