@@ -139,3 +139,24 @@ def test_cli_bad_input_exits_non_zero_before_writing(
     assert needle in result.output
     assert "Traceback" not in result.output
     assert not store.exists()
+
+
+def test_cli_baseline_export_import_round_trip(tmp_path: Path) -> None:
+    exported = tmp_path / "aws.json"
+    r = runner.invoke(app, ["baseline", "export", "example-debian-all-updates", "--out",
+                            str(exported)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(exported.read_text())
+    assert data["Name"] == "example-debian-all-updates"
+    assert data["ApprovalRules"]["PatchRules"][0]["EnableNonSecurity"] is True
+    r = runner.invoke(app, ["baseline", "import", str(exported), "--out-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    imported = tmp_path / "example-debian-all-updates.yaml"
+    r = runner.invoke(app, ["baseline", "validate", str(imported)])
+    assert r.exit_code == 0 and "is valid" in r.output
+    again = runner.invoke(app, ["baseline", "import", str(exported), "--out-dir",
+                                str(tmp_path)])
+    assert again.exit_code == 2 and "--force" in again.output
+    shown = runner.invoke(app, ["baseline", "show", "example-debian-all-updates",
+                                "--baselines-dir", str(tmp_path), "--format", "aws-json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout) == data

@@ -234,3 +234,28 @@ def test_held_apt_lock_skips_the_refresh_but_not_the_scan(clean: Any, tmp_path: 
     assert r.summary.status is NodeStatus.NON_COMPLIANT
     assert missing(r) == SECURITY_UPDATES
     assert any("held by process" in w for w in r.warnings), r.warnings
+
+
+def test_unknown_os_is_a_recorded_failure(clean: Any, tmp_path: Path) -> None:
+    clean.ssh("deb-b", "printf 'ID=gentoo\\nNAME=Gentoo\\nPRETTY_NAME=\"Gentoo Linux\"\\n' "
+              "> /etc/os-release", check=True)
+    r = scan(clean, tmp_path, targets="deb-b")["deb-b"]
+    assert r.summary.status is NodeStatus.FAILED
+    assert r.failure_reason and r.failure_reason.startswith("UNSUPPORTED_OS")
+    assert "Gentoo" in r.failure_reason
+
+
+def test_rejected_key_is_an_auth_failure(fleet: Any, tmp_path: Path) -> None:
+    import subprocess
+
+    other_key = tmp_path / "other_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)],
+                   check=True)
+    inv = yaml.safe_load(fleet.inventory.read_text())
+    inv["defaults"]["identity_file"] = str(other_key)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(inv))
+    r = scan(fleet, tmp_path, inventory=path, targets="deb-a")["deb-a"]
+    assert r.summary.status is NodeStatus.FAILED
+    assert r.failure_reason and r.failure_reason.startswith("AUTH_FAILED")
+    assert str(other_key) in r.failure_reason
