@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from types import TracebackType
 
 from patchfleet.errors import AuthError, CommandError, OutputLimitError
 from patchfleet.transport.base import Command, CommandResult
@@ -15,6 +16,21 @@ _SUDO_DENIED = (
     "may not run sudo",
 )
 _SUDO_MISSING = ("sudo: not found", "sudo: command not found", "sudo: No such file")
+
+
+class ClosingContext:
+    """``async with transport:`` closes the transport on the way out, whatever happened."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 class OutputBuffer:

@@ -12,11 +12,11 @@ import getpass
 import os
 import signal
 import time
-from types import TracebackType
 
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.errors import CommandTimeout, ConnectError
 from patchfleet.transport._common import (
+    ClosingContext,
     OutputBuffer,
     check_sudo,
     output_limit_error,
@@ -58,7 +58,7 @@ class _Pipes(asyncio.SubprocessProtocol):
             self.done.set_result(None)
 
 
-class LocalTransport:
+class LocalTransport(ClosingContext):
     """Runs commands on this machine. ``is_root`` is the effective uid; privileged commands
     go through ``sudo -n`` when ``node.sudo`` is set and we are not root."""
 
@@ -79,14 +79,6 @@ class LocalTransport:
 
     async def __aenter__(self) -> LocalTransport:
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         return None

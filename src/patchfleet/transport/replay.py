@@ -20,10 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from patchfleet.errors import ConfigError
-from patchfleet.transport._common import check_sudo, decode
+from patchfleet.transport._common import ClosingContext, check_sudo, decode
 from patchfleet.transport.base import Command, CommandResult
 
 SUFFIXES = (".stdout", ".stderr", ".exit")
@@ -45,7 +44,7 @@ class UnrecordedCommandError(LookupError):
     """The replay has no response for a command the code under test sent."""
 
 
-class ReplayTransport:
+class ReplayTransport(ClosingContext):
     """A transport that never touches a node. ``calls`` lists every command run, in order."""
 
     def __init__(
@@ -94,14 +93,6 @@ class ReplayTransport:
 
     async def __aenter__(self) -> ReplayTransport:
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         self.closed = True

@@ -20,7 +20,6 @@ import contextlib
 import logging
 import math
 import time
-from types import TracebackType
 from typing import Any
 
 import asyncssh
@@ -28,6 +27,7 @@ import asyncssh
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.errors import CommandError, CommandTimeout, ConnectError, HostKeyError, NodeError
 from patchfleet.transport._common import (
+    ClosingContext,
     OutputBuffer,
     check_sudo,
     output_limit_error,
@@ -175,7 +175,7 @@ class _Session(asyncssh.SSHClientSession[bytes]):
             self.done.set_exception(exc)
 
 
-class SSHTransport:
+class SSHTransport(ClosingContext):
     """Runs commands on one node over one SSH connection. Use ``async with``.
 
     ``run`` may be called concurrently; each command gets its own channel (bounded by the
@@ -219,14 +219,6 @@ class SSHTransport:
     async def __aenter__(self) -> SSHTransport:
         await self.connect()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def connect(self) -> None:
         """Open the connection (done by ``async with`` or the first ``run``)."""
