@@ -39,7 +39,11 @@ class OsInfo:
 
 @dataclass(frozen=True, slots=True)
 class InstalledPackage:
-    """One installed binary package (dpkg: one row of dpkg-query)."""
+    """One installed binary package (dpkg: a row of dpkg-query; rpm: a row of rpm -qa).
+
+    ``version`` is the full version as the package manager compares it: dpkg's
+    ``[epoch:]upstream[-revision]``, rpm's ``[E:]V-R`` (epoch left out when 0).
+    """
 
     name: str
     arch: str
@@ -130,6 +134,63 @@ class PlannedChange:
 
 
 @dataclass(frozen=True, slots=True)
+class RpmRef:
+    """One rpm package version: name, epoch, version, release, arch (a NEVRA)."""
+
+    name: str
+    epoch: int
+    version: str
+    release: str
+    arch: str
+
+    @property
+    def evr(self) -> str:
+        """``E:V-R`` with the epoch left out when it is 0 (what rpm prints)."""
+        vr = f"{self.version}-{self.release}"
+        return f"{self.epoch}:{vr}" if self.epoch else vr
+
+    @property
+    def nvra(self) -> str:
+        """``name-version-release.arch``: the form AWS's approved/rejected lists use."""
+        return f"{self.name}-{self.version}-{self.release}.{self.arch}"
+
+
+@dataclass(frozen=True, slots=True)
+class AvailableUpdate:
+    """The newest version of an installed rpm package that the node's repositories offer."""
+
+    package: RpmRef
+    repository: str
+    installed_evr: str
+    build_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Advisory:
+    """One updateinfo notice (dnf/yum) or zypper patch, with the packages it updates.
+
+    ``type`` is the raw type or category as the repository states it (``security``,
+    ``bugfix``, ``enhancement``, ``newpackage``, ``recommended``, ``optional``, ``feature``,
+    ``document``, ``yast``); ``severity`` the raw severity (``Critical``, ``Important``,
+    ``Moderate``, ``Low``, ``None`` or empty). Dates are UTC. ``installed`` is true when every
+    package of the notice is installed at or above its version (dnf ``i``, zypper ``applied``).
+    """
+
+    id: str
+    type: str
+    severity: str = ""
+    title: str = ""
+    issued: datetime | None = None
+    updated: datetime | None = None
+    cves: tuple[str, ...] = ()
+    bugzillas: tuple[str, ...] = ()
+    packages: tuple[RpmRef, ...] = ()
+    reboot_suggested: bool = False
+    interactive: bool = False
+    installed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class RebootState:
     """Whether the OS says a reboot is pending, and which packages asked for it."""
 
@@ -161,3 +222,9 @@ class NodeFacts:
     refresh: RefreshResult
     collected_at: datetime
     warnings: tuple[str, ...] = field(default=())
+    updates: tuple[AvailableUpdate, ...] = field(default=())
+    """rpm families: the newest available version of each upgradable package."""
+    advisories: tuple[Advisory, ...] = field(default=())
+    """rpm families: updateinfo notices / zypper patches, installed and available."""
+    boot_time: datetime | None = None
+    """When the node booted (UTC), to tell packages installed since the boot."""
