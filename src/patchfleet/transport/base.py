@@ -17,7 +17,8 @@ from typing import Protocol
 
 from patchfleet.errors import ConfigError
 
-# Environment forced on every command: C locale for parseable output, no interactive frontends.
+# Environment forced on every command: C locale and UTC for parseable output, no interactive
+# frontends.
 COMMAND_ENV: tuple[tuple[str, str], ...] = (
     ("LC_ALL", "C"),
     ("LANG", "C"),
@@ -26,6 +27,7 @@ COMMAND_ENV: tuple[tuple[str, str], ...] = (
     ("APT_LISTCHANGES_FRONTEND", "none"),
     ("NEEDRESTART_SUSPEND", "1"),
     ("COLUMNS", "1000"),
+    ("TZ", "UTC"),
 )
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
