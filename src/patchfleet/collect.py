@@ -23,7 +23,7 @@ from patchfleet.domain.facts import (
     RefreshResult,
 )
 from patchfleet.domain.versions import dpkg_compare
-from patchfleet.errors import CommandError, LockError, NodeError
+from patchfleet.errors import CommandError, LockError, NodeError, UnsupportedOSError
 from patchfleet.parsers import apt, dpkg, os_release, reboot
 from patchfleet.transport.base import Command, CommandResult, Transport
 
@@ -175,4 +175,7 @@ async def collect_facts(
         return await collect_apt(
             transport, node_id, host, os, node_sudo=node_sudo, options=options, progress=progress
         )
-    raise AssertionError(f"no collector for {os.package_manager}")  # os_info() rejects others
+    raise UnsupportedOSError(
+        f"{os.pretty_name} uses {os.package_manager.value}, which patchfleet recognises but "
+        "does not scan yet"
+    )
