@@ -14,7 +14,7 @@ from patchfleet.domain.baseline import Baseline, load_baseline, parse_baseline
 from patchfleet.domain.evaluate import evaluate, evaluate_apt
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState
-from patchfleet.errors import ConfigError, UnsupportedOSError
+from patchfleet.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -492,11 +492,13 @@ def test_first_seen_dates_drive_approve_until_date() -> None:
 # --- dispatch and OS checks -----------------------------------------------------------------
 
 
-def test_unsupported_package_manager() -> None:
+def test_rpm_nodes_go_to_the_rpm_evaluator() -> None:
     f = C.facts([], [], os=C.ROCKY9)
     b = load_baseline(REPO / "baselines" / "AWS-RockyLinuxDefaultPatchBaseline.yaml")
-    with pytest.raises(UnsupportedOSError, match="uses dnf; patchfleet evaluates apt nodes"):
-        evaluate(f, b, NOW)
+    assert evaluate(f, b, NOW) == ()  # tests/unit/test_evaluate_rpm.py covers the semantics
+    debian = load_baseline(REPO / "baselines" / "AWS-DebianDefaultPatchBaseline.yaml")
+    with pytest.raises(ConfigError, match="is for DEBIAN, but node 'node-1' runs ROCKY_LINUX"):
+        evaluate(f, debian, NOW)
 
 
 def test_baseline_of_another_os_is_refused() -> None:

@@ -1,5 +1,8 @@
 """Baseline x facts -> one PatchRecord per installed package (spec §1.3–1.5, §4.1).
 
+:func:`evaluate` picks the evaluator by package manager: apt here, dnf/yum/zypper in
+:mod:`patchfleet.domain.evaluate_rpm` (which reuses this module's filter and rule helpers).
+
 patchfleet's reading of AWS for apt nodes, step by step (the README repeats it for users):
 
 1. Only packages dpkg reports as ``installed`` are considered.
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,7 +61,13 @@ from patchfleet.domain.records import LEVEL_ORDER, ComplianceLevel, PatchRecord,
 from patchfleet.domain.versions import dpkg_compare
 from patchfleet.errors import ConfigError, UnsupportedOSError
 
-__all__ = ["FirstSeen", "evaluate", "evaluate_apt"]
+__all__ = [
+    "FirstSeen",
+    "check_baseline_fits",
+    "evaluate",
+    "evaluate_apt",
+    "evaluation_warnings",
+]
 
 FirstSeen = Mapping[tuple[str, str], datetime | None]
 """(package, version) -> when patchfleet first saw that version offered to the node."""
@@ -90,20 +99,25 @@ class _Filters:
     def __init__(self, filters: Iterable[PatchFilter]) -> None:
         self.filters = tuple((f.key, tuple(_pattern(v) for v in f.values)) for f in filters)
 
-    def passes(self, product: str, priority: str, section: str) -> bool:
+    def matches(self, subjects: Mapping[str, Sequence[str]], skip: Container[str] = ()) -> bool:
+        """Every filter matches one of its key's subjects. Keys in ``skip`` are not checked; a
+        key with no subjects (data the OS doesn't have) never matches."""
         for key, patterns in self.filters:
-            if key == "PRODUCT":
-                subjects: tuple[str, ...] = (product,)
-            elif key == "PRIORITY":
-                subjects = (priority,)
-            elif key == "SECTION":
-                subjects = (section, section.rsplit("/", 1)[-1])
-            else:  # a key apt has no data for never matches
-                return False
-            lowered = [s.lower() for s in subjects]
+            if key in skip:
+                continue
+            lowered = [s.lower() for s in subjects.get(key, ())]
             if not any(p.match(s) for p in patterns for s in lowered):
                 return False
         return True
+
+    def passes(self, product: str, priority: str, section: str) -> bool:
+        return self.matches(
+            {
+                "PRODUCT": (product,),
+                "PRIORITY": (priority,),
+                "SECTION": (section, section.rsplit("/", 1)[-1]),
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +317,22 @@ class _AptEvaluator:
         return _highest_level(levels)
 
 
+def check_baseline_fits(facts: NodeFacts, baseline: Baseline, family: OsFamily) -> None:
+    """Raise ConfigError unless ``baseline`` is of ``family`` and, when the node's OS is one AWS
+    names, of that very OS (a Rocky baseline never judges a RHEL node)."""
+    if baseline.family is not family or (
+        facts.os.operating_system in OperatingSystem.__members__
+        and baseline.operating_system != facts.os.operating_system
+    ):
+        raise ConfigError(
+            f"baseline {baseline.name!r} is for {baseline.operating_system.value}, but node "
+            f"{facts.node_id!r} runs {facts.os.operating_system or facts.os.pretty_name}; use a "
+            f"baseline whose operating_system is {facts.os.operating_system}",
+            source=baseline.name,
+            field="operating_system",
+        )
+
+
 def evaluate_apt(
     facts: NodeFacts,
     baseline: Baseline,
@@ -314,18 +344,11 @@ def evaluate_apt(
     ``first_seen`` gives the dates that ``approve_after_days`` / ``approve_until_date`` count
     from; None (the default) approves immediately, as AWS does for apt.
     """
-    if baseline.family is not OsFamily.APT or (
-        facts.os.operating_system in OperatingSystem.__members__
-        and baseline.operating_system != facts.os.operating_system
-    ):
-        raise ConfigError(
-            f"baseline {baseline.name!r} is for {baseline.operating_system.value}, but node "
-            f"{facts.node_id!r} runs {facts.os.operating_system or facts.os.pretty_name}; use a "
-            f"baseline whose operating_system is {facts.os.operating_system}",
-            source=baseline.name,
-            field="operating_system",
-        )
+    check_baseline_fits(facts, baseline, OsFamily.APT)
     return _AptEvaluator(facts, baseline, now, first_seen).evaluate()
+
+
+_RPM_MANAGERS = (PackageManager.DNF, PackageManager.YUM, PackageManager.ZYPPER)
 
 
 def evaluate(
@@ -337,8 +360,23 @@ def evaluate(
     """Per-package states of one node under ``baseline``, by the node's package manager."""
     if facts.os.package_manager == PackageManager.APT:
         return evaluate_apt(facts, baseline, now, first_seen)
+    if facts.os.package_manager in _RPM_MANAGERS:
+        # Imported here: evaluate_rpm builds on this module's helpers.
+        from patchfleet.domain.evaluate_rpm import evaluate_rpm
+
+        return evaluate_rpm(facts, baseline, now, first_seen)
     raise UnsupportedOSError(
-        f"{facts.os.pretty_name or facts.os.id} uses {facts.os.package_manager.value}; "
-        "patchfleet evaluates apt nodes (Debian, Ubuntu, Raspbian) only for now",
+        f"{facts.os.pretty_name or facts.os.id} uses {facts.os.package_manager.value}, which "
+        "patchfleet cannot evaluate; supported: apt, dnf, yum, zypper",
         node_id=facts.node_id,
     )
+
+
+def evaluation_warnings(facts: NodeFacts) -> tuple[str, ...]:
+    """What evaluation had to disregard in ``facts`` (for example an advisory with an unknown
+    severity, treated as no advisory). Depends on the facts only, not on the baseline."""
+    if facts.os.package_manager in _RPM_MANAGERS:
+        from patchfleet.domain.evaluate_rpm import rpm_evaluation_warnings
+
+        return rpm_evaluation_warnings(facts)
+    return ()
