@@ -59,14 +59,16 @@ patchfleet's reading of AWS for rpm nodes (the README repeats it for users):
     installed version matched by ``rejected_patches`` (or the version a rejected SUSE patch
     lists) -> INSTALLED_REJECTED under BLOCK, INSTALLED_OTHER under ALLOW_AS_DEPENDENCY.
     Otherwise INSTALLED when the installed version is covered by a notice that passes a rule's
-    filters, or by ``approved_patches`` (name, NEVRA, or an id of a covering notice), or a
+    filters, or by ``approved_patches`` (name, NEVRA, or an id of a covering notice), or an
     ``enable_non_security`` rule's PRODUCT filters pass for a package in no notice; else
     INSTALLED_OTHER. Release dates don't matter once a version is installed (as for apt).
 11. **Pending reboot** (patchfleet extension, as for apt): an INSTALLED / INSTALLED_OTHER package
-    becomes INSTALLED_PENDING_REBOOT when the OS says a reboot is required and names it (binary
-    or source name; ``dnf needs-restarting -r`` prints names like ``kernel``, ``glibc``), or,
-    when the OS names no package (zypper), when it was installed after the node booted and is
-    one of :data:`REBOOT_PACKAGES` (dnf-plugins-core's needs-restarting list plus osconfig's).
+    becomes INSTALLED_PENDING_REBOOT while the OS says a reboot is required, if the OS names it
+    (binary or source name; ``dnf needs-restarting -r`` prints names like ``kernel``,
+    ``glibc``) or, when the OS names no package (``zypper needs-rebooting``), if it was installed
+    after the node booted and is one of :data:`REBOOT_PACKAGES` (dnf-plugins-core's
+    needs-restarting list plus osconfig's). No OS signal, no pending reboot: install times alone
+    never make one.
 12. **NOT_APPLICABLE**: exact package names or NEVRAs in ``approved_patches`` whose package is
     not installed.
 13. **Columns.** ``classification`` / ``severity`` / ``release_date`` come from the most
@@ -84,10 +86,12 @@ patchfleet's reading of AWS for rpm nodes (the README repeats it for users):
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from patchfleet.domain.baseline import Baseline, OsFamily, RejectedPatchesAction
 from patchfleet.domain.evaluate import (
@@ -105,7 +109,7 @@ from patchfleet.domain.facts import (
     PackageManager,
 )
 from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState
-from patchfleet.domain.versions import parse_evr, rpm_compare, rpm_key
+from patchfleet.domain.versions import Evr, parse_evr, rpm_compare
 
 __all__ = ["REBOOT_PACKAGES", "evaluate_rpm", "rpm_evaluation_warnings"]
 
@@ -170,6 +174,18 @@ _CVE_RE = re.compile(r"CVE-\d{4}-\d+", re.IGNORECASE)
 # FAKESA-2025:0003-2. A NEVRA always ends in ".arch", so it never looks like one.
 _ADVISORY_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9.]+)*-\d{4}[:-]\d+(?:-\d+)?")
 _NEVRA_RE = re.compile(r"(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[^.-]+)")
+
+
+_parse: Callable[[str], Evr] = functools.lru_cache(maxsize=65536)(parse_evr)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cmp(a: str, b: str) -> int:
+    """rpm_compare on EVR strings, memoised: a node compares thousands, many repeatedly."""
+    return 0 if a == b else rpm_compare(_parse(a), _parse(b))
+
+
+_key: Callable[[str], Any] = functools.cmp_to_key(_cmp)
 
 
 def _utc(when: datetime | None) -> datetime | None:
@@ -260,7 +276,7 @@ def rpm_evaluation_warnings(facts: NodeFacts) -> tuple[str, ...]:
 
 def _nvras(name: str, arch: str, evr: str) -> tuple[str, ...]:
     """``name-version-release.arch``, plus the form with the epoch when there is one."""
-    v = parse_evr(evr)
+    v = _parse(evr)
     vr = f"{v.version}-{v.release}" if v.release is not None else v.version
     plain = f"{name}-{vr}.{arch}"
     if v.epoch_int:
@@ -298,7 +314,12 @@ class _IdList:
     cves: frozenset[str]
     bugzillas: frozenset[str]
 
+    def __bool__(self) -> bool:
+        return bool(self.advisories or self.cves or self.bugzillas)
+
     def matches(self, notice: _Notice) -> bool:
+        if not self:
+            return False
         a = notice.advisory
         return (
             a.id.lower() in self.advisories
@@ -316,12 +337,15 @@ def _split_list(
     bugzillas: set[str] = set()
     packages: list[str] = []
     for e in entries:
-        if e.lower() in known_ids or _ADVISORY_RE.fullmatch(e):
+        if e.lower() in known_ids:
             advisories.add(e.lower())
-        elif ids_allowed and _CVE_RE.fullmatch(e):
-            cves.add(e.upper())
+        elif _CVE_RE.fullmatch(e):
+            if ids_allowed:
+                cves.add(e.upper())
         elif ids_allowed and _BUGZILLA_RE.fullmatch(e):
             bugzillas.add(e)
+        elif _ADVISORY_RE.fullmatch(e):
+            advisories.add(e.lower())
         else:
             packages.append(e)
     ids = _IdList(frozenset(advisories), frozenset(cves), frozenset(bugzillas))
@@ -349,7 +373,7 @@ def _newest_installed(packages: Iterable[InstalledPackage]) -> list[InstalledPac
     best: dict[tuple[str, str], InstalledPackage] = {}
     for p in packages:
         key = (p.name, p.arch)
-        if key not in best or rpm_compare(p.version, best[key].version) > 0:
+        if key not in best or _cmp(p.version, best[key].version) > 0:
             best[key] = p
     return [best[k] for k in sorted(best)]
 
@@ -405,19 +429,25 @@ class _RpmEvaluator:
         self.updates: dict[tuple[str, str], AvailableUpdate] = {}
         for u in facts.updates:
             key = (u.package.name, u.package.arch)
-            if key not in self.updates or (
-                rpm_compare(u.package.evr, self.updates[key].package.evr) > 0
-            ):
+            if key not in self.updates or (_cmp(u.package.evr, self.updates[key].package.evr) > 0):
                 self.updates[key] = u
-        self.reboot_names = (
-            frozenset(facts.reboot.packages) if facts.reboot.required else frozenset()
-        )
+        self.reboot_names = frozenset(facts.reboot.packages)
         self.boot_time = _utc(facts.boot_time)
+        self._passed: dict[tuple[int, str], bool] = {}  # (rule, notice id): filters pass
 
     # --- filters and dates --------------------------------------------------------------------
 
     def _passes(self, rule: _Rule, notice: _Notice | None) -> bool:
         """Global filters and the rule's filters; ``None``: a package in no notice."""
+        if notice is None:
+            return self._filters_pass(rule, None)
+        key = (id(rule), notice.id)
+        passed = self._passed.get(key)
+        if passed is None:
+            passed = self._passed[key] = self._filters_pass(rule, notice)
+        return passed
+
+    def _filters_pass(self, rule: _Rule, notice: _Notice | None) -> bool:
         subjects: dict[str, tuple[str, ...]]
         if notice is None:
             subjects = {"PRODUCT": (self.product,)}
@@ -495,18 +525,16 @@ class _RpmEvaluator:
     def _package(self, pkg: InstalledPackage) -> PatchRecord:
         key = (pkg.name, pkg.arch)
         update = self.updates.get(key)
-        if update is not None and rpm_compare(update.package.evr, pkg.version) <= 0:
+        if update is not None and _cmp(update.package.evr, pkg.version) <= 0:
             update = None
         newest = update.package.evr if update is not None else None
-        entries = self.entries.get(key, ())
-        applicable_all = [
-            e
-            for e in entries
-            if newest is not None
-            and rpm_compare(e.evr, pkg.version) > 0
-            and rpm_compare(e.evr, newest) <= 0
-        ]
-        covering_all = [e for e in entries if rpm_compare(e.evr, pkg.version) <= 0]
+        applicable_all: list[_Entry] = []
+        covering_all: list[_Entry] = []
+        for e in self.entries.get(key, ()):
+            if _cmp(e.evr, pkg.version) <= 0:
+                covering_all.append(e)
+            elif newest is not None and _cmp(e.evr, newest) <= 0:
+                applicable_all.append(e)
         applicable = [e for e in applicable_all if not self.rejected_ids.matches(e.notice)]
         covering = [e for e in covering_all if not self.rejected_ids.matches(e.notice)]
         in_no_notice = not applicable_all and not covering_all
@@ -520,14 +548,15 @@ class _RpmEvaluator:
         released: datetime | None = None
         available = newest
         if approvals:
-            version = max((a.version for a in approvals), key=rpm_key)
+            version = max((a.version for a in approvals), key=_key)
             chosen = [a for a in approvals if a.version == version]
             level = _highest_level(a.level for a in chosen)
             shown = _unique(n for a in chosen for n in a.notices)
-            listed = _unique(e.notice for e in applicable if rpm_compare(e.evr, version) <= 0)
+            listed = _unique(e.notice for e in applicable if _cmp(e.evr, version) <= 0)
             primary = _primary(shown)
-            released = primary.released if primary else None
-            if primary is None:
+            if primary is not None:
+                released = self._released(primary, update, pkg.name, version)
+            else:
                 released = next((a.released for a in chosen if a.released), None)
             available = version
             state = PatchState.MISSING
@@ -574,7 +603,7 @@ class _RpmEvaluator:
     def _pick(self, pkg: InstalledPackage, versions: Iterable[str]) -> str | None:
         """The highest version that rejected_patches leaves approved."""
         allowed = [v for v in versions if not self._version_rejected(pkg.name, pkg.arch, v)]
-        return max(allowed, key=rpm_key) if allowed else None
+        return max(allowed, key=_key) if allowed else None
 
     def _rule_approvals(
         self,
@@ -598,11 +627,10 @@ class _RpmEvaluator:
                 version = self._pick(pkg, versions)
                 if version is None:
                     continue
-                notices = _unique(e.notice for e in passing if rpm_compare(e.evr, version) <= 0)
+                notices = _unique(e.notice for e in passing if _cmp(e.evr, version) <= 0)
                 primary = _primary(notices)
-                approvals.append(
-                    _Approval(version, rule.level, notices, primary.released if primary else None)
-                )
+                released = self._released(primary, update, pkg.name, version)
+                approvals.append(_Approval(version, rule.level, notices, released))
             elif rule.non_security and in_no_notice and update is not None:
                 version = update.package.evr
                 released = self._released(None, update, pkg.name, version)
@@ -634,20 +662,15 @@ class _RpmEvaluator:
         version = self._pick(pkg, versions)
         if version is None:
             return []
-        notices = _unique(
-            n for v, ns in candidates.items() if rpm_compare(v, version) <= 0 for n in ns
-        )
-        primary = _primary(notices)
-        released = primary.released if primary else None
-        if released is None and update is not None:
-            released = _utc(update.build_time)
+        notices = _unique(n for v, ns in candidates.items() if _cmp(v, version) <= 0 for n in ns)
+        released = self._released(_primary(notices), update, pkg.name, version)
         return [_Approval(version, b.approved_patches_compliance_level, notices, released)]
 
     def _installed_rejected(self, pkg: InstalledPackage, covering_all: Sequence[_Entry]) -> bool:
         if self._version_rejected(pkg.name, pkg.arch, pkg.version):
             return True
         return any(
-            rpm_compare(e.evr, pkg.version) == 0 and self.rejected_ids.matches(e.notice)
+            _cmp(e.evr, pkg.version) == 0 and self.rejected_ids.matches(e.notice)
             for e in covering_all
         )
 
@@ -680,11 +703,13 @@ class _RpmEvaluator:
         return _newest_notices(covering)
 
     def _pending_reboot(self, pkg: InstalledPackage) -> bool:
+        if not self.facts.reboot.required:
+            return False
         if self.reboot_names:
             return pkg.name in self.reboot_names or bool(
                 pkg.source_name and pkg.source_name in self.reboot_names
             )
-        if self.facts.reboot.packages or self.boot_time is None:
+        if self.boot_time is None:
             return False
         installed_at = _utc(pkg.install_time)
         return (
@@ -699,8 +724,8 @@ def _newest_notices(entries: Sequence[_Entry]) -> tuple[_Notice, ...]:
     """The notices of the highest version among ``entries`` (the latest fix installed)."""
     if not entries:
         return ()
-    top = max((e.evr for e in entries), key=rpm_key)
-    return _unique(e.notice for e in entries if rpm_compare(e.evr, top) == 0)
+    top = max((e.evr for e in entries), key=_key)
+    return _unique(e.notice for e in entries if _cmp(e.evr, top) == 0)
 
 
 def evaluate_rpm(
