@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -311,12 +311,16 @@ def test_approve_until_date_is_inclusive_to_the_end_of_the_day_utc() -> None:
     assert missing(run(f, before)) == {"fake-curl", "fake-libcurl", "kernel", "fake-sudo"}
 
 
-def test_naive_dates_are_utc() -> None:
+def test_dates_are_utc() -> None:
     notices = list(C.dnf_advisories())
     notices[0] = replace(notices[0], updated=C.OPENSSL_UPDATED.replace(tzinfo=None))
     b = baseline(approval_rules=[rule(SECURITY, approve_after_days=10)])
     at = (C.OPENSSL_UPDATED + timedelta(days=10)).replace(tzinfo=None)
     assert "fake-openssl" in missing(run(C.rocky(advisories=notices), b, at))
+    cest = timezone(timedelta(hours=2))
+    notices[0] = replace(notices[0], updated=C.OPENSSL_UPDATED.astimezone(cest))
+    r = run(C.rocky(advisories=notices), b, at)["fake-openssl"]
+    assert r.release_date == C.OPENSSL_UPDATED and r.release_date.tzinfo is UTC
 
 
 # --- versions -----------------------------------------------------------------------------------

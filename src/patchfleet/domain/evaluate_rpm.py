@@ -189,9 +189,10 @@ _key: Callable[[str], Any] = functools.cmp_to_key(_cmp)
 
 
 def _utc(when: datetime | None) -> datetime | None:
-    if when is None or when.tzinfo is not None:
-        return when
-    return when.replace(tzinfo=UTC)
+    """In UTC; a naive time is taken to be UTC already (the collector runs tools with TZ=UTC)."""
+    if when is None:
+        return None
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
