@@ -35,7 +35,8 @@ patchfleet's reading of AWS for rpm nodes (the README repeats it for users):
    version that fixes the approved notices, not the newest. With ``enable_non_security: true``
    it approves the newest available version (AWS then runs ``dnf upgrade``, spec §2.2), and a
    package with no applicable notice qualifies too: CLASSIFICATION and SEVERITY filters don't
-   drop it (spec §1.6) and its release date is the build time of the newest version. A package
+   drop it (spec §1.6) and its release date is the build time of the newest version (then
+   first-seen, then none). A package
    whose applicable notices all fail the rule's filters is not approved by that rule.
 7. **SUSE and non-security.** AWS says security and non-security patches are both installed on
    SLES without the non-security switch. patchfleet reads that as: every zypper patch category
@@ -43,7 +44,7 @@ patchfleet's reading of AWS for rpm nodes (the README repeats it for users):
    ``enable_non_security: false``, as Bugfix notices are on dnf), and ``enable_non_security:
    true`` additionally approves package updates that belong to no patch. The same rule on every
    rpm OS.
-8. **approved_patches** are approved whatever the rules and global filters say, with
+8. **approved_patches** are approved whatever the rules, global filters and delays say, with
    ``approved_patches_compliance_level``: a Bugzilla id (digits), a CVE id or an advisory / patch
    id approves the packages of the matching applicable notices at the versions those notices
    list; a package name or NEVRA (``name-version-release.arch``, epoch not written, SUSE's
