@@ -21,11 +21,13 @@ from patchfleet.domain.baseline import (
     load_baselines,
 )
 from patchfleet.domain.baseline_io import baselines_from_aws_json
+from patchfleet.domain.firstseen import first_seen
 from patchfleet.domain.inventory import Inventory, ResolvedNode, default_inventory, load_inventory
 from patchfleet.domain.targets import select_targets
 from patchfleet.errors import ConfigError
 from patchfleet.paths import store_root
 from patchfleet.scan import ScanOptions
+from patchfleet.store.query import ComplianceStore
 from patchfleet.store.writer import check_writable
 
 OPERATIONS = ("Scan",)
@@ -117,11 +119,14 @@ def plan_scan(
     overrides = load_override(baseline, registry) if baseline else {}
     root = store_root(store)
     check_writable(root)
+    with ComplianceStore(root) as history:
+        seen = first_seen(history.first_sightings())
     options = ScanOptions(
         collect=CollectOptions(refresh=refresh, lock_timeout=lock_timeout),
         baseline_overrides=overrides,
         patch_groups=inv.patch_groups,
         concurrency=concurrency,
+        first_seen=seen,
     )
     return RunPlan(nodes=nodes, registry=registry, options=options, store_root=root,
                    inventory_source=source)

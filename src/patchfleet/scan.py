@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -38,6 +38,9 @@ class ScanOptions:
     BaselineOverride: the entry matching the node's OS is used)."""
     patch_groups: dict[str, dict[str, str]] = field(default_factory=dict)
     concurrency: int = 50
+    first_seen: Mapping[tuple[str, str], datetime] | None = None
+    """(package, version) -> first time any scan saw it offered (from the store); the release
+    date apt rules with approve_after_days count from (patchfleet extension)."""
 
     def with_concurrency(self, concurrency: int) -> ScanOptions:
         return replace(self, concurrency=concurrency)
@@ -86,7 +89,7 @@ async def scan_node(
                 transport, node.id, node.host, node_sudo=node.sudo, options=options.collect
             )
         baseline = select_baseline(registry, facts, node, options)
-        records = evaluate(facts, baseline, now or datetime.now(UTC))
+        records = evaluate(facts, baseline, now or datetime.now(UTC), options.first_seen)
     except NodeError as err:
         return _failed(node, started, err.reason, facts)
     except PatchfleetError as err:

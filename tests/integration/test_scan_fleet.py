@@ -259,3 +259,37 @@ def test_rejected_key_is_an_auth_failure(fleet: Any, tmp_path: Path) -> None:
     assert r.summary.status is NodeStatus.FAILED
     assert r.failure_reason and r.failure_reason.startswith("AUTH_FAILED")
     assert str(other_key) in r.failure_reason
+
+
+def test_approve_after_days_counts_from_first_seen_on_apt(fleet: Any, tmp_path: Path) -> None:
+    """patchfleet extension: apt has no release dates, so the delay counts from the first scan
+    that saw a version offered (fleet-wide), kept in the store's history."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, timedelta
+
+    from patchfleet.domain.records import Operation
+    from patchfleet.domain.results import RunContext
+    from patchfleet.store.writer import write_run
+
+    b = baseline_file(tmp_path, "delayed", """
+        approval_rules:
+          - patch_filters: [{key: PRIORITY, values: ['*']}]
+            approve_after_days: 7
+    """)
+    first = scan(fleet, tmp_path, targets="deb-a", baseline=b)["deb-a"]
+    assert missing(first) == set()  # every version is seen for the first time now
+
+    # the same sightings, as if that scan had run 8 days ago
+    past = datetime.now(UTC) - timedelta(days=8)
+    aged = replace(first, operation_start_time=past, operation_end_time=past)
+    write_run(tmp_path / "store", RunContext(run_id="eight-days-ago", operation=Operation.SCAN,
+                                             started_at=past), [aged])
+    later = scan(fleet, tmp_path, targets="deb-a", baseline=b)["deb-a"]
+    assert missing(later) == SECURITY_UPDATES
+
+    stricter = baseline_file(tmp_path, "delayed10", """
+        approval_rules:
+          - patch_filters: [{key: PRIORITY, values: ['*']}]
+            approve_after_days: 10
+    """)
+    assert missing(scan(fleet, tmp_path, targets="deb-a", baseline=stricter)["deb-a"]) == set()

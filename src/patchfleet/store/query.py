@@ -165,6 +165,16 @@ class ComplianceStore:
         except duckdb.Error as exc:
             raise StoreError(f"query failed on store {self.root}: {exc}") from exc
 
+    def first_sightings(self) -> list[tuple[str, str, str, Any]]:
+        """Earliest ``scanned_at`` of every (package, available version) in the store, fleet-wide,
+        as ``(node_id, package, version, scanned_at)`` rows for
+        :func:`patchfleet.domain.firstseen.first_seen` (node_id is ``*``: already aggregated)."""
+        _, rows = self.query(
+            "SELECT '*', package, available_version, min(scanned_at) FROM patch_states "
+            "WHERE available_version IS NOT NULL GROUP BY package, available_version"
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+
     def view_sql(self, name: str) -> str:
         """The SQL that defines view ``name`` in this session."""
         rows = self._con.execute(
