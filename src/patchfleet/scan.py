@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from patchfleet.collect import CollectOptions, collect_facts
 from patchfleet.domain.baseline import Baseline, BaselineRegistry
 from patchfleet.domain.compliance import failed_summary, summarize
-from patchfleet.domain.evaluate import evaluate
+from patchfleet.domain.evaluate import evaluate, evaluation_warnings
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.results import NodeResult
@@ -107,7 +107,7 @@ async def scan_node(
         platform_version=facts.os.version_id,
         patch_group=node.patch_group,
         baseline_id=baseline.name,
-        warnings=facts.warnings,
+        warnings=facts.warnings + evaluation_warnings(facts),
     )
 
 
