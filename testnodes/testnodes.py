@@ -1,24 +1,31 @@
 #!/usr/bin/env python3
-"""Real Debian 12 (apt) test nodes for patchfleet's integration tests, reachable over real SSH.
+"""Real test nodes for patchfleet's integration tests, reachable over real SSH: Debian 12 (apt),
+"Rocky Linux 9" and "Amazon Linux 2023" (dnf), "SLES 15 SP6" and "openSUSE Leap 15.6" (zypper).
 
 A node is a Debian bookworm root filesystem with its own OpenSSH ``sshd`` listening on
 ``127.0.0.1:PORT``, running in its own UTS, PID, mount and time namespaces, so that its hostname,
-process table, ``/run``, uptime and boot id are its own. It sees only a local, signed apt archive
-laid out like Debian's (``bookworm``, ``bookworm-updates``, ``bookworm-security``), filled with
-fake packages that have real security and non-security updates, a held package, a kernel that
-asks for a reboot and a package that is not installed.
+process table, ``/run``, uptime and boot id are its own. Debian nodes see only a local, signed apt
+archive laid out like Debian's (``bookworm``, ``bookworm-updates``, ``bookworm-security``),
+filled with fake packages that have real security and non-security updates, a held package, a
+kernel that asks for a reboot and a package that is not installed. The RPM-family nodes run
+Debian's own rpm, dnf and zypper against local rpm-md repositories with updateinfo
+(``rpmrepo.py`` has the packages and advisories), under the os-release of the distribution they
+imitate.
 
 Layers, each cached and rebuilt only when its stamp changes:
 
-``base``       mmdebstrap minbase + openssh-server, apt-utils, procps; no docs, no Debian lists
+``base``       per family (debian, rpm, zypper): mmdebstrap minbase + openssh-server, procps and
+               the family's package manager; no docs, no Debian lists
 ``repo``       fake .debs and the signed archive (apt-ftparchive + a throw-away gpg key)
-``template``   per variant: an overlay upper dir holding the archive, the sources and the 1.0
-               packages installed, ``fake-held`` on hold, lists of all three pockets present
+``rpmrepo``    fake .rpms (rpmbuild) and the rpm-md repositories, dnf and zypper flavours
+``template``   per variant: an overlay upper dir holding the repositories, their configuration
+               and the 1.0 packages installed (Debian: ``fake-held`` on hold)
 ``node``       an empty overlay upper dir over template + base, plus its own host key
 
 Everything is stdlib so that CI can build nodes before any virtualenv exists::
 
-    python testnodes/testnodes.py build                 # everything, from zero (~60 s cold)
+    python testnodes/testnodes.py build                 # everything, from zero (~2-3 min cold)
+    python testnodes/testnodes.py start rocky-a --variant rocky9
     python testnodes/testnodes.py start deb-a --port 22301 --tag PatchGroup=web
     python testnodes/testnodes.py inventory --out /tmp/inv.yaml deb-a
     python testnodes/testnodes.py ssh deb-a apt list --upgradable
@@ -47,11 +54,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+# The sibling module: this file is run as a script or loaded by path, never as a package.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rpmrepo
 
 SUITE = "bookworm"
 DEFAULT_CACHE_DIR = "/var/cache/patchfleet-testnodes"
@@ -63,8 +76,16 @@ LISTEN = "127.0.0.1"
 BASE_VERSION = 1
 REPO_VERSION = 1
 TEMPLATE_VERSION = 1
+RPM_REPO_VERSION = 1
+RPM_TEMPLATE_VERSION = 1
 
 BASE_INCLUDE = ("openssh-server", "apt-utils", "procps")
+# Base rootfs per family: what mmdebstrap includes besides minbase.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "debian": BASE_INCLUDE,
+    "rpm": ("openssh-server", "procps", "rpm", "dnf", "dnf-plugins-core", "createrepo-c", "file"),
+    "zypper": ("openssh-server", "procps", "rpm", "zypper", "lsof", "xz-utils"),
+}
 DPKG_EXCLUDES = (
     "/usr/share/man/*",
     "/usr/share/doc/*",
@@ -163,11 +184,27 @@ PACKAGES = (
 )
 HELD_PACKAGES = ("fake-held",)
 
-# Extra setup per variant, run as root inside the template after the default setup.
-VARIANTS: dict[str, str] = {
-    "default": "",
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A kind of node: its family (which base, repository and setup it gets) and extra setup run
+    as root inside the template after the family's default setup."""
+
+    family: str
+    script: str = ""
+    description: str = ""
+
+
+VARIANTS: dict[str, Variant] = {
+    "default": Variant("debian", description="Debian 12, every fake package at 1.0"),
     # Everything current except the held package: a node that has been patched.
-    "upgraded": "apt-get -q -y dist-upgrade\napt-get -q clean",
+    "upgraded": Variant("debian", "apt-get -q -y dist-upgrade\napt-get -q clean",
+                        "Debian 12 after dist-upgrade (only fake-held pending)"),
+    "rocky9": Variant("rpm", description="Rocky Linux 9.5 (dnf), every fake rpm at 1.0"),
+    "al2023": Variant("rpm", description="Amazon Linux 2023 (dnf), every fake rpm at 1.0"),
+    "sles15": Variant("zypper", description="SLES 15 SP6 (zypper), every fake rpm at 1.0"),
+    "leap15": Variant("zypper", description="openSUSE Leap 15.6 (zypper), every fake rpm at 1.0"),
 }
 
 
@@ -457,27 +494,48 @@ class Fleet:
             self._mode = wanted
         return self._mode
 
-    def base_stamp(self) -> str:
-        return _sha("base", BASE_VERSION, SUITE, BASE_INCLUDE, DPKG_EXCLUDES)
+    def base_stamp(self, family: str = "debian") -> str:
+        if family == "debian":  # the stamp Debian bases had before other families existed
+            return _sha("base", BASE_VERSION, SUITE, BASE_INCLUDE, DPKG_EXCLUDES)
+        return _sha("base", BASE_VERSION, SUITE, family, FAMILIES[family], DPKG_EXCLUDES)
 
     def repo_stamp(self) -> str:
         specs = [dataclasses.asdict(p) for p in PACKAGES]
         pockets = [dataclasses.asdict(p) for p in POCKETS]
         return _sha("repo", REPO_VERSION, self.base_stamp(), specs, pockets, self.arch)
 
+    def rpm_repo_stamp(self) -> str:
+        # rpmrepo.py is data and generators only: any change to it may change the repositories.
+        source = Path(rpmrepo.__file__).read_bytes()
+        return _sha("rpmrepo", RPM_REPO_VERSION, self.base_stamp("rpm"),
+                    hashlib.sha256(source).hexdigest(), self.arch)
+
     def template_stamp(self, variant: str) -> str:
         self._check_variant(variant)
-        return _sha("template", TEMPLATE_VERSION, self.repo_stamp(), VARIANTS[variant],
-                    SSHD_CONFIG, HELD_PACKAGES, self.mode)
+        v = VARIANTS[variant]
+        if v.family == "debian":
+            return _sha("template", TEMPLATE_VERSION, self.repo_stamp(), v.script,
+                        SSHD_CONFIG, HELD_PACKAGES, self.mode)
+        return _sha("template", RPM_TEMPLATE_VERSION, self.rpm_repo_stamp(),
+                    self.base_stamp(v.family), variant, v, SSHD_CONFIG, self.mode)
 
-    def base_dir(self) -> Path:
-        return self.cache / "base" / f"{SUITE}-{self.base_stamp()}"
+    def base_dir(self, family: str = "debian") -> Path:
+        name = SUITE if family == "debian" else f"{SUITE}-{family}"
+        return self.cache / "base" / f"{name}-{self.base_stamp(family)}"
 
     def repo_dir(self) -> Path:
         return self.cache / "repo" / self.repo_stamp()
 
+    def rpm_repo_dir(self) -> Path:
+        return self.cache / "rpmrepo" / self.rpm_repo_stamp()
+
     def template_dir(self, variant: str) -> Path:
         return self.cache / "templates" / f"{variant}-{self.template_stamp(variant)}"
+
+    @staticmethod
+    def family(variant: str) -> str:
+        Fleet._check_variant(variant)
+        return VARIANTS[variant].family
 
     def node_dir(self, name: str) -> Path:
         return self.nodes_dir / name
@@ -497,25 +555,56 @@ class Fleet:
     # -- build ----------------------------------------------------------------------------------
 
     def build(self, variants: Sequence[str] | None = None, *, force: bool = False) -> None:
-        """Build whatever is missing or stale: client key, base, repo and the variants' templates
-        (all variants by default). ``force`` rebuilds every layer."""
-        for v in variants or VARIANTS:
+        """Build whatever is missing or stale: client key, the bases, repositories and templates
+        the variants need (all variants by default). ``force`` rebuilds every layer."""
+        wanted = list(variants or VARIANTS)
+        for v in wanted:
             self._check_variant(v)
+        families = {VARIANTS[v].family for v in wanted}
+        if families - {"debian"}:
+            families.add("rpm")  # the rpm repositories are built in the rpm base
         with self._build_lock():
             self.ensure_client_key()
-            self.ensure_base(force=force)
-            self.ensure_repo(force=force)
-            for v in variants or VARIANTS:
+            self._ensure_bases(sorted(families), force=force)
+            if "debian" in families:
+                self.ensure_repo(force=force)
+            if "rpm" in families:
+                self.ensure_rpm_repo(force=force)
+            for v in wanted:
                 self.ensure_template(v, force=force)
             self.prune()
+
+    def _ensure_bases(self, families: Sequence[str], *, force: bool) -> None:
+        """Build missing bases side by side: each is mostly waiting on the mirror and dpkg."""
+        missing = [f for f in families if force or not (self.base_dir(f) / "COMPLETE").exists()]
+        if len(missing) < 2:
+            for f in missing:
+                self.ensure_base(f, force=force)
+            return
+        errors: list[BaseException] = []
+
+        def one(family: str) -> None:
+            try:
+                self.ensure_base(family, force=force)
+            except BaseException as err:  # re-raised in the calling thread
+                errors.append(err)
+
+        threads = [threading.Thread(target=one, args=(f,), name=f"base-{f}") for f in missing]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def prune(self) -> list[Path]:
         """Delete layers of older stamps (and leftovers of interrupted builds) that no running
         node uses. Stopped nodes made from them are reset from the current template on start."""
-        keep = {self.base_dir(), self.repo_dir(), *(self.template_dir(v) for v in VARIANTS)}
+        keep = {*(self.base_dir(f) for f in FAMILIES), self.repo_dir(), self.rpm_repo_dir(),
+                *(self.template_dir(v) for v in VARIANTS)}
         removed = []
         with self._build_lock():
-            for kind in ("base", "repo", "templates"):
+            for kind in ("base", "repo", "rpmrepo", "templates"):
                 for d in sorted((self.cache / kind).glob("*")):
                     if d in keep:
                         continue
@@ -539,9 +628,10 @@ class Fleet:
                          what="ssh-keygen (client key)")
         return self.client_key
 
-    def ensure_base(self, *, force: bool = False) -> Path:
-        """The bookworm minbase rootfs shared (read-only) by every node."""
-        final = self.base_dir()
+    def ensure_base(self, family: str = "debian", *, force: bool = False) -> Path:
+        """The bookworm minbase rootfs of ``family``, shared (read-only) by its nodes."""
+        final = self.base_dir(family)
+        include = FAMILIES[family]
         with self._build_lock():
             if (final / "COMPLETE").exists() and not force:
                 return final / "rootfs"
@@ -549,12 +639,13 @@ class Fleet:
             use_debootstrap = (os.environ.get("PATCHFLEET_TESTNODES_BOOTSTRAP") == "debootstrap"
                                or not shutil.which("mmdebstrap"))
             tool = "debootstrap" if use_debootstrap else "mmdebstrap"
-            self.log(f"building the {SUITE} base rootfs from {mirror} with {tool} (about a minute)")
-            with self._new_layer(final, "base rootfs") as tmp:
+            self.log(f"building the {SUITE} {family} base rootfs from {mirror} with {tool} "
+                     "(about a minute)")
+            with self._new_layer(final, f"{family} base rootfs") as tmp:
                 if use_debootstrap:
-                    self._debootstrap(tmp / "rootfs", mirror)
+                    self._debootstrap(tmp / "rootfs", mirror, include)
                 else:
-                    self._mmdebstrap(tmp / "rootfs", mirror)
+                    self._mmdebstrap(tmp / "rootfs", mirror, include)
             return final / "rootfs"
 
     @contextlib.contextmanager
@@ -576,18 +667,18 @@ class Fleet:
             raise
         self.log(f"{what} ready in {time.monotonic() - started:.1f} s: {final}")
 
-    def _mmdebstrap(self, rootfs: Path, mirror: str) -> None:
+    def _mmdebstrap(self, rootfs: Path, mirror: str, include: Sequence[str]) -> None:
         # The base must carry no Debian lists nor pkgcache: else every node rebuilds the cache
         # in its upper dir (+76 MB each) and nodes would see Debian's packages, not ours.
         cleanup = ('rm -f "$1"/etc/apt/sources.list "$1"/etc/ssh/ssh_host_* '
                    '"$1"/var/cache/apt/*.bin; rm -rf "$1"/var/lib/apt/lists/*')
-        argv = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(BASE_INCLUDE)]
+        argv = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(include)]
         argv += [f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES]
         argv += [f"--customize-hook={cleanup}", SUITE, str(rootfs),
                  f"deb {mirror} {SUITE} main"]
         _run(argv, what="mmdebstrap", timeout=1800)
 
-    def _debootstrap(self, rootfs: Path, mirror: str) -> None:
+    def _debootstrap(self, rootfs: Path, mirror: str, include: Sequence[str]) -> None:
         # debootstrap has no policy-rc.d: openssh-server would start a real sshd on port 22, so
         # it is installed afterwards in a namespace with daemons forbidden.
         _run(["debootstrap", "--variant=minbase", SUITE, str(rootfs), mirror],
@@ -599,14 +690,14 @@ class Fleet:
         policy.chmod(0o755)
         setup = (
             f"apt-get -q update\napt-get -q -y --no-install-recommends install "
-            f"{' '.join(BASE_INCLUDE)}\napt-get -q clean\n"
+            f"{' '.join(include)}\napt-get -q clean\n"
             "rm -f /usr/sbin/policy-rc.d /etc/apt/sources.list /etc/ssh/ssh_host_* "
             "/var/cache/apt/*.bin\nrm -rf /var/lib/apt/lists/*\n"
             "find /usr/share/doc /usr/share/man /usr/share/info /usr/share/locale "
             "-mindepth 1 -delete 2>/dev/null || true\n"
         )
         self._run_setup(_Layout(root=rootfs), setup, what="debootstrap: installing "
-                        + ", ".join(BASE_INCLUDE))
+                        + ", ".join(include))
 
     def ensure_repo(self, *, force: bool = False) -> Path:
         """The signed apt archive: ``debian/`` (bookworm, bookworm-updates) and
@@ -744,14 +835,64 @@ class Fleet:
                            capture_output=True, check=False)
             shutil.rmtree(home, ignore_errors=True)
 
-    def ensure_template(self, variant: str = "default", *, force: bool = False) -> Path:
-        """The per-variant layer every node of that variant starts from."""
-        final = self.template_dir(variant)
+    def ensure_rpm_repo(self, *, force: bool = False) -> Path:
+        """The fake rpms and rpm-md repositories (``dnf/`` and ``zypper/`` flavours), built with
+        rpmbuild, createrepo_c and modifyrepo_c inside a throw-away overlay of the rpm base."""
+        final = self.rpm_repo_dir()
         with self._build_lock():
             if (final / "COMPLETE").exists() and not force:
                 return final
-            rootfs = self.ensure_base()
-            repo = self.ensure_repo()
+            rootfs = self.ensure_base("rpm")
+            with self._new_layer(final, "rpm repositories") as tmp:
+                layout = self._scratch_layout(tmp / "scratch", rootfs)
+                payload = tmp / "payload"
+                rpmrepo.write_build_tree(payload / "build", self.rpm_arch)
+                self._run_setup(layout, "sh /build/build.sh", payload=payload,
+                                what="building the fake rpms and repositories")
+                out = (layout.upper or layout.root) / "build" / "out"
+                for flavour in ("dnf", "zypper"):
+                    shutil.move(str(out / flavour), str(tmp / flavour))
+                shutil.rmtree(payload)
+                self._drop_scratch(layout)
+                _world_readable(tmp)
+            return final
+
+    @property
+    def rpm_arch(self) -> str:
+        """rpm's name for the host architecture (dpkg says amd64, rpm x86_64)."""
+        return {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686",
+                "ppc64el": "ppc64le"}.get(self.arch, self.arch)
+
+    def _scratch_layout(self, where: Path, rootfs: Path) -> _Layout:
+        """A writable root over ``rootfs``: an overlay (or a full copy) under ``where``."""
+        if self.mode == "overlay":
+            layout = _Layout(root=where / "root", upper=where / "upper", work=where / "work",
+                             lowers=(rootfs,))
+        else:
+            where.mkdir(parents=True, exist_ok=True)
+            _run(["cp", "-a", str(rootfs), str(where / "root")], what="cp -a base")
+            layout = _Layout(root=where / "root")
+        layout.make_dirs()
+        return layout
+
+    @staticmethod
+    def _drop_scratch(layout: _Layout) -> None:
+        for d in (layout.upper, layout.work, layout.root):
+            if d and d.exists():
+                shutil.rmtree(d)
+
+    def ensure_template(self, variant: str = "default", *, force: bool = False) -> Path:
+        """The per-variant layer every node of that variant starts from."""
+        final = self.template_dir(variant)
+        family = self.family(variant)
+        with self._build_lock():
+            if (final / "COMPLETE").exists() and not force:
+                return final
+            rootfs = self.ensure_base(family)
+            if family == "debian":
+                repo = self.ensure_repo()
+            else:
+                repo = self.ensure_rpm_repo() / ("dnf" if family == "rpm" else "zypper")
             with self._new_layer(final, f"template {variant!r}") as tmp:
                 if self.mode == "overlay":
                     layout = _Layout(root=tmp / "root", upper=tmp / "upper", work=tmp / "work",
@@ -760,14 +901,33 @@ class Fleet:
                     _run(["cp", "-a", str(rootfs), str(tmp / "root")], what="cp -a base")
                     layout = _Layout(root=tmp / "root")
                 layout.make_dirs()
-                payload = self._template_payload(tmp / "payload", repo)
-                self._run_setup(layout, self._template_setup(variant), payload=payload,
+                if family == "debian":
+                    payload = self._template_payload(tmp / "payload", repo)
+                    setup = self._template_setup(variant)
+                else:
+                    payload = self._rpm_template_payload(tmp / "payload", repo, variant)
+                    setup = "\n".join([rpmrepo.node_setup(variant, family),
+                                       VARIANTS[variant].script])
+                self._run_setup(layout, setup, payload=payload,
                                 what=f"setting up template {variant!r}")
                 shutil.rmtree(payload)
                 if layout.work:
                     shutil.rmtree(layout.work)
                     layout.root.rmdir()
             return final
+
+    def _rpm_template_payload(self, payload: Path, repo: Path, variant: str) -> Path:
+        """Files copied into an rpm-family template before setup: the repositories under
+        /srv/repo and the package manager's configuration."""
+        shutil.copytree(repo, payload / "srv/repo")
+        for path, content in rpmrepo.node_files(variant, self.family(variant)).items():
+            dest = payload / path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(content)
+        (payload / "etc/ssh/sshd_config.d").mkdir(parents=True)
+        (payload / "etc/ssh/sshd_config.d/test-node.conf").write_text(SSHD_CONFIG)
+        _world_readable(payload)
+        return payload
 
     def _template_payload(self, payload: Path, repo: Path) -> Path:
         """Files copied into the template before setup, laid out as in the node's root."""
@@ -800,7 +960,7 @@ class Fleet:
             "mv /tmp/patchfleet-debian.sources /etc/apt/sources.list.d/debian.sources",
             "apt-get -q update",
             "apt-get -q clean",
-            VARIANTS[variant],
+            VARIANTS[variant].script,
         ])
 
     # -- namespaces -----------------------------------------------------------------------------
@@ -872,7 +1032,7 @@ class Fleet:
         for sub in ("upper", "work", "root"):
             _rmtree(d / sub)
         meta.update(template=self.template_stamp(variant), template_dir=str(template),
-                    base_dir=str(self.base_dir() / "rootfs"), mode=self.mode)
+                    base_dir=str(self.base_dir(self.family(variant)) / "rootfs"), mode=self.mode)
         layout = self._layout(name, meta)
         if meta["mode"] == "copy":
             _run(["cp", "-a", str(template / "root"), str(layout.root)], what="cp -a template")

@@ -87,3 +87,249 @@ APT_SCAN_PROBES: tuple[Command, ...] = (
     APT_POLICY_INSTALLED,
     APT_SIMULATE,
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# RPM (shared by dnf and zypper nodes)
+# ---------------------------------------------------------------------------------------------
+
+RPM_QUERY_FORMAT = (
+    "%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\t%{INSTALLTIME}\\t%{BUILDTIME}"
+    "\\t%{SOURCERPM}\\n"
+)
+# Every installed package, one tab-separated line each. EPOCHNUM prints 0 for "no epoch";
+# times are epoch seconds. gpg-pubkey entries (imported keys) have ARCH and SOURCERPM "(none)".
+RPM_QUERY = Command(("rpm", "-qa", "--queryformat", RPM_QUERY_FORMAT), name="rpm-query")
+
+# Line 1: boot id. Line 2: /proc/uptime. Line 3: the node's clock (epoch seconds), read in the
+# same instant, so that boot time = clock - uptime needs no trust in the controller's clock.
+BOOT = Command(
+    script("cat /proc/sys/kernel/random/boot_id; cat /proc/uptime; date +%s"),
+    name="rpm-boot",
+)
+
+# ---------------------------------------------------------------------------------------------
+# DNF (RHEL 8/9 and rebuilds, Amazon Linux 2023, Fedora with dnf 4)
+#
+# Only the refresh talks to repositories; every other probe reads dnf's cache (-C), so a scan
+# sees exactly the metadata the refresh fetched, and exits 200 at once ("RPMDB already locked"
+# / "Waiting for process") instead of waiting when another dnf holds the lock.
+# ---------------------------------------------------------------------------------------------
+
+DNF_CACHED: tuple[str, ...] = ("dnf", "-q", "-C", "--setopt=exit_on_lock=True")
+
+# Refresh every enabled repository's metadata, even if dnf thinks it is still fresh.
+DNF_MAKECACHE = Command(
+    ("dnf", "--setopt=exit_on_lock=True", "makecache", "--refresh"),
+    privileged=True,
+    timeout=600,
+    name="dnf-makecache",
+)
+
+# The newest available upgrade of each installed package: name, epoch, version, release, arch,
+# repo id, build time ("YYYY-MM-DD HH:MM", UTC). Obsoleting packages are not upgrades (below).
+DNF_UPGRADES = Command(
+    (*DNF_CACHED, "repoquery", "--upgrades", "--latest-limit=1", "--queryformat",
+     "%{name}\\t%{epoch}\\t%{version}\\t%{release}\\t%{arch}\\t%{repoid}\\t%{buildtime}"),
+    name="dnf-repoquery-upgrades",
+)
+
+# Packages that `dnf upgrade` would install in place of an installed one (Obsoletes:), under
+# an "Obsoleting Packages" heading, each followed by the indented package it replaces. dnf
+# evaluates the Obsoletes against the rpmdb, which repoquery cannot do. Empty when none.
+DNF_OBSOLETES = Command(
+    (*DNF_CACHED, "list", "--obsoletes"),
+    name="dnf-list-obsoletes",
+)
+
+# dnf's own verdict per advisory and package (NEVRA with epoch): "i" in the first column when
+# installed, type or severity/Sec. Covers only advisories for installed package names.
+DNF_UPDATEINFO_LIST = Command(
+    (*DNF_CACHED, "updateinfo", "list", "--all"),
+    name="dnf-updateinfo-list",
+)
+
+# dnf's rendering of the same advisories (applicable ones only): title, type, severity, one date
+# ("Updated": the later of issued and updated), bugzilla and CVE references, description.
+DNF_UPDATEINFO_INFO = Command(
+    (*DNF_CACHED, "updateinfo", "info", "--all"),
+    name="dnf-updateinfo-info",
+)
+
+# The advisories themselves: each enabled repository's cached updateinfo.xml, verbatim. dnf's
+# text output cannot replace it: it shows one date (the later of issued and updated), drops
+# reboot_suggested, epochs in file lists and packages of other names, and hides a malformed
+# date. dnf's own Python finds each repository's cache directory (its name hashes the
+# configured URL after $releasever/$basearch expansion), so stale caches of old URLs are never
+# read. Output per repository: "=== repo ID: PATH" (or ": none" / ": no cache" /
+# ": unsupported compression") followed by the XML.
+_DNF_UPDATEINFO_PY = r"""
+import bz2, gzip, lzma, os, subprocess, sys
+import xml.etree.ElementTree as ET
+import dnf, dnf.rpm
+base = dnf.Base()
+conf = base.conf
+conf.read()
+conf.substitutions["releasever"] = dnf.rpm.detect_releasever(conf.installroot)
+try:
+    conf.substitutions.update_from_etc(conf.installroot, varsdir=conf.varsdir)
+except TypeError:
+    conf.substitutions.update_from_etc(conf.installroot)
+base.read_all_repos()
+out = sys.stdout.buffer
+for repo in sorted(base.repos.iter_enabled(), key=lambda r: r.id):
+    repodata = os.path.join(repo._repo.getCachedir(), "repodata")
+    try:
+        root = ET.parse(os.path.join(repodata, "repomd.xml")).getroot()
+    except (OSError, ET.ParseError):
+        out.write(("=== repo %s: no cache\n" % repo.id).encode())
+        continue
+    href = None
+    for data in root:
+        if data.tag.endswith("}data") and data.get("type") == "updateinfo":
+            for loc in data:
+                if loc.tag.endswith("}location"):
+                    href = loc.get("href")
+    if not href:
+        out.write(("=== repo %s: none\n" % repo.id).encode())
+        continue
+    path = os.path.join(repodata, os.path.basename(href))
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(
+        os.path.splitext(path)[1], open if path.endswith(".xml") else None)
+    if opener is None and path.endswith(".zst"):
+        data = subprocess.run(["zstd", "-dc", path], stdout=subprocess.PIPE, check=True).stdout
+    elif opener is None:
+        out.write(("=== repo %s: unsupported compression %s\n" % (repo.id, path)).encode())
+        continue
+    else:
+        with opener(path, "rb") as f:
+            data = f.read()
+    out.write(("=== repo %s: %s\n" % (repo.id, path)).encode())
+    out.write(data if data.endswith(b"\n") else data + b"\n")
+"""
+DNF_UPDATEINFO_XML = Command(
+    # dnf's own interpreter (platform-python on EL8), read from its shebang.
+    script('read -r shebang < /usr/bin/dnf && exec ${shebang#"#!"} -c "$1"', _DNF_UPDATEINFO_PY),
+    name="dnf-updateinfo-xml",
+)
+
+# Whether core packages (kernel, glibc, systemd...) were updated since boot: exit 1 and
+# "Reboot is required" when so, 0 otherwise. dnf takes boot time from /proc/1's start.
+DNF_NEEDS_RESTARTING = Command(
+    (*DNF_CACHED, "needs-restarting", "-r"),
+    ok_exit=frozenset({0, 1}),
+    name="dnf-needs-restarting",
+)
+
+DNF_SCAN_PROBES: tuple[Command, ...] = (
+    BOOT,
+    RPM_QUERY,
+    DNF_UPGRADES,
+    DNF_OBSOLETES,
+    DNF_UPDATEINFO_LIST,
+    DNF_UPDATEINFO_INFO,
+    DNF_UPDATEINFO_XML,
+    DNF_NEEDS_RESTARTING,
+)
+
+# ---------------------------------------------------------------------------------------------
+# ZYPPER (SLES 15, openSUSE Leap 15)
+#
+# XML output (--xmlout) wherever zypper has it. zypper waits ZYPP_LOCK_TIMEOUT seconds for the
+# zypp lock, then exits 7 ("System management is locked by the application with pid N").
+# Only the refresh talks to repositories (--no-refresh elsewhere).
+# ---------------------------------------------------------------------------------------------
+
+ZYPPER_LOCK_TIMEOUT = 60
+ZYPPER_ENV: tuple[tuple[str, str], ...] = (("ZYPP_LOCK_TIMEOUT", str(ZYPPER_LOCK_TIMEOUT)),)
+ZYPPER_CACHED: tuple[str, ...] = ("zypper", "--xmlout", "--non-interactive", "--no-refresh")
+
+ZYPPER_REFRESH = Command(
+    ("zypper", "--xmlout", "--non-interactive", "refresh"),
+    privileged=True,
+    timeout=600,
+    env=ZYPPER_ENV,
+    name="zypper-refresh",
+)
+
+# Package updates `zypper update` would install: <update kind="package" name edition
+# edition-old arch> with the source repository alias.
+ZYPPER_LIST_UPDATES = Command(
+    (*ZYPPER_CACHED, "list-updates"),
+    env=ZYPPER_ENV,
+    name="zypper-list-updates",
+)
+
+# Every patch of every enabled repository, with status (needed, applied, not-needed, optional),
+# category, severity, interactive/reboot/pkgmanager flags, issue date and CVE/bugzilla refs.
+# Without --all, needed patches hide behind a pending update-stack patch (blocked-update-list).
+ZYPPER_LIST_PATCHES = Command(
+    (*ZYPPER_CACHED, "list-patches", "--all"),
+    env=ZYPPER_ENV,
+    name="zypper-list-patches",
+)
+
+# SUSE patch ids: SUSE-SLE-Module-Basesystem-15-SP6-2025-1234, openSUSE-SLE-15.6-2025-1234.
+ZYPPER_PATCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+:-]*$")
+
+
+def zypper_patch_info(names: Iterable[str]) -> Command:
+    """Which packages each named patch updates (its ``Conflicts: name.arch < evr`` lines),
+    category, severity and date, as ``zypper info -t patch`` text inside XML messages."""
+    args = []
+    for name in names:
+        if not ZYPPER_PATCH_RE.match(name):
+            raise ValueError(f"refusing to send patch name {name!r}: not a SUSE patch id")
+        args.append(name)
+    if not args:
+        raise ValueError("zypper_patch_info needs at least one patch name")
+    return Command((*ZYPPER_CACHED, "info", "-t", "patch", *args), env=ZYPPER_ENV,
+                   name="zypper-patch-info")
+
+
+# The same mapping for every patch at once, straight from the repositories. Each repository's raw
+# updateinfo as zypper downloaded it (/var/cache/zypp/raw/ALIAS/repodata), verbatim, as
+# "=== repo ALIAS: PATH" followed by the XML ("=== repo ALIAS: none" without updateinfo).
+# Raw caches of removed or disabled repositories may be printed too: list-patches is the
+# authority on which patches exist.
+ZYPPER_UPDATEINFO = Command(
+    script(
+        'for dir in /var/cache/zypp/raw/*/repodata; do\n'
+        '  [ -d "$dir" ] || continue\n'
+        '  alias=${dir%/repodata}; alias=${alias##*/}\n'
+        '  found=\n'
+        '  for f in "$dir"/*updateinfo.xml*; do\n'
+        '    [ -f "$f" ] || continue\n'
+        '    found=1\n'
+        '    echo "=== repo $alias: $f"\n'
+        '    case "$f" in\n'
+        '      *.gz) gzip -dc "$f" ;;\n'
+        '      *.xz) xz -dc "$f" ;;\n'
+        '      *.bz2) bzip2 -dc "$f" ;;\n'
+        '      *.zst) zstd -dc "$f" ;;\n'
+        '      *) cat "$f" ;;\n'
+        '    esac || exit 1\n'
+        '  done\n'
+        '  [ -n "$found" ] || echo "=== repo $alias: none"\n'
+        'done'
+    ),
+    name="zypper-updateinfo",
+)
+
+# Exit 102 and "Reboot is required" when a package listed in /etc/zypp/needreboot was updated
+# since boot (libzypp touched /run/reboot-needed); exit 0 otherwise.
+ZYPPER_NEEDS_REBOOTING = Command(
+    ("zypper", "--non-interactive", "needs-rebooting"),
+    ok_exit=frozenset({0, 102}),
+    env=ZYPPER_ENV,
+    name="zypper-needs-rebooting",
+)
+
+ZYPPER_SCAN_PROBES: tuple[Command, ...] = (
+    BOOT,
+    RPM_QUERY,
+    ZYPPER_LIST_UPDATES,
+    ZYPPER_LIST_PATCHES,
+    ZYPPER_UPDATEINFO,
+    ZYPPER_NEEDS_REBOOTING,
+)
