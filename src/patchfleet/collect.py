@@ -4,6 +4,7 @@ The sequence for an apt node: os-release, an optional ``apt-get update`` (AWS re
 a held lock or a failing mirror is recorded, and the scan goes on with the lists the node has),
 the reboot state, dpkg's database, apt's releases and version tables, the resolver's plan, and
 Priority/Section of every newer version. Scanning never changes the node beyond apt's lists.
+dnf and zypper nodes are collected by :mod:`patchfleet.collect_rpm`.
 """
 
 from __future__ import annotations
@@ -175,7 +176,17 @@ async def collect_facts(
         return await collect_apt(
             transport, node_id, host, os, node_sudo=node_sudo, options=options, progress=progress
         )
+    from patchfleet import collect_rpm  # imports this module: import it when first needed
+
+    if os.package_manager is PackageManager.DNF:
+        return await collect_rpm.collect_dnf(
+            transport, node_id, host, os, node_sudo=node_sudo, options=options, progress=progress
+        )
+    if os.package_manager is PackageManager.ZYPPER:
+        return await collect_rpm.collect_zypper(
+            transport, node_id, host, os, node_sudo=node_sudo, options=options, progress=progress
+        )
     raise UnsupportedOSError(
         f"{os.pretty_name} uses {os.package_manager.value}, which patchfleet recognises but "
-        "does not scan yet"
+        "does not scan yet (yum: Amazon Linux 2, RHEL/CentOS/Oracle Linux 7)"
     )

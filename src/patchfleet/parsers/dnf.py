@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from patchfleet.domain.facts import (
@@ -27,6 +27,7 @@ from patchfleet.domain.facts import (
     RpmRef,
 )
 from patchfleet.errors import ParseError
+from patchfleet.parsers import updateinfo
 from patchfleet.parsers.rpm import check_ref, parse_epoch
 
 _BOOT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -210,39 +211,28 @@ def parse_updateinfo_info(text: str) -> dict[str, AdvisoryInfo]:
     return out
 
 
-def advisories(listed: Sequence[AdvisoryPackage], info: dict[str, AdvisoryInfo]
+def advisories(listed: Sequence[AdvisoryPackage], dump: updateinfo.Dump
                ) -> tuple[Advisory, ...]:
-    """Join ``updateinfo list --all`` (packages, installed marks) with ``updateinfo info --all``
-    (title, dates, severity, CVEs, bugs). Both must name the same advisories."""
-    packages: dict[str, list[AdvisoryPackage]] = {}
+    """The notices dnf lists for installed package names (``updateinfo list --all``), read from
+    the repositories' updateinfo.xml (``dump``), ``installed`` when dnf marks every listed
+    package ``i``. The two must agree: every listed advisory and package is in the XML."""
+    rows: dict[str, list[AdvisoryPackage]] = {}
     for p in listed:
-        packages.setdefault(p.advisory_id, []).append(p)
-    missing = sorted(set(packages) - set(info))
-    extra = sorted(set(info) - set(packages))
-    if missing or extra:
-        raise ParseError(
-            f"updateinfo list and info disagree: only listed {missing[:5]}, only in info "
-            f"{extra[:5]}; was the metadata refreshed between the two commands?", INFO_TOOL)
+        rows.setdefault(p.advisory_id, []).append(p)
     out: list[Advisory] = []
-    for adv_id in sorted(packages):
-        d = info[adv_id]
-        rows = packages[adv_id]
-        if any(r.type != d.type for r in rows):
-            raise ParseError(f"advisory {adv_id}: type differs between list and info", INFO_TOOL)
-        refs = tuple(dict.fromkeys(r.package for r in rows))
-        out.append(
-            Advisory(
-                id=adv_id,
-                type=d.type,
-                severity=d.severity,
-                title=d.title,
-                updated=d.updated,
-                cves=tuple(dict.fromkeys(d.cves)),
-                bugzillas=tuple(dict.fromkeys(d.bugzillas)),
-                packages=refs,
-                installed=all(r.installed for r in rows),
-            )
-        )
+    for adv_id in sorted(rows):
+        notice = dump.advisories.get(adv_id)
+        if notice is None:
+            unread = [f"{r} ({s})" for r, s in sorted(dump.repos.items()) if s != "ok"]
+            hint = f"; repositories whose updateinfo was not read: {', '.join(unread)}" if (
+                unread) else ""
+            raise ParseError(f"dnf lists advisory {adv_id}, which no cached updateinfo.xml "
+                             f"holds{hint}", LIST_TOOL)
+        for r in rows[adv_id]:
+            if r.package not in notice.packages:
+                raise ParseError(f"dnf lists {r.package.nvra} under {adv_id}, whose "
+                                 "updateinfo.xml does not name it", LIST_TOOL)
+        out.append(replace(notice, installed=all(r.installed for r in rows[adv_id])))
     return tuple(out)
 
 

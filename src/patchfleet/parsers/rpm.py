@@ -1,9 +1,9 @@
 """Parse ``rpm -qa`` with patchfleet's query format (:data:`patchfleet.probes.RPM_QUERY_FORMAT`).
 
-Seven tab-separated fields per line: NAME, EPOCHNUM, VERSION, RELEASE, ARCH, SOURCERPM,
-INSTALLTIME. ``version`` becomes rpm's ``[E:]V-R`` (epoch left out when 0), the source package
-name and version come from SOURCERPM, and INSTALLTIME (seconds since the epoch) becomes a UTC
-datetime.
+Eight tab-separated fields per line: NAME, EPOCHNUM, VERSION, RELEASE, ARCH, INSTALLTIME,
+BUILDTIME, SOURCERPM. ``version`` becomes rpm's ``[E:]V-R`` (epoch left out when 0), the source
+package name and version come from SOURCERPM, and INSTALLTIME (seconds since the epoch) becomes a
+UTC datetime. BUILDTIME is checked but not kept.
 
 ``gpg-pubkey`` rows are the repository signing keys rpm keeps in its database as pseudo
 packages (ARCH and SOURCERPM ``(none)``); they are skipped on purpose: no repository updates
@@ -60,15 +60,16 @@ def parse_rpm_query(text: str) -> tuple[InstalledPackage, ...]:
         if not line:
             continue
         fields = line.split("\t")
-        if len(fields) != 7:
-            raise ParseError(f"expected 7 tab-separated fields, got {len(fields)}", TOOL, no, line)
-        name, epoch_text, version, release, arch, srpm, installed = fields
+        if len(fields) != 8:
+            raise ParseError(f"expected 8 tab-separated fields, got {len(fields)}", TOOL, no, line)
+        name, epoch_text, version, release, arch, installed, built, srpm = fields
         if name == "gpg-pubkey" and arch == NONE:
             continue
         ref = check_ref(RpmRef(name, parse_epoch(epoch_text, TOOL, no, line), version, release,
                                arch), TOOL, no, line)
-        if not installed.isdigit():
-            raise ParseError(f"install time {installed!r} is not a number", TOOL, no, line)
+        for label, stamp in (("install", installed), ("build", built)):
+            if not stamp.isdigit():
+                raise ParseError(f"{label} time {stamp!r} is not a number", TOOL, no, line)
         if srpm == NONE:
             source_name, source_version = name, ref.evr
         else:

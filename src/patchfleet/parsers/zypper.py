@@ -27,11 +27,12 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from patchfleet.domain.facts import Advisory, AvailableUpdate, RebootState, RefreshResult, RpmRef
 from patchfleet.errors import CommandError, LockError, NodeError, ParseError
+from patchfleet.parsers import updateinfo
 from patchfleet.parsers.rpm import check_ref, parse_epoch
 
 # zypper's exit codes (zypper(8) "EXIT CODES"), those a scan meets.
@@ -240,6 +241,7 @@ class PatchEntry:
     name: str
     edition: str
     status: str
+    repo: str
     advisory: Advisory
 
 
@@ -284,6 +286,10 @@ def _patch(u: ET.Element) -> PatchEntry:
                 elif kind == "bugzilla":
                     bugs.append(_attr(issue, "id", LP_TOOL))
     summary = u.find("summary")
+    source = u.find("source")
+    repo = source.get("alias", "") if source is not None else ""
+    if not repo:
+        raise ParseError(f"patch {name} without a repository alias", LP_TOOL)
     advisory = Advisory(
         id=name,
         type=_attr(u, "category", LP_TOOL),
@@ -296,7 +302,7 @@ def _patch(u: ET.Element) -> PatchEntry:
         interactive=_bool(u, "interactive", LP_TOOL),
         installed=status == "applied",
     )
-    return PatchEntry(name, _attr(u, "edition", LP_TOOL), status, advisory)
+    return PatchEntry(name, _attr(u, "edition", LP_TOOL), status, repo, advisory)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,24 +387,40 @@ def _drop_noarch_twins(patch: str, refs: list[tuple[str, str, str]]) -> tuple[Rp
     return tuple(out)
 
 
-def patches(entries: Iterable[PatchEntry], packages: Mapping[str, tuple[RpmRef, ...]]
-            ) -> tuple[Advisory, ...]:
-    """Patches with their packages; ``not-needed`` patches are dropped. Every kept patch must
-    have its details in ``packages``."""
+def patches(
+    entries: Iterable[PatchEntry],
+    dump: updateinfo.Dump,
+    details: Mapping[str, tuple[RpmRef, ...]] | None = None,
+) -> tuple[Advisory, ...]:
+    """Patches as :class:`Advisory`: status, category, severity and flags from
+    ``list-patches``; packages and dates from the repository's updateinfo.xml (``dump``), or
+    for a patch whose repository's updateinfo was not read, packages from ``zypper info``
+    (``details``) and the date from ``list-patches``. ``not-needed`` patches are dropped."""
     out: list[Advisory] = []
     for e in entries:
         if e.status == "not-needed":
             continue
-        refs = packages.get(e.name)
-        if refs is None:
-            raise ParseError(f"patch {e.name} has no details from zypper info", INFO_TOOL)
         a = e.advisory
-        out.append(Advisory(id=a.id, type=a.type, severity=a.severity, title=a.title,
-                            issued=a.issued, updated=a.updated, cves=a.cves,
-                            bugzillas=a.bugzillas, packages=refs,
-                            reboot_suggested=a.reboot_suggested, interactive=a.interactive,
-                            installed=a.installed))
+        notice = dump.origin.get((e.repo, e.name))
+        if notice is not None:
+            out.append(replace(a, issued=notice.issued, updated=notice.updated,
+                               packages=notice.packages,
+                               cves=tuple(dict.fromkeys(a.cves + notice.cves)),
+                               bugzillas=tuple(dict.fromkeys(a.bugzillas + notice.bugzillas)),
+                               reboot_suggested=a.reboot_suggested or notice.reboot_suggested))
+            continue
+        refs = (details or {}).get(e.name)
+        if refs is None:
+            raise ParseError(f"patch {e.name} ({e.repo}) is in no updateinfo.xml read and has "
+                             "no details from zypper info", LP_TOOL)
+        out.append(replace(a, packages=refs))
     return tuple(sorted(out, key=lambda a: a.id))
+
+
+def undescribed(entries: Iterable[PatchEntry], dump: updateinfo.Dump) -> list[str]:
+    """Names of kept patches whose repository's updateinfo.xml was not read."""
+    return sorted({e.name for e in entries
+                   if e.status != "not-needed" and (e.repo, e.name) not in dump.origin})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,288 @@
+"""Gather :class:`NodeFacts` from a dnf or zypper node through a transport. No Prefect here.
+
+The sequence mirrors the apt collector: an optional metadata refresh (AWS refreshes too; a held
+lock or a failing repository is recorded as a warning and the scan goes on with the metadata the
+node has), then the boot time and the OS's reboot verdict, rpm's database, the available
+upgrades and the advisories (dnf updateinfo notices, zypper patches with their packages).
+Scanning never changes the node beyond the package manager's metadata cache.
+
+Locks: a refresh that meets a held lock retries with backoff within ``lock_timeout`` and then
+becomes a warning, as apt's does. A query that meets one (dnf exit 200, zypper exit 7) retries the
+same way and then fails the node with :class:`LockError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from patchfleet import probes
+from patchfleet.collect import CollectOptions, _command_failure
+from patchfleet.domain.facts import (
+    Advisory,
+    AvailableUpdate,
+    InstalledPackage,
+    NodeFacts,
+    OsInfo,
+    RebootState,
+    RefreshResult,
+    RpmRef,
+)
+from patchfleet.errors import LockError
+from patchfleet.parsers import dnf, rpm, updateinfo, zypper
+from patchfleet.transport.base import Command, CommandResult, Transport
+
+log = logging.getLogger(__name__)
+
+DNF_LOCKED_EXIT = 200
+"""dnf's exit status with ``exit_on_lock=True`` when another dnf holds its lock."""
+PATCH_INFO_BATCH = 200
+"""``zypper info -t patch`` takes patch names on the command line; batches bound each command."""
+_FIRST_BACKOFF = 1.0
+
+_sleep = asyncio.sleep  # tests replace it to run lock retries instantly
+
+
+def dnf_locked(result: CommandResult) -> bool:
+    return result.exit_status == DNF_LOCKED_EXIT
+
+
+def zypper_locked(result: CommandResult) -> bool:
+    return result.exit_status == zypper.EXIT_LOCKED
+
+
+async def _run_retrying(
+    transport: Transport,
+    command: Command,
+    locked: Callable[[CommandResult], bool],
+    lock_timeout: float,
+) -> CommandResult:
+    """Run ``command``; while ``locked(result)``, wait 1, 2, 4, ... s up to ``lock_timeout`` s
+    in total and run it again. Returns the last result, locked or not."""
+    waited = 0.0
+    delay = _FIRST_BACKOFF
+    while True:
+        result = await transport.run(command)
+        if not locked(result) or waited >= lock_timeout:
+            return result
+        pause = min(delay, lock_timeout - waited)
+        log.debug("%s: %s is locked; retrying in %.0f s", transport.node_id, command.label, pause)
+        await _sleep(pause)
+        waited += pause
+        delay *= 2
+
+
+def check_result(node_id: str, command: Command, result: CommandResult,
+                 locked: Callable[[CommandResult], bool], waited: float) -> None:
+    """Raise LockError when ``result`` is still locked after ``waited`` s of retries, and the
+    apt collector's errors for other unaccepted exit statuses."""
+    if locked(result):
+        tail = " | ".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-2:])
+        raise LockError(
+            f"{command.label}: the package manager stayed locked for {waited:.0f} s "
+            f"({tail[:300]}); another package manager run is in progress on the node",
+            node_id,
+        )
+    if not result.ok_for(command):
+        raise _command_failure(node_id, command, result)
+
+
+async def _query(
+    transport: Transport,
+    command: Command,
+    locked: Callable[[CommandResult], bool],
+    options: CollectOptions,
+) -> CommandResult:
+    """A read-only query: retried while locked, then LockError; other failures as apt's."""
+    result = await _run_retrying(transport, command, locked, options.lock_timeout)
+    check_result(transport.node_id, command, result, locked, options.lock_timeout)
+    return result
+
+
+def _no_refresh(transport: Transport, node_sudo: bool, options: CollectOptions, what: str
+                ) -> RefreshResult | None:
+    if not options.refresh:
+        return RefreshResult(attempted=False, ok=True, message="refresh disabled")
+    if not transport.is_root and not node_sudo:
+        return RefreshResult(
+            attempted=False,
+            ok=False,
+            message=f"repository metadata not refreshed: {what} needs root; connect as root or "
+            "set sudo: true for this node (scanned with the metadata already on the node)",
+        )
+    return None
+
+
+def _facts(
+    node_id: str,
+    host: str,
+    os: OsInfo,
+    refresh: RefreshResult,
+    warnings: list[str],
+    *,
+    installed: tuple[InstalledPackage, ...],
+    updates: tuple[AvailableUpdate, ...],
+    advisories: tuple[Advisory, ...],
+    reboot: RebootState,
+    boot_time: datetime,
+) -> NodeFacts:
+    notes = [refresh.message] if refresh.message and not refresh.ok else []
+    notes += [w for w in warnings if w not in notes]
+    return NodeFacts(
+        node_id=node_id,
+        host=host,
+        os=os,
+        installed=installed,
+        candidates=(),
+        planned=(),
+        reboot=reboot,
+        refresh=refresh,
+        collected_at=datetime.now(UTC),
+        warnings=tuple(notes),
+        updates=updates,
+        advisories=advisories,
+        boot_time=boot_time,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# dnf
+# ---------------------------------------------------------------------------------------------
+
+
+async def refresh_dnf(transport: Transport, node_sudo: bool, options: CollectOptions
+                      ) -> RefreshResult:
+    skipped = _no_refresh(transport, node_sudo, options, "dnf makecache")
+    if skipped is not None:
+        return skipped
+    result = await _run_retrying(transport, probes.DNF_MAKECACHE, dnf_locked,
+                                 options.lock_timeout)
+    return dnf.parse_makecache(result.exit_status, result.stdout, result.stderr)
+
+
+async def collect_dnf(
+    transport: Transport,
+    node_id: str,
+    host: str,
+    os: OsInfo,
+    *,
+    node_sudo: bool = False,
+    options: CollectOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> NodeFacts:
+    """All facts a dnf node offers, for one scan."""
+    options = options or CollectOptions()
+    note = progress or (lambda _msg: None)
+    note("refreshing repository metadata")
+    refresh = await refresh_dnf(transport, node_sudo, options)
+    note("reading package state")
+
+    async def q(command: Command) -> CommandResult:
+        return await _query(transport, command, dnf_locked, options)
+
+    boot = dnf.parse_boot((await q(probes.BOOT)).stdout)
+    nr = await q(probes.DNF_NEEDS_RESTARTING)
+    reboot_state = dnf.parse_needs_restarting(nr.exit_status, nr.stdout, boot.boot_id)
+    installed = rpm.parse_rpm_query((await q(probes.RPM_QUERY)).stdout)
+    updates = dnf.parse_upgrades((await q(probes.DNF_UPGRADES)).stdout, installed)
+    listed = dnf.parse_updateinfo_list((await q(probes.DNF_UPDATEINFO_LIST)).stdout)
+    dump = updateinfo.parse_dump((await q(probes.DNF_UPDATEINFO_XML)).stdout,
+                                 probes.DNF_UPDATEINFO_XML.label)
+    return _facts(
+        node_id, host, os, refresh, updateinfo_warnings(dump, updates),
+        installed=installed,
+        updates=updates,
+        advisories=dnf.advisories(listed, dump),
+        reboot=reboot_state,
+        boot_time=boot.boot_time,
+    )
+
+
+def updateinfo_warnings(dump: updateinfo.Dump, updates: Iterable[AvailableUpdate]
+                        ) -> list[str]:
+    """Updates from repositories without advisories (their packages are in no notice: only
+    rules with ``enable_non_security`` approve them, spec 1.4), repositories whose updateinfo
+    could not be read, and notices with unreadable dates."""
+    pending: dict[str, int] = {}
+    for u in updates:
+        pending[u.repository] = pending.get(u.repository, 0) + 1
+    out = []
+    for repo, state in sorted(dump.repos.items()):
+        if state == "none" and pending.get(repo):
+            out.append(f"repository {repo} has no updateinfo: its {pending[repo]} update(s) "
+                       "carry no classification or severity (approved only by rules with "
+                       "enable_non_security)")
+        elif state not in ("ok", "none"):
+            out.append(f"repository {repo}: updateinfo not read ({state})")
+    return out + list(dump.problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# zypper
+# ---------------------------------------------------------------------------------------------
+
+
+async def refresh_zypper(transport: Transport, node_sudo: bool, options: CollectOptions
+                         ) -> RefreshResult:
+    skipped = _no_refresh(transport, node_sudo, options, "zypper refresh")
+    if skipped is not None:
+        return skipped
+    result = await _run_retrying(transport, probes.ZYPPER_REFRESH, zypper_locked,
+                                 options.lock_timeout)
+    return zypper.parse_refresh(result.exit_status, result.stdout, result.stderr)
+
+
+async def collect_zypper(
+    transport: Transport,
+    node_id: str,
+    host: str,
+    os: OsInfo,
+    *,
+    node_sudo: bool = False,
+    options: CollectOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> NodeFacts:
+    """All facts a zypper node offers, for one scan."""
+    options = options or CollectOptions()
+    note = progress or (lambda _msg: None)
+    note("refreshing repository metadata")
+    refresh = await refresh_zypper(transport, node_sudo, options)
+    note("reading package state")
+    warnings: list[str] = []
+
+    async def zq(command: Command) -> str:
+        result = await _run_retrying(transport, command, zypper_locked, options.lock_timeout)
+        _, found = zypper.check_exit(command.label, result.exit_status, result.stdout,
+                                     result.stderr, transport.node_id)
+        warnings.extend(w for w in found if w not in warnings)
+        return result.stdout
+
+    boot = dnf.parse_boot((await _query(transport, probes.BOOT, zypper_locked, options)).stdout)
+    nr = await _run_retrying(transport, probes.ZYPPER_NEEDS_REBOOTING, zypper_locked,
+                             options.lock_timeout)
+    zypper.check_exit(probes.ZYPPER_NEEDS_REBOOTING.label, nr.exit_status, nr.stdout, nr.stderr,
+                      transport.node_id)
+    reboot_state = zypper.parse_needs_rebooting(nr.exit_status, nr.stdout, boot.boot_id)
+    installed = rpm.parse_rpm_query(
+        (await _query(transport, probes.RPM_QUERY, zypper_locked, options)).stdout)
+    updates = zypper.parse_list_updates(await zq(probes.ZYPPER_LIST_UPDATES))
+    entries = zypper.parse_list_patches(await zq(probes.ZYPPER_LIST_PATCHES))
+    dump = updateinfo.parse_dump(
+        (await _query(transport, probes.ZYPPER_UPDATEINFO, zypper_locked, options)).stdout,
+        probes.ZYPPER_UPDATEINFO.label)
+    warnings.extend(updateinfo_warnings(dump, updates))
+    names = zypper.undescribed(entries, dump)
+    details: dict[str, tuple[RpmRef, ...]] = {}
+    for i in range(0, len(names), PATCH_INFO_BATCH):
+        batch = names[i : i + PATCH_INFO_BATCH]
+        details.update(zypper.parse_patch_info(await zq(probes.zypper_patch_info(batch))))
+    return _facts(
+        node_id, host, os, refresh, warnings,
+        installed=installed,
+        updates=updates,
+        advisories=zypper.patches(entries, dump, details),
+        reboot=reboot_state,
+        boot_time=boot.boot_time,
+    )
