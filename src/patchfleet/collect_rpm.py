@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
@@ -30,7 +31,7 @@ from patchfleet.domain.facts import (
     RefreshResult,
     RpmRef,
 )
-from patchfleet.errors import LockError
+from patchfleet.errors import CommandError, LockError
 from patchfleet.parsers import dnf, rpm, updateinfo, zypper
 from patchfleet.transport.base import Command, CommandResult, Transport
 
@@ -79,14 +80,36 @@ def check_result(node_id: str, command: Command, result: CommandResult,
     """Raise LockError when ``result`` is still locked after ``waited`` s of retries, and the
     apt collector's errors for other unaccepted exit statuses."""
     if locked(result):
-        tail = " | ".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-2:])
         raise LockError(
-            f"{command.label}: the package manager stayed locked for {waited:.0f} s "
-            f"({tail[:300]}); another package manager run is in progress on the node",
+            f"{command.label}: the package manager stayed locked{_holder(result)} for "
+            f"{waited:.0f} s; another package manager run is in progress on the node",
             node_id,
         )
     if not result.ok_for(command):
+        if m := _NO_CACHE.search(result.stderr):
+            raise CommandError(
+                f"{command.label}: the node has no metadata for repository {m[1]!r} (its "
+                "refresh failed, see the refresh warning); fix or disable the repository",
+                node_id,
+            )
         raise _command_failure(node_id, command, result)
+
+
+_NO_CACHE = re.compile(r"Cache-only enabled but no cache for '([^']+)'")
+_HOLDERS = (
+    re.compile(r"locked by (?P<pid>\d+)[\s\S]*?The application with PID \d+ is: (?P<app>\S+)"),
+    re.compile(r"locked by the application with pid (?P<pid>\d+) \((?P<app>[^)]*)\)"),
+    re.compile(r"locked by (?P<pid>\d+)"),
+)
+
+
+def _holder(result: CommandResult) -> str:
+    text = result.stderr + "\n" + result.stdout
+    for pattern in _HOLDERS:
+        if m := pattern.search(text):
+            app = m.groupdict().get("app")
+            return f" by {app} (pid {m['pid']})" if app else f" by pid {m['pid']}"
+    return ""
 
 
 async def _query(

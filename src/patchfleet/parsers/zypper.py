@@ -228,10 +228,12 @@ def _no_status(stream: Stream, tool: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 LP_TOOL = "zypper list-patches"
-_STATUSES = {"needed": False, "applied": True, "unwanted": False, "not-needed": None}
+# optional: needed, but an optional-category patch zypper installs only with --with-optional.
+_STATUSES = {"needed": False, "applied": True, "unwanted": False, "optional": False,
+             "not-needed": None}
 _ISSUE_TYPES = frozenset({"cve", "bugzilla", "self", "jira", "fate", "other"})
 _PATCH_CHILDREN = frozenset({"summary", "description", "license", "source", "issue-date",
-                             "issue-list"})
+                             "issue-list", "status-since"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +313,14 @@ def _patch(u: ET.Element) -> PatchEntry:
 
 INFO_TOOL = "zypper info -t patch"
 _INFO_FIELD = re.compile(r"^(?P<key>[A-Z][A-Za-z ]*?) *: ?(?P<value>.*)$")
-_CONFLICT = re.compile(r"^ {4}(?P<name>\S+)\.(?P<arch>[^.\s]+) < (?P<evr>\S+)$")
+_CONFLICT = re.compile(r"^ {4}(?P<name>\S+) < (?P<evr>\S+)$")
+# libzypp writes a noarch capability without its arch ("fake-tzdata < 1.1-1"), so the text after
+# the last dot is an arch only when it is one.
+_ARCHES = frozenset({
+    "noarch", "x86_64", "i386", "i486", "i586", "i686", "athlon", "aarch64", "aarch64_ilp32",
+    "armv6hl", "armv7hl", "armv7l", "ppc", "ppc64", "ppc64le", "ppc64p7", "s390", "s390x",
+    "riscv64", "loongarch64", "x86_64_v2", "x86_64_v3", "x86_64_v4",
+})
 _SRC_CONFLICT = re.compile(r"^ {4}srcpackage:\S+ < \S+$")
 _COUNT = re.compile(r"^\[(\d+)\]$")
 
@@ -348,7 +357,10 @@ def _info_block(lines: list[str]) -> tuple[str, tuple[RpmRef, ...]]:
         if line.startswith("    "):
             if current == "Conflicts":
                 if m := _CONFLICT.match(line):
-                    refs.append((m["name"], m["arch"], m["evr"]))
+                    name, dot, arch = m["name"].rpartition(".")
+                    if not dot or arch not in _ARCHES:
+                        name, arch = m["name"], "noarch"
+                    refs.append((name, arch, m["evr"]))
                 elif not _SRC_CONFLICT.match(line):
                     raise ParseError("not a 'name.arch < version' conflict", INFO_TOOL, no, line)
             elif current not in ("Description", "Provides", "Requires", "Obsoletes",
@@ -437,13 +449,23 @@ _NR_TEXT = {
 
 
 def parse_needs_rebooting(exit_status: int, stdout: str, boot_id: str) -> RebootState:
-    """Exit 102 when a reboot is needed, 0 when not. zypper names no package."""
-    stream = parse_stream(stdout, NR_TOOL)
+    """Exit 102 when a reboot is needed, 0 when not (plain text, or ``--xmlout`` messages).
+    zypper names no package."""
+    if stdout.lstrip().startswith("<?xml"):
+        stream = parse_stream(stdout, NR_TOOL)
+        for m in stream.messages:
+            if m.type != "info":
+                raise ParseError(f"unexpected {m.type} message", NR_TOOL, None, m.text[:200])
+        lines = [line for m in stream.messages for line in m.text.splitlines()]
+    else:
+        lines = stdout.splitlines()
     verdicts = set()
-    for m in stream.messages:
-        text = " ".join(m.text.split())
-        if m.type != "info" or text not in _NR_TEXT:
-            raise ParseError(f"unexpected {m.type} message", NR_TOOL, None, m.text[:200])
+    for no, line in enumerate(lines, 1):
+        text = " ".join(line.split())
+        if not text:
+            continue
+        if text not in _NR_TEXT:
+            raise ParseError("unexpected line", NR_TOOL, no, line)
         verdicts.add(_NR_TEXT[text])
     if len(verdicts) != 1:
         raise ParseError("no verdict, or contradicting ones", NR_TOOL)
