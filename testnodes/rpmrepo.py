@@ -409,9 +409,13 @@ def slowinstall_spec() -> str:
         mkdir -p %{{buildroot}}/usr/share/fake/{SLOWINSTALL}
         echo 1.0 > %{{buildroot}}/usr/share/fake/{SLOWINSTALL}/VERSION
 
-        %post
-        i=0
-        while [ -e {SLOWINSTALL_HOLD} ] && [ $i -lt 600 ]; do sleep 1; i=$((i+1)); done
+        %post -p <lua>
+        -- Lua runs inside rpm: a shell scriptlet would require /bin/sh, which dpkg owns here.
+        local i = 0
+        while posix.access("{SLOWINSTALL_HOLD}") and i < 600 do
+            posix.sleep(1)
+            i = i + 1
+        end
 
         %files
         /usr/share/fake/{SLOWINSTALL}

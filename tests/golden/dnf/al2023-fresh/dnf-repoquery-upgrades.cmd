@@ -1,0 +1,1 @@
+env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 TZ=UTC dnf -q -C --setopt=exit_on_lock=True repoquery --upgrades --latest-limit=1 --queryformat '%{name}\t%{epoch}\t%{version}\t%{release}\t%{arch}\t%{repoid}\t%{buildtime}'

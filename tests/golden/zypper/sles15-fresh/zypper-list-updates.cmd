@@ -1,0 +1,1 @@
+env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 TZ=UTC ZYPP_LOCK_TIMEOUT=60 zypper --xmlout --non-interactive --no-refresh list-updates
