@@ -1,11 +1,13 @@
-"""Session fixtures that give integration tests a real fleet of Debian test nodes over SSH.
+"""Session fixtures that give integration tests real fleets of test nodes over SSH.
 
 ``fleet`` builds the cached layers if needed (``testnodes/testnodes.py build``; about a minute
-from zero, instant afterwards), starts ``deb-a``, ``deb-b`` and ``deb-c`` on free ports in a
-per-session state directory (so a session never sees what an earlier one installed), writes a
-patchfleet inventory for them and stops them at the end. Any test that uses it is marked
-``nodes``. Root is required; without it the fixture fails (CI runs as root, and a silent skip
-would hide that the integration tests never ran).
+from zero, instant afterwards), starts the Debian 12 nodes ``deb-a``, ``deb-b`` and ``deb-c`` on
+free ports in a per-session state directory (so a session never sees what an earlier one
+installed), writes a patchfleet inventory for them and stops them at the end. ``rpm_fleet`` does
+the same for ``rocky-a`` (Rocky Linux 9, dnf), ``al-a`` (Amazon Linux 2023, dnf) and ``sles-a``
+(SLES 15 SP6, zypper), in its own state directory with its own inventory and known_hosts. Any
+test that uses either is marked ``nodes``. Root is required; without it the fixtures fail (CI
+runs as root, and a silent skip would hide that the integration tests never ran).
 
 Only the standard library and ``testnodes/testnodes.py`` are imported here.
 """
@@ -31,6 +33,12 @@ FLEET_NODES: dict[str, dict[str, str]] = {
     "deb-b": {"PatchGroup": "web"},
     "deb-c": {"PatchGroup": "db"},
 }
+# node -> (testnodes variant, inventory tags)
+RPM_FLEET_NODES: dict[str, tuple[str, dict[str, str]]] = {
+    "rocky-a": ("rocky9", {"PatchGroup": "rhel"}),
+    "al-a": ("al2023", {"PatchGroup": "amazon"}),
+    "sles-a": ("sles15", {"PatchGroup": "suse"}),
+}
 
 
 def load_testnodes() -> ModuleType:
@@ -47,11 +55,12 @@ def load_testnodes() -> ModuleType:
 
 @dataclass
 class NodeFleet:
-    """What the ``fleet`` fixture yields.
+    """What the ``fleet`` and ``rpm_fleet`` fixtures yield.
 
     ``inventory`` is a patchfleet inventory YAML listing every node (tags ``PatchGroup``);
     ``ports`` maps node name to its sshd port on 127.0.0.1; ``identity_file`` and ``known_hosts``
-    are what the inventory points at. ``manager`` is the underlying ``testnodes.Fleet``.
+    are what the inventory points at; ``variants`` maps node name to its testnodes variant.
+    ``manager`` is the underlying ``testnodes.Fleet``.
     """
 
     manager: Any
@@ -60,6 +69,7 @@ class NodeFleet:
     identity_file: Path
     known_hosts: Path
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    variants: dict[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -91,12 +101,14 @@ class NodeFleet:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Marks on fixtures have no effect, so every test that uses the fleet is marked here.
     for item in items:
-        if "fleet" in getattr(item, "fixturenames", ()):
+        if {"fleet", "rpm_fleet"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.nodes)
 
 
-@pytest.fixture(scope="session")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeFleet]:
+def _node_fleet(tmp_path_factory: pytest.TempPathFactory, state_name: str,
+                nodes: dict[str, tuple[str, dict[str, str]]]) -> Iterator[NodeFleet]:
+    """Build what ``nodes`` (name -> (variant, tags)) need, start them in a fresh state
+    directory, yield them, stop them."""
     if os.geteuid() != 0:
         pytest.fail(
             "the `nodes` integration tests need root: test nodes are chroots with their own sshd "
@@ -105,28 +117,44 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeFleet]:
             pytrace=False,
         )
     tn = load_testnodes()
-    state = tmp_path_factory.mktemp("testnodes")
+    state = tmp_path_factory.mktemp(state_name)
     manager = tn.Fleet(state_dir=state, tie_to_parent=True)
     started: list[str] = []
     try:
         try:
-            manager.build(["default"])
-            for name, tags in FLEET_NODES.items():
-                manager.start(name, tags=tags)
+            manager.build(sorted({variant for variant, _ in nodes.values()}))
+            for name, (variant, tags) in nodes.items():
+                manager.start(name, variant=variant, tags=tags)
                 started.append(name)
         except tn.TestnodesError as err:
             pytest.fail(f"could not start the test nodes: {err}", pytrace=False)
-        inventory = manager.write_inventory(state / "inventory.yaml", list(FLEET_NODES))
+        inventory = manager.write_inventory(state / "inventory.yaml", list(nodes))
         yield NodeFleet(
             manager=manager,
             inventory=inventory,
-            ports={name: manager.port(name) for name in FLEET_NODES},
+            ports={name: manager.port(name) for name in nodes},
             identity_file=manager.client_key,
             known_hosts=manager.known_hosts,
-            tags={name: dict(tags) for name, tags in FLEET_NODES.items()},
+            tags={name: dict(tags) for name, (_, tags) in nodes.items()},
+            variants={name: variant for name, (variant, _) in nodes.items()},
         )
     finally:
         for name in started:
             with contextlib.suppress(tn.TestnodesError):
                 manager.stop(name)
         manager.close()
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeFleet]:
+    """Debian 12 nodes deb-a, deb-b (PatchGroup web) and deb-c (db), variant ``default``."""
+    nodes = {name: ("default", tags) for name, tags in FLEET_NODES.items()}
+    yield from _node_fleet(tmp_path_factory, "testnodes", nodes)
+
+
+@pytest.fixture(scope="session")
+def rpm_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeFleet]:
+    """rocky-a (Rocky Linux 9, dnf), al-a (Amazon Linux 2023, dnf) and sles-a (SLES 15 SP6,
+    zypper), fresh: every fake rpm at 1.0 with updates and advisories pending
+    (``testnodes/rpmrepo.py``)."""
+    yield from _node_fleet(tmp_path_factory, "rpm-testnodes", RPM_FLEET_NODES)
