@@ -42,6 +42,10 @@ class ScanOptions:
     """(package, version) -> first time any scan saw it offered (from the store); the release
     date apt rules with approve_after_days count from (patchfleet extension)."""
 
+    now: datetime | None = None
+    """Evaluate approval delays as of this time instead of the scan's own clock (reproducible
+    evaluations, tests)."""
+
     def with_concurrency(self, concurrency: int) -> ScanOptions:
         return replace(self, concurrency=concurrency)
 
@@ -89,7 +93,8 @@ async def scan_node(
                 transport, node.id, node.host, node_sudo=node.sudo, options=options.collect
             )
         baseline = select_baseline(registry, facts, node, options)
-        records = evaluate(facts, baseline, now or datetime.now(UTC), options.first_seen)
+        when = now or options.now or datetime.now(UTC)
+        records = evaluate(facts, baseline, when, options.first_seen)
     except NodeError as err:
         return _failed(node, started, err.reason, facts)
     except PatchfleetError as err:
