@@ -6,9 +6,11 @@ node has), then the boot time and the OS's reboot verdict, rpm's database, the a
 upgrades and the advisories (dnf updateinfo notices, zypper patches with their packages).
 Scanning never changes the node beyond the package manager's metadata cache.
 
-Locks: a refresh that meets a held lock retries with backoff within ``lock_timeout`` and then
-becomes a warning, as apt's does. A query that meets one (dnf exit 200, zypper exit 7) retries the
-same way and then fails the node with :class:`LockError`.
+Locks: dnf probes exit 200 at once on a held lock (``exit_on_lock``); the collector retries them
+with backoff (1, 2, 4, ... s) within ``lock_timeout``. zypper waits for its lock itself
+(``ZYPP_LOCK_TIMEOUT``, set by the probes) and then exits 7, which is final. Either way a refresh
+that stays locked is a warning, as apt's is, and a query that stays locked fails the node with
+:class:`LockError`.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def dnf_locked(result: CommandResult) -> bool:
     return result.exit_status == DNF_LOCKED_EXIT
 
 
-def zypper_locked(result: CommandResult) -> bool:
-    return result.exit_status == zypper.EXIT_LOCKED
+def _never_locked(result: CommandResult) -> bool:
+    return False
 
 
 async def _run_retrying(
@@ -252,8 +254,7 @@ async def refresh_zypper(transport: Transport, node_sudo: bool, options: Collect
     skipped = _no_refresh(transport, node_sudo, options, "zypper refresh")
     if skipped is not None:
         return skipped
-    result = await _run_retrying(transport, probes.ZYPPER_REFRESH, zypper_locked,
-                                 options.lock_timeout)
+    result = await transport.run(probes.ZYPPER_REFRESH)
     return zypper.parse_refresh(result.exit_status, result.stdout, result.stderr)
 
 
@@ -275,32 +276,32 @@ async def collect_zypper(
     note("reading package state")
     warnings: list[str] = []
 
-    async def zq(command: Command) -> str:
-        result = await _run_retrying(transport, command, zypper_locked, options.lock_timeout)
+    async def zq(command: Command) -> CommandResult:
+        # zypper itself waits ZYPP_LOCK_TIMEOUT s for a held lock (probes.ZYPPER_ENV), so exit
+        # 7 is final: check_exit raises LockError.
+        result = await transport.run(command)
         _, found = zypper.check_exit(command.label, result.exit_status, result.stdout,
                                      result.stderr, transport.node_id)
         warnings.extend(w for w in found if w not in warnings)
-        return result.stdout
+        return result
 
-    boot = dnf.parse_boot((await _query(transport, probes.BOOT, zypper_locked, options)).stdout)
-    nr = await _run_retrying(transport, probes.ZYPPER_NEEDS_REBOOTING, zypper_locked,
-                             options.lock_timeout)
-    zypper.check_exit(probes.ZYPPER_NEEDS_REBOOTING.label, nr.exit_status, nr.stdout, nr.stderr,
-                      transport.node_id)
+    async def q(command: Command) -> str:
+        return (await _query(transport, command, _never_locked, options)).stdout
+
+    boot = dnf.parse_boot(await q(probes.BOOT))
+    nr = await zq(probes.ZYPPER_NEEDS_REBOOTING)
     reboot_state = zypper.parse_needs_rebooting(nr.exit_status, nr.stdout, boot.boot_id)
-    installed = rpm.parse_rpm_query(
-        (await _query(transport, probes.RPM_QUERY, zypper_locked, options)).stdout)
-    updates = zypper.parse_list_updates(await zq(probes.ZYPPER_LIST_UPDATES))
-    entries = zypper.parse_list_patches(await zq(probes.ZYPPER_LIST_PATCHES))
-    dump = updateinfo.parse_dump(
-        (await _query(transport, probes.ZYPPER_UPDATEINFO, zypper_locked, options)).stdout,
-        probes.ZYPPER_UPDATEINFO.label)
+    installed = rpm.parse_rpm_query(await q(probes.RPM_QUERY))
+    updates = zypper.parse_list_updates((await zq(probes.ZYPPER_LIST_UPDATES)).stdout)
+    entries = zypper.parse_list_patches((await zq(probes.ZYPPER_LIST_PATCHES)).stdout)
+    dump = updateinfo.parse_dump(await q(probes.ZYPPER_UPDATEINFO), probes.ZYPPER_UPDATEINFO.label)
     warnings.extend(updateinfo_warnings(dump, updates))
     names = zypper.undescribed(entries, dump)
     details: dict[str, tuple[RpmRef, ...]] = {}
     for i in range(0, len(names), PATCH_INFO_BATCH):
         batch = names[i : i + PATCH_INFO_BATCH]
-        details.update(zypper.parse_patch_info(await zq(probes.zypper_patch_info(batch))))
+        details.update(zypper.parse_patch_info(
+            (await zq(probes.zypper_patch_info(batch))).stdout))
     return _facts(
         node_id, host, os, refresh, warnings,
         installed=installed,

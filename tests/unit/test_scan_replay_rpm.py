@@ -168,10 +168,16 @@ def test_leap_is_scanned_as_suse() -> None:
     assert missing(facts, SUSE) == {"fake-openssl-libs", "fake-curl", "fake-libcurl"}
 
 
-def test_zypper_lock_fails_the_node_after_retries(no_waiting: list[float]) -> None:
+def test_zypper_lock_is_final_after_zyppers_own_wait(no_waiting: list[float]) -> None:
+    """zypper waited ZYPP_LOCK_TIMEOUT s before exit 7: the refresh becomes a warning and the
+    first zypper query fails the node, without retries of patchfleet's own."""
+    transport = replay("zypper", "sles15-locked")
     with pytest.raises(LockError, match=r"locked by zypper \(pid 42\)"):
-        collect(replay("zypper", "sles15-locked"), lock_timeout=3)
-    assert sum(no_waiting) == 6  # 3 s for the refresh, 3 s for the first zypper query
+        collect(transport)
+    assert no_waiting == []
+    assert [c.name for c in transport.calls] == [
+        "os-release", "zypper-refresh", "rpm-boot", "zypper-needs-rebooting"]
+    assert dict(probes.ZYPPER_NEEDS_REBOOTING.env)["ZYPP_LOCK_TIMEOUT"] == "60"
 
 
 def test_zypper_broken_repository_is_a_refresh_warning() -> None:
