@@ -1493,7 +1493,9 @@ def _fmt_uptime(seconds: float | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="testnodes.py",
-        description="Build and run patchfleet's Debian test nodes (sshd on 127.0.0.1, root only).",
+        description="Build and run patchfleet's test nodes: Debian (apt), Rocky 9 and Amazon "
+                    "Linux 2023 (dnf), SLES 15 and Leap 15 (zypper); sshd on 127.0.0.1, root only.",
+        epilog="variants: " + "; ".join(f"{k} = {v.description}" for k, v in VARIANTS.items()),
     )
     parser.add_argument("--cache-dir", help="built layers and client key (default "
                         "$PATCHFLEET_TESTNODES_DIR or " + DEFAULT_CACHE_DIR + ")")
@@ -1501,7 +1503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "$PATCHFLEET_TESTNODES_STATE_DIR or the cache dir)")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("build", help="build base rootfs, apt archive and templates (cached)")
+    p = sub.add_parser("build", help="build base rootfs, repositories and templates (cached)")
     p.add_argument("--variant", action="append", choices=list(VARIANTS),
                    help="only this variant's template (repeatable; default: all)")
     p.add_argument("--force", action="store_true", help="rebuild every layer")
