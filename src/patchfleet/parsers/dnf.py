@@ -26,6 +26,7 @@ from patchfleet.domain.facts import (
     RefreshResult,
     RpmRef,
 )
+from patchfleet.domain.versions import rpm_compare
 from patchfleet.errors import ParseError
 from patchfleet.parsers import updateinfo
 from patchfleet.parsers.rpm import check_ref, parse_epoch
@@ -320,8 +321,6 @@ RQ_TOOL = "dnf repoquery --upgrades"
 
 def latest_installed(installed: Iterable[InstalledPackage]) -> dict[tuple[str, str], str]:
     """(name, arch) -> the newest installed EVR (several for install-only packages)."""
-    from patchfleet.domain.versions import rpm_compare
-
     out: dict[tuple[str, str], str] = {}
     for p in installed:
         key = (p.name, p.arch)

@@ -177,8 +177,8 @@ def _update_list(stream: Stream, tool: str) -> list[ET.Element]:
     for child in status:
         if child.tag not in ("update-list", "blocked-update-list"):
             raise ParseError(f"unexpected <{child.tag}> in <update-status>", tool)
-        if child.tag == "blocked-update-list":
-            continue  # updates zypper won't install without --with-optional/interactive: listed
+        # blocked-update-list: pending patches zypper holds back until the update stack is
+        # patched (list-patches without --all); still pending, so they count like the others.
         for update in child:
             if update.tag != "update":
                 raise ParseError(f"unexpected <{update.tag}> in <{child.tag}>", tool)
