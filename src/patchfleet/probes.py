@@ -112,8 +112,10 @@ BOOT = Command(
 # DNF (RHEL 8/9 and rebuilds, Amazon Linux 2023, Fedora with dnf 4)
 #
 # Only the refresh talks to repositories; every other probe reads dnf's cache (-C), so a scan
-# sees exactly the metadata the refresh fetched, and exits 200 at once ("RPMDB already locked"
-# / "Waiting for process") instead of waiting when another dnf holds the lock.
+# sees exactly the metadata the refresh fetched. Every dnf command that loads metadata takes
+# dnf's metadata lock: with exit_on_lock they exit 200 at once ("metadata already locked by
+# PID") instead of waiting ("Waiting for process with pid PID to finish.") while another dnf
+# loads or refreshes metadata. dnf 4 takes no lock for reading while another dnf installs.
 # ---------------------------------------------------------------------------------------------
 
 DNF_CACHED: tuple[str, ...] = ("dnf", "-q", "-C", "--setopt=exit_on_lock=True")
