@@ -93,12 +93,17 @@ def scan(
         str | None, typer.Option("--snapshot-id", help="AWS SnapshotId recorded with the run.")
     ] = None,
     refresh: Annotated[
-        bool, typer.Option("--refresh/--no-refresh", help="Run apt-get update first (as AWS).")
+        bool,
+        typer.Option(
+            "--refresh/--no-refresh",
+            help="Refresh package metadata first (apt-get update, dnf makecache, zypper "
+            "refresh), as AWS does.",
+        ),
     ] = True,
     concurrency: Annotated[int, typer.Option(help="Nodes scanned at once.")] = 50,
     batch_size: Annotated[int, typer.Option(help="Nodes per Prefect task.")] = 100,
     lock_timeout: Annotated[
-        int, typer.Option(help="Seconds apt waits for a held lock during refresh.")
+        int, typer.Option(help="Seconds to wait for a held package-manager lock.")
     ] = 60,
     report_dir: Annotated[
         str | None, typer.Option(help="Where CSV reports go. Default: STORE/reports/RUN_ID.")

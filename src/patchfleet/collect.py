@@ -37,9 +37,11 @@ SHOW_BATCH = 400
 @dataclass(frozen=True, slots=True)
 class CollectOptions:
     refresh: bool = True
-    """Run ``apt-get update`` first, as AWS does. Needs root or sudo on the node."""
+    """Refresh the package metadata first (apt-get update, dnf makecache, zypper refresh), as
+    AWS does. Needs root or sudo on the node."""
     lock_timeout: int = 60
-    """Seconds apt waits for a held lock before the refresh is given up."""
+    """Seconds to wait for a held package-manager lock (apt's DPkg::Lock::Timeout; dnf retries
+    with backoff; zypper's ZYPP_LOCK_TIMEOUT) before the refresh is given up."""
 
 
 async def _run(transport: Transport, command: Command) -> CommandResult:
