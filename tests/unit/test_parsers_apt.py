@@ -117,3 +117,11 @@ def test_update_result_lock_and_errors() -> None:
         100, "", "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 454 "
         "(apt-get)\nE: Unable to lock directory /var/lib/apt/lists/\n")
     assert not locked.ok and "held by process 454" in locked.message
+
+
+def test_autoremove_notice_is_understood_and_is_not_an_upgrade() -> None:
+    text = (HOST.parent / "debian12-host-autoremove" / "apt-get-simulate.stdout").read_text()
+    assert "Use 'apt autoremove' to remove it." in text
+    sim = apt.parse_simulate(text)
+    assert sim.upgraded == len(sim.changes) > 0
+    assert "python3-dateutil" not in {c.name for c in sim.changes}

@@ -247,6 +247,8 @@ _HEADERS = (
     "Calculating upgrade... Done",
 )
 _LIST_HEADER = re.compile(r"^The following (.+):$")
+# Printed after the "automatically installed and no longer required" list (apt >= 1.1).
+_AUTOREMOVE_HINT = re.compile(r"^Use '(?:sudo )?apt(?:-get)? autoremove' to remove (?:it|them)\.$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +295,8 @@ def parse_simulate(text: str) -> SimulatedUpgrade:
             summary = (up, new, _removed, not_up)
         elif m := _LIST_HEADER.match(line):
             section = m.group(1)
+        elif _AUTOREMOVE_HINT.match(line):
+            section = None
         elif line.startswith("  ") and section is not None:
             if "kept back" in section:
                 kept.extend(line.split())
