@@ -38,7 +38,7 @@ from patchfleet.scan import scan_nodes
 from patchfleet.transport.replay import ReplayTransport, load_replay_dir
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO / "tests" / "golden" / "apt"
+GOLDEN = REPO / "tests" / "golden"
 
 
 def stats(samples: list[float]) -> str:
@@ -48,11 +48,15 @@ def stats(samples: list[float]) -> str:
 
 def pipeline(repeats: int) -> None:
     registry = load_baselines(embedded_baselines_dir())
-    baseline = registry.get("AWS-DebianDefaultPatchBaseline")
     print("## pipeline: parse + evaluate + summarise one node (ms of CPU, replayed output)")
     print("| case | packages | parse ms | evaluate+summarise ms |")
     print("|---|---|---|---|")
-    for case in ("debian12-fresh", "debian12-host"):
+    cases = (("apt/debian12-fresh", "AWS-DebianDefaultPatchBaseline"),
+             ("apt/debian12-host", "AWS-DebianDefaultPatchBaseline"),
+             ("dnf/rocky9-fresh", "AWS-RockyLinuxDefaultPatchBaseline"),
+             ("zypper/sles15-fresh", "AWS-SuseDefaultPatchBaseline"))
+    for case, baseline_name in cases:
+        baseline = registry.get(baseline_name)
         responses = load_replay_dir(GOLDEN / case)
 
         def collect(responses: dict = responses) -> NodeFacts:  # type: ignore[type-arg]
@@ -68,7 +72,8 @@ def pipeline(repeats: int) -> None:
         parse_t = timed(collect, repeats * 5)
         facts = collect()
         now = datetime.now(UTC)
-        eval_t = timed(lambda facts=facts, now=now: summarize(evaluate(facts, baseline, now)),
+        eval_t = timed(lambda facts=facts, now=now, baseline=baseline:
+                       summarize(evaluate(facts, baseline, now)),
                        repeats * 5)
         print(f"| {case} | {len(facts.installed)} | {stats([t * 1000 for t in parse_t])} "
               f"| {stats([t * 1000 for t in eval_t])} |")
