@@ -70,17 +70,27 @@ async def collect_os(transport: Transport) -> OsInfo:
     return os_release.os_info(os_release.parse_os_release(result.stdout))
 
 
-async def refresh_apt(transport: Transport, node_sudo: bool, options: CollectOptions
-                      ) -> RefreshResult:
+def refresh_skipped(
+    transport: Transport, node_sudo: bool, options: CollectOptions, what: str
+) -> RefreshResult | None:
+    """Why a metadata refresh is not attempted (disabled, or no root and no sudo), or None."""
     if not options.refresh:
         return RefreshResult(attempted=False, ok=True, message="refresh disabled")
     if not transport.is_root and not node_sudo:
         return RefreshResult(
             attempted=False,
             ok=False,
-            message="package lists not refreshed: apt-get update needs root; connect as root "
-            "or set sudo: true for this node (scanned with the lists already on the node)",
+            message=f"repository metadata not refreshed: {what} needs root; connect as root or "
+            "set sudo: true for this node (scanned with the metadata already on the node)",
         )
+    return None
+
+
+async def refresh_apt(transport: Transport, node_sudo: bool, options: CollectOptions
+                      ) -> RefreshResult:
+    skipped = refresh_skipped(transport, node_sudo, options, "apt-get update")
+    if skipped is not None:
+        return skipped
     result = await transport.run(probes.apt_update(options.lock_timeout))
     return apt.parse_update(result.exit_status, result.stdout, result.stderr)
 

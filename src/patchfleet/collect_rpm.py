@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from patchfleet import probes
-from patchfleet.collect import CollectOptions, _command_failure
+from patchfleet.collect import CollectOptions, _command_failure, refresh_skipped
 from patchfleet.domain.facts import (
     Advisory,
     AvailableUpdate,
@@ -126,20 +126,6 @@ async def _query(
     return result
 
 
-def _no_refresh(transport: Transport, node_sudo: bool, options: CollectOptions, what: str
-                ) -> RefreshResult | None:
-    if not options.refresh:
-        return RefreshResult(attempted=False, ok=True, message="refresh disabled")
-    if not transport.is_root and not node_sudo:
-        return RefreshResult(
-            attempted=False,
-            ok=False,
-            message=f"repository metadata not refreshed: {what} needs root; connect as root or "
-            "set sudo: true for this node (scanned with the metadata already on the node)",
-        )
-    return None
-
-
 def _facts(
     node_id: str,
     host: str,
@@ -179,7 +165,7 @@ def _facts(
 
 async def refresh_dnf(transport: Transport, node_sudo: bool, options: CollectOptions
                       ) -> RefreshResult:
-    skipped = _no_refresh(transport, node_sudo, options, "dnf makecache")
+    skipped = refresh_skipped(transport, node_sudo, options, "dnf makecache")
     if skipped is not None:
         return skipped
     result = await _run_retrying(transport, probes.DNF_MAKECACHE, dnf_locked,
@@ -251,7 +237,7 @@ def updateinfo_warnings(dump: updateinfo.Dump, updates: Iterable[AvailableUpdate
 
 async def refresh_zypper(transport: Transport, node_sudo: bool, options: CollectOptions
                          ) -> RefreshResult:
-    skipped = _no_refresh(transport, node_sudo, options, "zypper refresh")
+    skipped = refresh_skipped(transport, node_sudo, options, "zypper refresh")
     if skipped is not None:
         return skipped
     result = await transport.run(probes.ZYPPER_REFRESH)
