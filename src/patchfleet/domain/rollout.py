@@ -69,9 +69,8 @@ def parse_rate(value: str | int, field: str) -> Rate:
     """
     concurrency = "concurrency" in field.lower()
     low = 1 if concurrency else 0
-    hint = (
-        "a number of nodes such as 10 or a percentage of the targets such as 10%"
-        + (" (at least 1)" if concurrency else "")
+    hint = "a number of nodes such as 10 or a percentage of the targets such as 10%" + (
+        " (at least 1)" if concurrency else ""
     )
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ConfigError(f"expected {hint}, got {value!r}", field=field)
