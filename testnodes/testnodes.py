@@ -99,6 +99,37 @@ SOURCE_DATE_EPOCH = "1735689600"  # 2025-01-01: reproducible .deb timestamps
 MAINTAINER = "patchfleet test archive <testnodes@patchfleet.invalid>"
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
+# In-node reboot. A node has no init, so `reboot`, `shutdown -r` and `systemctl reboot` inside it
+# are this shim: it leaves a request in the node's /run, which the node's supervisor (a
+# `testnodes.py _supervise` process on the host, started with the node) polls through
+# /proc/<pid1>/root; the supervisor then restarts the node as `testnodes.py reboot` does.
+REBOOT_REQUEST = "run/testnodes/reboot-request"  # relative to the node's root
+REBOOT_SHIM_MARKER = "patchfleet-testnodes reboot shim"
+REBOOT_SHIM_PATHS = ("usr/sbin/reboot", "usr/sbin/shutdown", "usr/bin/systemctl")
+REBOOT_DELAY = 0.5  # seconds between the request and the stop: lets `ssh node reboot` return
+SUPERVISE_POLL = 0.1
+REBOOT_SHIM = f"""\
+#!/bin/sh
+# {REBOOT_SHIM_MARKER}: a test node has no init. This asks the node's supervisor (testnodes.py on
+# the host) to restart the node: same disk, port and host key; new boot id; /run emptied.
+case "${{0##*/}}" in
+systemctl)
+    want=
+    for a in "$@"; do [ "$a" = reboot ] && want=1; done
+    if [ -z "$want" ]; then
+        echo "System has not been booted with systemd as init system (PID 1). Can't operate." >&2
+        echo "Failed to connect to bus: Host is down" >&2
+        exit 1
+    fi ;;
+shutdown)
+    case " $* " in
+    *" -r "*|*" --reboot "*) ;;
+    *) echo "shutdown: this test node can only reboot (shutdown -r)" >&2; exit 1 ;;
+    esac ;;
+esac
+mkdir -p /run/testnodes && date +%s > /{REBOOT_REQUEST}
+"""
+
 SSHD_CONFIG = """\
 # patchfleet test node: key-only root login, many concurrent scans, no DNS lookups.
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -1122,7 +1153,17 @@ class Fleet:
             return candidate
         raise TestnodesError(f"node {name!r}: every port tried was taken while it started")
 
-    def _launch(self, name: str, meta: dict[str, Any], port: int, timeout: float) -> None:
+    def _reboot_shim(self) -> Path:
+        path = self.state / "reboot-shim.sh"
+        if not path.exists() or path.read_text() != REBOOT_SHIM:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, REBOOT_SHIM, 0o755)
+        return path
+
+    def _launch(self, name: str, meta: dict[str, Any], port: int, timeout: float,
+                supervisor: int | None = None) -> None:
+        """Start the node's namespaces on ``port`` and wait for sshd. A supervisor for in-node
+        reboots is started with it, unless ``supervisor`` (the pid of the one restarting it)."""
         d = self.node_dir(name)
         layout = self._layout(name, meta)
         layout.make_dirs()
@@ -1144,6 +1185,12 @@ class Fleet:
             "install -d -m 700 \"$R/root/.ssh\"",
             f"install -m 600 {_q(str(self.ensure_client_key()) + '.pub')} "
             "\"$R/root/.ssh/authorized_keys\"",
+            # reboot/shutdown/systemctl shims (never over a real binary a package installed).
+            f"for t in {' '.join(REBOOT_SHIM_PATHS)}; do",
+            f"  if [ ! -e \"$R/$t\" ] || grep -qs {_q(REBOOT_SHIM_MARKER)} \"$R/$t\"; then",
+            f"    install -m 755 {_q(self._reboot_shim())} \"$R/$t\"",
+            "  fi",
+            "done",
             # Keeps /proc/1's inode (and so its mtime, dnf's idea of boot time) from node start.
             "(cd \"$R/proc/1\" && exec -a proc1-pin sleep infinity) &",
             "if [ -x \"$R/usr/libexec/fake-daemon\" ]; then",
@@ -1183,15 +1230,79 @@ class Fleet:
                 pid1 = kids[0] if kids else None
             # poll() again: a banner from someone else who took the port must not count
             if pid1 and _ssh_banner(port, timeout=1.0) and proc.poll() is None:
+                if supervisor is None:
+                    supervisor = self._spawn_supervisor(name, pid1)
                 info = {"unshare_pid": proc.pid, "pid1": pid1, "port": port,
                         "started": time.time(),
-                        "boot_id": boot_id.read_text().strip()}
+                        "boot_id": boot_id.read_text().strip(),
+                        "supervisor_pid": supervisor}
                 _write_atomic(d / "run.json", json.dumps(info, indent=2) + "\n")
                 return
             time.sleep(0.05)
         self._kill(proc.pid, pid1)
         raise TestnodesError(f"node {name!r}: sshd did not answer on port {port} within "
                              f"{timeout:.0f} s; see {console}")
+
+    def _spawn_supervisor(self, name: str, pid1: int) -> int:
+        """Start ``testnodes.py _supervise`` for a node whose PID 1 is ``pid1``; not waited for
+        (the node is up already). It dies with whoever started the node when that is tied."""
+        argv = [sys.executable, str(Path(__file__).resolve()), "--cache-dir", str(self.cache),
+                "--state-dir", str(self.state), "_supervise", name, "--pid1", str(pid1)]
+        with (self.node_dir(name) / "supervisor.log").open("ab") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_set_pdeathsig if self.tie_to_parent else None,
+            )
+        self._procs[f"{name}/supervisor"] = proc
+        return proc.pid
+
+    def supervise(self, name: str, pid1: int) -> int:
+        """The supervisor loop (``_supervise``): runs while the node does; restarts the node when
+        a reboot is requested from inside it. The nodes it restarts are its children and die
+        with it (``stop`` stops it first)."""
+        self.tie_to_parent = True
+        me = os.getpid()
+        while _pid_alive(pid1):
+            if (Path(f"/proc/{pid1}/root") / REBOOT_REQUEST).exists():
+                time.sleep(REBOOT_DELAY)
+                with self._state_lock():
+                    info = self._run_info(name)
+                    if not info or int(info["pid1"]) != pid1 or info.get("supervisor_pid") != me:
+                        return 0  # stopped or restarted by someone else meanwhile
+                    started = time.monotonic()
+                    self._kill(int(info["unshare_pid"]), pid1)
+                    try:
+                        self._launch(name, self._meta(name), int(info["port"]), 30.0,
+                                     supervisor=me)
+                    except (TestnodesError, _PortTaken) as err:
+                        self.log(f"{name}: in-node reboot failed to start the node again: {err}")
+                        return 1
+                    new = self._run_info(name)
+                    if not new:
+                        return 1
+                    pid1 = int(new["pid1"])
+                    self.log(f"{name}: rebooted from inside in "
+                             f"{time.monotonic() - started:.2f} s (boot id {new['boot_id']})")
+            time.sleep(SUPERVISE_POLL)
+            self._reap()
+        return 0
+
+    def _stop_supervisor(self, pid: object) -> None:
+        if not isinstance(pid, int) or not _pid_alive(pid) or pid == os.getpid():
+            return
+        if "_supervise" not in _cmdline(pid):  # pid reused by something else
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while _pid_alive(pid):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self._reap()
+            time.sleep(0.01)
+        self._reap()
 
     def _kill(self, unshare_pid: int | None, pid1: int | None, timeout: float = 10.0) -> None:
         """Stop a node's namespace. Its PID 1 must be killed: unshare blocks SIGTERM while it
@@ -1220,6 +1331,9 @@ class Fleet:
             self._meta(name)
             info = self._run_info(name)
             run_json = self.node_dir(name) / "run.json"
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                # first, so that it does not start the node again
+                self._stop_supervisor(json.loads(run_json.read_text()).get("supervisor_pid"))
             if not info:
                 run_json.unlink(missing_ok=True)
                 return False
@@ -1531,6 +1645,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("ssh", help="run a command on a node (interactive shell without one)")
     p.add_argument("name")
     p.add_argument("command", nargs=argparse.REMAINDER)
+    p = sub.add_parser("_supervise")  # internal: started with every node (see Fleet.supervise)
+    p.add_argument("name")
+    p.add_argument("--pid1", type=int, required=True)
     args = parser.parse_args(argv)
 
     if os.geteuid() != 0:
@@ -1587,6 +1704,8 @@ def _dispatch(fleet: Fleet, args: argparse.Namespace) -> int:
         else:
             fleet.write_inventory(args.out, args.names or fleet.names())
             fleet.log(f"inventory written to {args.out}")
+    elif args.cmd == "_supervise":
+        return fleet.supervise(args.name, args.pid1)
     elif args.cmd == "ssh":
         argv = fleet.ssh_argv(args.name, tty=not args.command and sys.stdin.isatty())
         # Words are joined as ssh itself does, so `ssh deb-a 'dpkg -l | grep fake'` works.
