@@ -24,7 +24,6 @@ from patchfleet.domain.inventory import ResolvedNode, load_inventory
 from patchfleet.reboot import RebootTimeout, reboot_and_wait
 from patchfleet.transport.keys import KeyRing
 
-
 pytestmark = pytest.mark.nodes
 REPO = Path(__file__).resolve().parents[2]
 
