@@ -113,6 +113,7 @@ async def scan_node(
         patch_group=node.patch_group,
         baseline_id=baseline.name,
         warnings=facts.warnings + evaluation_warnings(facts),
+        boot_id=facts.reboot.boot_id or None,
     )
 
 

@@ -46,6 +46,8 @@ class NodeResult:
     failure_reason: str | None = None
     last_no_reboot_install_operation_time: datetime | None = None
     warnings: tuple[str, ...] = field(default=())
+    boot_id: str | None = None
+    """The node's boot id at the end of the operation (pending-reboot tracking across runs)."""
 
     @property
     def failed(self) -> bool:

@@ -8,7 +8,9 @@ columns, after the contract ones:
   :class:`~patchfleet.domain.records.PatchRecord`, kept so nothing the scan saw is lost
   (``security`` is what ``security_non_compliant_count`` counts; ``held`` explains a package that
   never updates).
-- ``node_summaries``: ``warnings`` (list of strings): what the scan noticed but did not fail on.
+- ``node_summaries``: ``warnings`` (list of strings): what the scan noticed but did not fail on;
+  ``boot_id``: the node's boot id when the operation ended (what an install left pending a
+  reboot stays pending while the boot id is the same).
 
 ``date`` (the UTC day the run started) and ``run_id`` are Hive partition columns: they live in the
 folder names (``date=YYYY-MM-DD/run_id=...``) and are *not* stored inside the files, because a
@@ -111,6 +113,7 @@ NODE_SUMMARIES_SCHEMA: Final = pa.schema(
         pa.field("execution_type", _STR, nullable=False),
         # extensions
         pa.field("warnings", _STRINGS, nullable=False),
+        pa.field("boot_id", _STR),
     ]
 )
 
@@ -224,6 +227,7 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
             "snapshot_id": ctx.snapshot_id,
             "execution_type": str(ctx.execution_type),
             "warnings": list(result.warnings),
+            "boot_id": result.boot_id,
         }
         for name, value in values.items():
             rows[name].append(value)
