@@ -23,6 +23,7 @@ from patchfleet.domain.baseline import (
 from patchfleet.domain.baseline_io import baselines_from_aws_json
 from patchfleet.domain.firstseen import first_seen
 from patchfleet.domain.inventory import Inventory, ResolvedNode, default_inventory, load_inventory
+from patchfleet.domain.pending import PendingInstalls
 from patchfleet.domain.targets import select_targets
 from patchfleet.errors import ConfigError
 from patchfleet.paths import store_root
@@ -121,12 +122,17 @@ def plan_scan(
     check_writable(root)
     with ComplianceStore(root) as history:
         seen = first_seen(history.first_sightings())
+        pending = {
+            node_id: PendingInstalls(boot_id, frozenset(packages))
+            for node_id, (boot_id, packages) in history.pending_installs().items()
+        }
     options = ScanOptions(
         collect=CollectOptions(refresh=refresh, lock_timeout=lock_timeout),
         baseline_overrides=overrides,
         patch_groups=inv.patch_groups,
         concurrency=concurrency,
         first_seen=seen,
+        pending=pending,
     )
     return RunPlan(nodes=nodes, registry=registry, options=options, store_root=root,
                    inventory_source=source)

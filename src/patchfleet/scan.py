@@ -21,6 +21,7 @@ from patchfleet.domain.compliance import failed_summary, summarize
 from patchfleet.domain.evaluate import evaluate, evaluation_warnings
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.inventory import ResolvedNode
+from patchfleet.domain.pending import PendingInstalls, mark_pending
 from patchfleet.domain.results import NodeResult
 from patchfleet.errors import NodeError, PatchfleetError
 from patchfleet.transport import KeyRing, open_transport
@@ -41,6 +42,9 @@ class ScanOptions:
     first_seen: Mapping[tuple[str, str], datetime] | None = None
     """(package, version) -> first time any scan saw it offered (from the store); the release
     date apt rules with approve_after_days count from (patchfleet extension)."""
+
+    pending: Mapping[str, PendingInstalls] = field(default_factory=dict)
+    """node_id -> what earlier installs left pending a reboot (from the store)."""
 
     now: datetime | None = None
     """Evaluate approval delays as of this time instead of the scan's own clock (reproducible
@@ -94,7 +98,8 @@ async def scan_node(
             )
         baseline = select_baseline(registry, facts, node, options)
         when = now or options.now or datetime.now(UTC)
-        records = evaluate(facts, baseline, when, options.first_seen)
+        records = mark_pending(evaluate(facts, baseline, when, options.first_seen),
+                               options.pending.get(node.id), facts.reboot.boot_id)
     except NodeError as err:
         return _failed(node, started, err.reason, facts)
     except PatchfleetError as err:

@@ -175,6 +175,24 @@ class ComplianceStore:
         )
         return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
 
+    def pending_installs(self) -> dict[str, tuple[str, set[tuple[str, str]]]]:
+        """node_id -> (boot id, {(package, version)}) left INSTALLED_PENDING_REBOOT by the node's
+        latest INSTALL run (see :mod:`patchfleet.domain.pending`)."""
+        _, rows = self.query(
+            "WITH last AS (SELECT node_id, run_id, boot_id, row_number() OVER ("
+            "PARTITION BY node_id ORDER BY operation_end_time DESC) AS rn FROM node_summaries "
+            "WHERE operation = 'INSTALL' AND boot_id IS NOT NULL) "
+            "SELECT l.node_id, l.boot_id, p.package, p.installed_version FROM last l "
+            "LEFT JOIN patch_states p ON p.node_id = l.node_id AND p.run_id = l.run_id "
+            "AND p.state = 'INSTALLED_PENDING_REBOOT' WHERE l.rn = 1"
+        )
+        out: dict[str, tuple[str, set[tuple[str, str]]]] = {}
+        for node_id, boot_id, package, version in rows:
+            entry = out.setdefault(str(node_id), (str(boot_id), set()))
+            if package is not None:
+                entry[1].add((str(package), str(version or "")))
+        return out
+
     def view_sql(self, name: str) -> str:
         """The SQL that defines view ``name`` in this session."""
         rows = self._con.execute(
