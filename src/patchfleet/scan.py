@@ -81,14 +81,15 @@ def select_baseline(
     )
 
 
-async def scan_node(
+async def scan_node_full(
     node: ResolvedNode,
     registry: BaselineRegistry,
     keys: KeyRing,
     options: ScanOptions,
     now: datetime | None = None,
-) -> NodeResult:
-    """Scan one node. Every expected failure becomes a FAILED result with a reason."""
+) -> tuple[NodeResult, NodeFacts | None, Baseline | None]:
+    """Scan one node; also return the facts and baseline behind the result (None when the
+    node could not be scanned). Every expected failure becomes a FAILED result with a reason."""
     started = datetime.now(UTC)
     facts: NodeFacts | None = None
     try:
@@ -101,12 +102,12 @@ async def scan_node(
         records = mark_pending(evaluate(facts, baseline, when, options.first_seen),
                                options.pending.get(node.id), facts.reboot.boot_id)
     except NodeError as err:
-        return _failed(node, started, err.reason, facts)
+        return _failed(node, started, err.reason, facts), None, None
     except PatchfleetError as err:
-        return _failed(node, started, f"ERROR: {err}", facts)
+        return _failed(node, started, f"ERROR: {err}", facts), None, None
     except OSError as err:  # a transport should map these; keep the run alive regardless
-        return _failed(node, started, f"UNREACHABLE: {err}", facts)
-    return NodeResult(
+        return _failed(node, started, f"UNREACHABLE: {err}", facts), None, None
+    result = NodeResult(
         node_id=node.id,
         host=node.host,
         summary=summarize(records),
@@ -120,6 +121,19 @@ async def scan_node(
         warnings=facts.warnings + evaluation_warnings(facts),
         boot_id=facts.reboot.boot_id or None,
     )
+    return result, facts, baseline
+
+
+async def scan_node(
+    node: ResolvedNode,
+    registry: BaselineRegistry,
+    keys: KeyRing,
+    options: ScanOptions,
+    now: datetime | None = None,
+) -> NodeResult:
+    """Scan one node. Every expected failure becomes a FAILED result with a reason."""
+    result, _, _ = await scan_node_full(node, registry, keys, options, now)
+    return result
 
 
 async def scan_nodes(

@@ -1,0 +1,121 @@
+"""Scan-and-install orchestration on real Debian test nodes: reboot options across runs,
+lifecycle hooks, and rate control stopping a rollout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from patchfleet.domain.records import NodeStatus, Operation, PatchState
+from patchfleet.domain.results import RunContext
+from patchfleet.hooks import load_hooks
+from patchfleet.patch import InstallOptions, PatchNodeResult, patch_nodes
+from patchfleet.runplan import plan_scan
+from patchfleet.store.writer import write_run
+
+P = PatchState.INSTALLED_PENDING_REBOOT
+APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-fake"}
+
+
+@pytest.fixture
+def clean(fleet: Any) -> Iterator[Any]:
+    yield fleet
+    for name in fleet.names:
+        fleet.reset(name)
+
+
+def run(fleet: Any, store: Path, targets: str, options: InstallOptions, *,
+        inventory: Path | None = None, max_concurrency: int = 5,
+        max_errors: int = 5) -> list[PatchNodeResult]:
+    plan = plan_scan(inventory=str(inventory or fleet.inventory), targets=targets,
+                     store=str(store), lock_timeout=10)
+    results = asyncio.run(patch_nodes(plan.nodes, plan.registry, plan.options, options,
+                                      max_concurrency=max_concurrency, max_errors=max_errors))
+    ctx = RunContext(run_id=f"run-{datetime.now(UTC):%H%M%S%f}", operation=Operation.INSTALL,
+                     started_at=datetime.now(UTC), reboot_option=options.reboot_option)
+    write_run(store, ctx, [r.result for r in results])
+    return results
+
+
+def versions(fleet: Any, node: str) -> dict[str, str]:
+    out = fleet.ssh(node, "dpkg-query -W -f '${Package} ${Version}\\n'", check=True).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def boot_id(fleet: Any, node: str) -> str:
+    return str(fleet.ssh(node, "cat /proc/sys/kernel/random/boot_id", check=True).stdout.strip())
+
+
+def test_no_reboot_then_reboot_if_needed(clean: Any, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    boot0 = boot_id(clean, "deb-a")
+    (first,) = run(clean, store, "deb-a", InstallOptions(reboot_option="NoReboot"))
+    assert not first.rebooted and boot_id(clean, "deb-a") == boot0
+    states = {r.package: r.state for r in first.result.records}
+    assert {k for k, v in states.items() if v is P} >= APPROVED
+    assert first.result.summary.status is NodeStatus.NON_COMPLIANT
+    assert first.result.last_no_reboot_install_operation_time is not None
+    v = versions(clean, "deb-a")
+    assert {k: v[k] for k in APPROVED} == dict.fromkeys(APPROVED, "1.1")
+
+    # a later scan on the same boot still reports them pending (from the store)
+    plan = plan_scan(inventory=str(clean.inventory), targets="deb-a", store=str(store))
+    from patchfleet.scan import scan_nodes
+
+    (scan,) = asyncio.run(scan_nodes(plan.nodes, plan.registry, plan.options))
+    assert {r.package for r in scan.records if r.state is P} >= APPROVED
+
+    (second,) = run(clean, store, "deb-a", InstallOptions(reboot_option="RebootIfNeeded"))
+    assert second.rebooted, second.reboot_reason
+    assert "INSTALLED_PENDING_REBOOT" in second.reboot_reason
+    assert boot_id(clean, "deb-a") != boot0
+    assert second.result.summary.installed_pending_reboot_count == 0
+    missing = {r.package for r in second.result.records if r.state is PatchState.MISSING}
+    assert missing == {"fake-held"}  # held by the operator: never lifted by patchfleet
+
+
+def test_failing_pre_install_hook_skips_install_and_runs_on_exit(clean: Any,
+                                                                 tmp_path: Path) -> None:
+    before = versions(clean, "deb-b")
+    hooks = load_hooks({
+        "pre_install": {"command": "echo not today >&2; exit 3"},
+        "on_exit": {"command": 'echo "$PATCHFLEET_RUN_ID" > /root/on-exit-ran'},
+    }, source="test")
+    (res,) = run(clean, tmp_path / "store", "deb-b",
+                 InstallOptions(hooks=hooks, run_id="run-42"))
+    assert res.result.failure_reason and res.result.failure_reason.startswith(
+        "PRE_INSTALL_HOOK")
+    assert [h.phase for h in res.hooks] == ["pre_install", "on_exit"]
+    assert versions(clean, "deb-b") == before
+    assert clean.ssh("deb-b", "cat /root/on-exit-ran", check=True).stdout.strip() == "run-42"
+    assert not res.ok
+
+
+def test_error_threshold_stops_the_rollout(clean: Any, tmp_path: Path) -> None:
+    inv = yaml.safe_load(clean.inventory.read_text())
+    inv["nodes"].insert(0, {"id": "ghost", "host": "127.0.0.1", "port": 1})
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yaml.safe_dump(inv))
+    before = versions(clean, "deb-a")
+    results = run(clean, tmp_path / "store", "ghost,deb-a,deb-b", InstallOptions(),
+                  inventory=path, max_concurrency=1, max_errors=0)
+    reasons = {r.result.node_id: r.result.failure_reason or "" for r in results}
+    assert reasons["ghost"].startswith("UNREACHABLE")
+    assert reasons["deb-a"].startswith("NOT_ATTEMPTED")
+    assert reasons["deb-b"].startswith("NOT_ATTEMPTED")
+    assert versions(clean, "deb-a") == before
+
+
+def test_dry_run_changes_nothing_and_prints_the_plan(clean: Any, tmp_path: Path) -> None:
+    before = versions(clean, "deb-c")
+    (res,) = run(clean, tmp_path / "store", "deb-c", InstallOptions(dry_run=True))
+    assert versions(clean, "deb-c") == before
+    text = "\n".join(res.plan)
+    for name in APPROVED | {"fake-held"}:
+        assert name in text
