@@ -18,10 +18,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from patchfleet import runsummary
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import NodeResult, RunContext
-from patchfleet.runplan import plan_scan
+from patchfleet.runplan import InstallSettings, RunPlan, plan_install_settings, plan_scan
 from patchfleet.transport import KeyRing
+from tasks.install import install_rollout
 from tasks.publish import publish_artifacts
 from tasks.scan import scan_batch
 from tasks.store import store_results, write_reports
@@ -46,6 +48,12 @@ async def patch_nodes(
     batch_size: int = 100,
     lock_timeout: int = 60,
     report_dir: str | None = None,
+    reboot_option: str = "RebootIfNeeded",
+    install_override_list: str | None = None,
+    hooks: str | None = None,
+    max_concurrency: str | None = None,
+    max_errors: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Scan the targeted nodes and record their compliance.
 
@@ -64,12 +72,22 @@ async def patch_nodes(
         lock_timeout=lock_timeout,
     )
     run_id = str(flow_run.id or uuid.uuid4())
+    install = operation == "Install"
+    settings = plan_install_settings(
+        nodes=len(plan.nodes), reboot_option=reboot_option,
+        install_override_list=install_override_list, baseline_override=baseline_override,
+        hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
+        run_id=run_id, snapshot_id=snapshot_id,
+    ) if install else None
     ctx = RunContext(
         run_id=run_id,
-        operation=Operation.SCAN,
+        operation=Operation.INSTALL if install else Operation.SCAN,
         started_at=datetime.now(UTC),
         snapshot_id=snapshot_id,
+        reboot_option=reboot_option if install else None,
     )
+    if settings is not None:
+        return await _install(plan, settings, ctx, report_dir)
     nodes = plan.nodes
     size = max(1, batch_size)
     batches = [nodes[i : i + size] for i in range(0, len(nodes), size)]
@@ -100,4 +118,35 @@ async def patch_nodes(
         run_id, summary["compliant"], summary["non_compliant"], summary["failed"],
         plan.store_root, reports.get("folder"),
     )
+    return summary
+
+
+async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,
+                   report_dir: str | None) -> dict[str, Any]:
+    logger = get_run_logger()
+    logger.info(
+        "%s %d node(s): max concurrency %s, max errors %s, reboot option %s",
+        "planning (dry run) for" if settings.options.dry_run else "scanning and installing on",
+        len(plan.nodes), settings.max_concurrency, settings.max_errors, ctx.reboot_option,
+    )
+    keys = KeyRing()
+    try:
+        done = await install_rollout(plan.nodes, plan.registry, plan.options, settings, keys)
+    finally:
+        keys.close()
+    results = [d.result for d in done]
+    stopped = any((r.failure_reason or "").startswith("NOT_ATTEMPTED") for r in results)
+    plans = {d.result.node_id: list(d.plan) for d in done}
+    if settings.options.dry_run:
+        return {"run_id": ctx.run_id, "operation": "Install", "dry_run": True,
+                **runsummary.counts(results), "nodes": runsummary.node_rows(results),
+                "plans": plans, "stopped": stopped}
+    written = store_results(plan.store_root, ctx, results)
+    reports = write_reports(plan.store_root, ctx, results, report_dir)
+    summary = await publish_artifacts(ctx, results, written, reports, str(plan.store_root))
+    summary.update(plans=plans, stopped=stopped,
+                   rebooted=[d.result.node_id for d in done if d.rebooted])
+    logger.info("run %s: %d compliant, %d non-compliant, %d failed%s", ctx.run_id,
+                summary["compliant"], summary["non_compliant"], summary["failed"],
+                "; the error threshold stopped the rollout" if stopped else "")
     return summary

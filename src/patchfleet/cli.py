@@ -2,7 +2,8 @@
 deployments run, and prints what they return.
 
 Exit codes: 0 the run completed (non-compliant nodes included); 2 bad input (nothing was
-scanned or written); 1 any other error (store not writable, Prefect could not start, ...).
+scanned or written); 3 the error threshold stopped an install rollout; 1 any other error
+(store not writable, Prefect could not start, ...).
 """
 
 from __future__ import annotations
@@ -148,6 +149,85 @@ def scan(
         out.print_json(json.dumps(summary, default=str))
     else:
         _print_summary(summary)
+
+
+@app.command()
+def install(
+    inventory: InventoryOpt = None,
+    targets: TargetsOpt = "*",
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", "-b", help="BaselineOverride (name, YAML or AWS JSON)."),
+    ] = None,
+    baselines_dir: BaselinesDirOpt = None,
+    store: StoreOpt = None,
+    snapshot_id: Annotated[str | None, typer.Option("--snapshot-id")] = None,
+    reboot_option: Annotated[
+        str,
+        typer.Option(help="RebootIfNeeded (AWS default), NoReboot, or RebootIfRequired "
+                     "(reboot only when the OS says so)."),
+    ] = "RebootIfNeeded",
+    install_override_list: Annotated[
+        str | None,
+        typer.Option(help="InstallOverrideList YAML: a path, https:// or s3:// URL. Installs "
+                     "exactly that list; refused together with --baseline."),
+    ] = None,
+    hooks: Annotated[
+        str | None,
+        typer.Option(help="YAML file with pre_install / post_install / on_exit hooks "
+                     "({command: ...} or {script: file}, timeout)."),
+    ] = None,
+    max_concurrency: Annotated[
+        str | None, typer.Option(help="Nodes at once: a number or a percentage. Default: AWS "
+                                 "Patch now tiers by fleet size.")
+    ] = None,
+    max_errors: Annotated[
+        str | None, typer.Option(help="Failed nodes tolerated before no new node starts: a "
+                                 "number or a percentage. Default: Patch now tiers.")
+    ] = None,
+    refresh: Annotated[bool, typer.Option("--refresh/--no-refresh")] = True,
+    lock_timeout: Annotated[
+        int, typer.Option(help="Seconds to wait for a held package-manager lock.")
+    ] = 60,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Scan and print the exact plan per node; change "
+                           "nothing, write nothing.")
+    ] = False,
+    report_dir: Annotated[str | None, typer.Option(help="Where CSV reports go.")] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+) -> None:
+    """Scan and install approved patches (AWS-RunPatchBaseline Operation=Install), with reboot
+    options, lifecycle hooks and rate control. Exit 3 when the error threshold stopped the run."""
+    from patchfleet.runplan import plan_install_settings, plan_scan
+
+    params: dict[str, Any] = dict(
+        operation="Install", inventory=inventory, targets=targets, baselines_dir=baselines_dir,
+        store=store, refresh=refresh, lock_timeout=lock_timeout,
+    )
+    extra: dict[str, Any] = dict(
+        reboot_option=reboot_option, install_override_list=install_override_list,
+        hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
+    )
+    try:
+        plan = plan_scan(baseline=baseline, **params)
+        plan_install_settings(nodes=len(plan.nodes), baseline_override=baseline, **extra)
+    except PatchfleetError as e:
+        _fail(e)
+    summary = _run_flow(dict(params, baseline_override=baseline, snapshot_id=snapshot_id,
+                             report_dir=report_dir, **extra))
+    if output is OutputFormat.json:
+        out.print_json(json.dumps(summary, default=str))
+    else:
+        if summary.get("dry_run"):
+            for node_id, lines in summary["plans"].items():
+                out.print(f"[bold]{node_id}[/]")
+                for line in lines or ["nothing to install"]:
+                    out.print(f"  {line}", highlight=False)
+        else:
+            _print_summary(summary)
+    if summary.get("stopped"):
+        err.print("[bold red]the error threshold (max errors) stopped the rollout[/]")
+        raise typer.Exit(3)
 
 
 def _run_flow(params: dict[str, Any]) -> dict[str, Any]:

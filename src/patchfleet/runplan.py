@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from patchfleet.collect import CollectOptions
 from patchfleet.domain.baseline import (
     Baseline,
@@ -22,16 +24,23 @@ from patchfleet.domain.baseline import (
 )
 from patchfleet.domain.baseline_io import baselines_from_aws_json
 from patchfleet.domain.firstseen import first_seen
+from patchfleet.domain.install_override import parse_install_override_text
+from patchfleet.domain.install_plan import check_override_combination
 from patchfleet.domain.inventory import Inventory, ResolvedNode, default_inventory, load_inventory
 from patchfleet.domain.pending import PendingInstalls
+from patchfleet.domain.rollout import Rate, parse_rate, patch_now_defaults
 from patchfleet.domain.targets import select_targets
 from patchfleet.errors import ConfigError
+from patchfleet.fetch import fetch_text
+from patchfleet.hooks import Hooks, load_hooks
+from patchfleet.patch import InstallOptions
 from patchfleet.paths import store_root
 from patchfleet.scan import ScanOptions
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.writer import check_writable
 
-OPERATIONS = ("Scan",)
+OPERATIONS = ("Scan", "Install")
+REBOOT_OPTIONS = ("RebootIfNeeded", "NoReboot", "RebootIfRequired")
 
 
 @dataclass(frozen=True)
@@ -136,3 +145,61 @@ def plan_scan(
     )
     return RunPlan(nodes=nodes, registry=registry, options=options, store_root=root,
                    inventory_source=source)
+
+
+@dataclass(frozen=True)
+class InstallSettings:
+    """What an Install run needs on top of a scan plan, validated up front."""
+
+    options: InstallOptions
+    max_concurrency: Rate
+    max_errors: Rate
+
+
+def plan_install_settings(
+    *,
+    nodes: int,
+    reboot_option: str = "RebootIfNeeded",
+    install_override_list: str | None = None,
+    baseline_override: str | None = None,
+    hooks: str | None = None,
+    max_concurrency: str | None = None,
+    max_errors: str | None = None,
+    dry_run: bool = False,
+    run_id: str = "",
+    snapshot_id: str | None = None,
+) -> InstallSettings:
+    """Validate the Install parameters (AWS-RunPatchBaseline + hooks + rate control).
+
+    Without ``max_concurrency`` / ``max_errors`` the Patch now defaults for the fleet size
+    apply (spec section 7)."""
+    if reboot_option not in REBOOT_OPTIONS:
+        raise ConfigError(f"{reboot_option!r} is not a reboot option; use one of "
+                          f"{', '.join(REBOOT_OPTIONS)}", source="--reboot-option")
+    check_override_combination(baseline_override, install_override_list)
+    override = None
+    if install_override_list:
+        text, source = fetch_text(install_override_list)
+        override = parse_install_override_text(text, source)
+    hook_cfg = Hooks()
+    if hooks:
+        path = Path(hooks).expanduser()
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ConfigError(f"cannot read hooks file: {err.strerror}", source=str(path)
+                              ) from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"not valid YAML: {err}", source=str(path)) from None
+        hook_cfg = load_hooks(data, str(path))
+    defaults = patch_now_defaults(nodes, "Install")
+    concurrency = (parse_rate(max_concurrency, "max_concurrency") if max_concurrency
+                   else defaults.max_concurrency)
+    errors = (parse_rate(max_errors, "max_errors") if max_errors is not None
+              else defaults.max_errors)
+    return InstallSettings(
+        options=InstallOptions(reboot_option=reboot_option, hooks=hook_cfg, override=override,
+                               dry_run=dry_run, run_id=run_id, snapshot_id=snapshot_id),
+        max_concurrency=concurrency,
+        max_errors=errors,
+    )

@@ -160,3 +160,65 @@ def test_cli_baseline_export_import_round_trip(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["baseline", "show", "example-debian-all-updates",
                                 "--baselines-dir", str(tmp_path), "--format", "aws-json"])
     assert shown.exit_code == 0 and json.loads(shown.stdout) == data
+
+
+def _versions(fleet: Any, node: str) -> str:
+    return str(fleet.ssh(node, "dpkg-query -W -f '${Package} ${Version}\\n'", check=True).stdout)
+
+
+def test_cli_install_dry_run_then_no_reboot_install(prefect_api: None, fleet: Any,
+                                                    tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    before = _versions(fleet, "deb-c")
+    try:
+        dry = runner.invoke(app, ["install", "-i", str(fleet.inventory), "-t", "deb-c",
+                                  "--store", str(store), "--dry-run", "--no-refresh"])
+        assert dry.exit_code == 0, dry.output
+        assert "libfakessl3" in dry.stdout and "1.0 -> 1.1" in dry.stdout
+        assert _versions(fleet, "deb-c") == before
+        assert not list(store.glob("patch_states/**/*.parquet"))
+
+        done = runner.invoke(app, ["install", "-i", str(fleet.inventory), "-t", "deb-c",
+                                   "--store", str(store), "--reboot-option", "NoReboot",
+                                   "--no-refresh", "-o", "json"])
+        assert done.exit_code == 0, done.output
+        summary = json.loads(done.stdout)
+        assert summary["operation"] == "INSTALL" and summary["rebooted"] == []
+        (row,) = summary["nodes"]
+        assert row["pending_reboot"] >= 5 and row["status"] == "NON_COMPLIANT"
+        with ComplianceStore(store) as cs:
+            _, rows = cs.query("SELECT operation, reboot_option, "
+                               "last_no_reboot_install_operation_time IS NOT NULL "
+                               "FROM node_summaries")
+        assert rows == [("INSTALL", "NoReboot", True)]
+        assert "libfakessl3 1.1" in _versions(fleet, "deb-c")
+    finally:
+        fleet.reset("deb-c")
+
+
+def test_cli_install_threshold_exit_code_and_refused_combination(
+    prefect_api: None, fleet: Any, tmp_path: Path
+) -> None:
+    import yaml
+
+    data = yaml.safe_load(fleet.inventory.read_text())
+    data["nodes"].insert(0, {"id": "ghost", "host": "127.0.0.1", "port": 1})  # fails first
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    before = _versions(fleet, "deb-a")
+    try:
+        r = runner.invoke(app, ["install", "-i", str(inv), "-t", "ghost,deb-a", "--store",
+                                str(tmp_path / "s"), "--max-concurrency", "1",
+                                "--max-errors", "0", "--no-refresh"])
+        assert r.exit_code == 3, r.output
+        assert "error threshold" in r.output
+        assert _versions(fleet, "deb-a") == before
+    finally:
+        fleet.reset("deb-a")
+
+    override = tmp_path / "override.yaml"
+    override.write_text("patches:\n  - id: fake-curl\n")
+    r = runner.invoke(app, ["install", "-i", str(inv), "--install-override-list",
+                            str(override), "-b", "example-debian-all-updates", "--store",
+                            str(tmp_path / "s2")])
+    assert r.exit_code == 2 and "cannot be used together" in r.output

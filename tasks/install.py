@@ -1,0 +1,40 @@
+"""Task: scan and install a set of nodes under rate control (one task for the whole rollout:
+the error threshold counts across every node, so the nodes can't be split into batches)."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from patchfleet.domain.baseline import BaselineRegistry
+from patchfleet.domain.inventory import ResolvedNode
+from patchfleet.patch import PatchNodeResult, patch_nodes
+from patchfleet.runplan import InstallSettings
+from patchfleet.scan import ScanOptions
+from patchfleet.transport import KeyRing
+
+
+@task(name="install-rollout", cache_policy=NO_CACHE, retries=0)
+async def install_rollout(
+    nodes: list[ResolvedNode],
+    registry: BaselineRegistry,
+    scan_options: ScanOptions,
+    settings: InstallSettings,
+    keys: KeyRing,
+) -> list[PatchNodeResult]:
+    logger = get_run_logger()
+
+    def progress(res: PatchNodeResult, done: int, total: int) -> None:
+        r = res.result
+        status = r.summary.status.value
+        extra = f"; {r.failure_reason}" if r.failure_reason else ""
+        logger.info("[%d/%d] %s: %s, %d installed, %d pending reboot%s%s", done, total,
+                    r.node_id, status, r.summary.installed_count,
+                    r.summary.installed_pending_reboot_count,
+                    ", rebooted" if res.rebooted else "", extra)
+        for line in res.plan if settings.options.dry_run else ():
+            logger.info("  %s: %s", r.node_id, line)
+
+    return await patch_nodes(nodes, registry, scan_options, settings.options,
+                             max_concurrency=settings.max_concurrency,
+                             max_errors=settings.max_errors, keys=keys, progress=progress)
