@@ -24,11 +24,10 @@ from patchfleet.domain.compliance import failed_summary
 from patchfleet.domain.install_override import InstallOverrideList
 from patchfleet.domain.install_plan import InstallPlan, plan_install
 from patchfleet.domain.inventory import ResolvedNode
-from patchfleet.domain.records import PatchState
 from patchfleet.domain.results import NodeResult
 from patchfleet.domain.rollout import Rate, Rollout
 from patchfleet.errors import NodeError
-from patchfleet.hooks import PHASES, HookPhase, HookResult, Hooks, run_hook
+from patchfleet.hooks import HookPhase, HookResult, Hooks, run_hook
 from patchfleet.install import InstallRequest, install_node
 from patchfleet.install_commands import PackageSpec
 from patchfleet.reboot import decide_reboot, reboot_and_wait, should_reboot
@@ -217,12 +216,3 @@ async def patch_nodes(
     why = (f"more than {rollout.max_errors} node(s) failed (max errors), so the rollout "
            "stopped before this node started")
     return [results.get(n.id) or not_attempted(n, why) for n in nodes]
-
-
-def phases_run(result: PatchNodeResult) -> list[str]:
-    """Hook phases that ran, in order (for artifacts)."""
-    ran = {h.phase for h in result.hooks}
-    return [p for p in PHASES if p in ran]
-
-
-__all__ = ["InstallOptions", "PatchNodeResult", "PatchState", "patch_node", "patch_nodes"]
