@@ -1,10 +1,12 @@
 """Flow: run AWS-RunPatchBaseline's operation on a set of nodes.
 
-Parameters mirror AWS-RunPatchBaseline where they apply (``operation``, ``snapshot_id``,
-``baseline_override``) plus what an agentless tool needs (``inventory``, ``targets``, ``store``).
-Nodes are scanned concurrently by tasks that each take a batch (asyncio fan-out inside), the
-results land in the Parquet store and the CSV reports, and the flow publishes a table artifact
-with one row per node and a markdown summary.
+Parameters mirror AWS-RunPatchBaseline where they apply (``operation`` Scan or Install,
+``snapshot_id``, ``baseline_override``, ``reboot_option``, ``install_override_list``) plus what an
+agentless tool needs (``inventory``, ``targets``, ``store``, hooks, rate control). A Scan is
+fanned out by tasks that each take a batch of nodes (asyncio inside); an Install is one
+rate-controlled rollout task, since its error threshold counts across every node. The results
+land in the Parquet store and the CSV reports, and the flow publishes a table artifact with one
+row per node and a markdown summary.
 """
 
 from __future__ import annotations
