@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,9 @@ from prefect.runtime import flow_run
 from patchfleet import runsummary
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import NodeResult, RunContext
+from patchfleet.domain.snapshot import extend
 from patchfleet.runplan import InstallSettings, RunPlan, plan_install_settings, plan_scan
+from patchfleet.store.snapshots import load_snapshot, save_snapshot
 from patchfleet.transport import KeyRing
 from tasks.install import install_rollout
 from tasks.publish import publish_artifacts
@@ -88,7 +91,11 @@ async def patch_nodes(
         snapshot_id=snapshot_id,
         reboot_option=reboot_option if install else None,
     )
+    snapshot = load_snapshot(plan.store_root, snapshot_id) if snapshot_id else None
+    plan = replace(plan, options=replace(plan.options, snapshot=snapshot))
     if settings is not None:
+        if snapshot_id:
+            plan = await _freeze_snapshot(plan, snapshot_id)
         return await _install(plan, settings, ctx, report_dir)
     nodes = plan.nodes
     size = max(1, batch_size)
@@ -112,6 +119,11 @@ async def patch_nodes(
     finally:
         keys.close()
 
+    if snapshot_id:
+        frozen = extend(snapshot, snapshot_id, datetime.now(UTC), results)
+        if frozen != snapshot:
+            logger.info("snapshot %s saved to %s", snapshot_id,
+                        save_snapshot(plan.store_root, frozen))
     written = store_results(plan.store_root, ctx, results)
     reports = write_reports(plan.store_root, ctx, results, report_dir)
     summary = await publish_artifacts(ctx, results, written, reports, str(plan.store_root))
@@ -121,6 +133,24 @@ async def patch_nodes(
         plan.store_root, reports.get("folder"),
     )
     return summary
+
+
+async def _freeze_snapshot(plan: RunPlan, snapshot_id: str) -> RunPlan:
+    """Scan the targets once and freeze every (OS, patch group) the snapshot lacks, so every
+    node of the rollout is judged by the same approved set (AWS computes a snapshot once)."""
+    logger = get_run_logger()
+    keys = KeyRing()
+    try:
+        scanned = await scan_batch(plan.nodes, plan.registry, plan.options, keys,
+                                   "snapshot scan ")
+    finally:
+        keys.close()
+    snapshot = plan.options.snapshot
+    frozen = extend(snapshot, snapshot_id, datetime.now(UTC), scanned)
+    if frozen != snapshot:
+        logger.info("snapshot %s saved to %s", snapshot_id,
+                    save_snapshot(plan.store_root, frozen))
+    return replace(plan, options=replace(plan.options, snapshot=frozen))
 
 
 async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,

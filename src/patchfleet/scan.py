@@ -23,6 +23,7 @@ from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.pending import PendingInstalls, mark_pending
 from patchfleet.domain.results import NodeResult
+from patchfleet.domain.snapshot import Snapshot, apply_snapshot
 from patchfleet.errors import NodeError, PatchfleetError
 from patchfleet.transport import KeyRing, open_transport
 
@@ -43,6 +44,8 @@ class ScanOptions:
     """(package, version) -> first time any scan saw it offered (from the store); the release
     date apt rules with approve_after_days count from (patchfleet extension)."""
 
+    snapshot: Snapshot | None = None
+    """A frozen approved set (SnapshotId): nodes of a group it covers are judged by it."""
     pending: Mapping[str, PendingInstalls] = field(default_factory=dict)
     """node_id -> what earlier installs left pending a reboot (from the store)."""
 
@@ -101,6 +104,10 @@ async def scan_node_full(
         when = now or options.now or datetime.now(UTC)
         records = mark_pending(evaluate(facts, baseline, when, options.first_seen),
                                options.pending.get(node.id), facts.reboot.boot_id)
+        frozen = options.snapshot.entry(facts.os.operating_system, node.patch_group) \
+            if options.snapshot else None
+        if frozen is not None:
+            records = apply_snapshot(records, frozen)
     except NodeError as err:
         return _failed(node, started, err.reason, facts), None, None
     except PatchfleetError as err:
@@ -120,6 +127,7 @@ async def scan_node_full(
         baseline_id=baseline.name,
         warnings=facts.warnings + evaluation_warnings(facts),
         boot_id=facts.reboot.boot_id or None,
+        operating_system=facts.os.operating_system,
     )
     return result, facts, baseline
 

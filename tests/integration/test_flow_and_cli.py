@@ -222,3 +222,35 @@ def test_cli_install_threshold_exit_code_and_refused_combination(
                             str(override), "-b", "example-debian-all-updates", "--store",
                             str(tmp_path / "s2")])
     assert r.exit_code == 2 and "cannot be used together" in r.output
+
+
+def test_snapshot_freezes_the_approved_set_across_runs(prefect_api: None, fleet: Any,
+                                                       tmp_path: Path) -> None:
+    """A SnapshotId judges every node of an (OS, patch group) by the decision frozen when the
+    id was first used, even after the baseline changed."""
+    from flows.patch_nodes import patch_nodes
+
+    store = tmp_path / "store"
+    security = {"fake-curl", "fake-extra", "fake-held", "fake-sudo", "libfakessl3",
+                "linux-image-fake"}
+
+    def missing(node: str, run_id: str) -> set[str]:
+        with ComplianceStore(store) as cs:
+            _, rows = cs.query("SELECT package FROM patch_states WHERE node_id = ? AND "
+                               "run_id = ? AND state = 'MISSING'", [node, run_id])
+        return {r[0] for r in rows}
+
+    first = asyncio.run(patch_nodes(inventory=str(fleet.inventory), targets="deb-a",
+                                    store=str(store), snapshot_id="snap-a", refresh=False))
+    assert missing("deb-a", first["run_id"]) == security
+    assert (store / "snapshots" / "snap-a.json").exists()
+
+    # the baseline now approves non-security updates too, but the snapshot was frozen before
+    later = asyncio.run(patch_nodes(inventory=str(fleet.inventory), targets="deb-b",
+                                    store=str(store), snapshot_id="snap-a", refresh=False,
+                                    baseline_override="example-debian-all-updates"))
+    assert missing("deb-b", later["run_id"]) == security
+    unfrozen = asyncio.run(patch_nodes(inventory=str(fleet.inventory), targets="deb-b",
+                                       store=str(store), refresh=False,
+                                       baseline_override="example-debian-all-updates"))
+    assert missing("deb-b", unfrozen["run_id"]) > security

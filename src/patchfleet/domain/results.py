@@ -46,6 +46,8 @@ class NodeResult:
     failure_reason: str | None = None
     last_no_reboot_install_operation_time: datetime | None = None
     warnings: tuple[str, ...] = field(default=())
+    operating_system: str | None = None
+    """AWS OperatingSystem value of the node (DEBIAN, ROCKY_LINUX, SUSE, ...), when scanned."""
     boot_id: str | None = None
     """The node's boot id at the end of the operation (pending-reboot tracking across runs)."""
 

@@ -37,7 +37,7 @@ from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState
 from patchfleet.domain.results import NodeResult
 from patchfleet.domain.versions import dpkg_compare, rpm_compare
 
-__all__ = ["ApprovedVersion", "Snapshot", "SnapshotEntry", "apply_snapshot", "freeze"]
+__all__ = ["ApprovedVersion", "Snapshot", "SnapshotEntry", "apply_snapshot", "extend", "freeze"]
 
 _APT_OSES = frozenset({"DEBIAN", "UBUNTU", "RASPBIAN"})
 _KEEP = frozenset({PatchState.FAILED, PatchState.NOT_APPLICABLE, PatchState.INSTALLED_REJECTED})
@@ -176,3 +176,19 @@ def apply_snapshot(records: Iterable[PatchRecord], entry: SnapshotEntry) -> tupl
         else:
             out.append(replace(r, state=PatchState.INSTALLED_OTHER, compliance_level=None))
     return tuple(out)
+
+
+def extend(
+    snapshot: Snapshot | None, snapshot_id: str, created_at: datetime,
+    results: Iterable[NodeResult],
+) -> Snapshot:
+    """``snapshot`` plus frozen entries for the (OS, patch group) pairs of ``results`` it does
+    not cover yet (a new snapshot when None). Entries already frozen are never changed."""
+    have = dict(snapshot.entries) if snapshot else {}
+    fresh = [r for r in results if r.operating_system and not r.failed
+             and entry_key(r.operating_system, r.patch_group) not in have]
+    oses = {r.node_id: r.operating_system or "" for r in fresh}
+    added = freeze(snapshot_id, created_at, fresh, oses).entries
+    return Snapshot(snapshot_id=snapshot_id,
+                    created_at=snapshot.created_at if snapshot else created_at,
+                    entries={**have, **added})
