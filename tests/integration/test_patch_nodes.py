@@ -119,3 +119,39 @@ def test_dry_run_changes_nothing_and_prints_the_plan(clean: Any, tmp_path: Path)
     text = "\n".join(res.plan)
     for name in APPROVED | {"fake-held"}:
         assert name in text
+
+
+def test_install_override_list_installs_exactly_that_list(clean: Any, tmp_path: Path) -> None:
+    from patchfleet.domain.install_override import load_install_override
+
+    override = tmp_path / "override.yaml"
+    override.write_text("patches:\n  - id: 'fake-editor*'\n    title: '*:1.1'\n"
+                        "    note: extra fields are ignored\n")
+    before = versions(clean, "deb-b")
+    (res,) = run(clean, tmp_path / "store", "deb-b",
+                 InstallOptions(override=load_install_override(override),
+                                reboot_option="NoReboot"))
+    after = versions(clean, "deb-b")
+    changed = {k for k in after if after[k] != before.get(k)}
+    assert changed == {"fake-editor"} and after["fake-editor"] == "1.1"
+    states = {r.package: r.state for r in res.result.records}
+    # scans still report against the baseline: the security updates are still missing
+    assert {k for k, v in states.items() if v is PatchState.MISSING} >= APPROVED
+
+
+def test_reboot_if_required_reboots_only_when_the_os_says_so(clean: Any,
+                                                             tmp_path: Path) -> None:
+    from patchfleet.domain.install_override import parse_install_override_text
+
+    boot0 = boot_id(clean, "deb-c")
+    editor_only = parse_install_override_text("patches:\n  - id: fake-editor\n", "test")
+    (quiet,) = run(clean, tmp_path / "s1", "deb-c",
+                   InstallOptions(override=editor_only, reboot_option="RebootIfRequired"))
+    assert not quiet.rebooted and "no reboot is required" in quiet.reboot_reason
+    assert boot_id(clean, "deb-c") == boot0
+
+    kernel = parse_install_override_text("patches:\n  - id: linux-image-fake\n", "test")
+    (loud,) = run(clean, tmp_path / "s2", "deb-c",
+                  InstallOptions(override=kernel, reboot_option="RebootIfRequired"))
+    assert loud.rebooted, loud.reboot_reason
+    assert boot_id(clean, "deb-c") != boot0
