@@ -1,0 +1,84 @@
+"""Capture the POST-INSTALL probes on real test nodes into tests/golden/post/<case>/.
+
+Run as root from the repository root (nodes post-deb, post-rocky, post-sles are started if
+needed in $PATCHFLEET_TESTNODES_STATE_DIR, default /tmp/post-nodes, and reset before each case):
+
+    /tmp/pfvenv/bin/python tests/golden/post/capture.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "src"))
+from patchfleet import probes  # noqa: E402
+
+OUT = Path(__file__).resolve().parent
+TN = [sys.executable, str(REPO / "testnodes/testnodes.py")]
+os.environ.setdefault("PATCHFLEET_TESTNODES_STATE_DIR", "/tmp/post-nodes")
+
+# A stand-in unattended-upgrades package (the local archive has none): dpkg records it as
+# installed, which is what the probe checks.
+FAKE_UU = (
+    "set -e; d=$(mktemp -d); mkdir -p $d/DEBIAN; "
+    "printf 'Package: unattended-upgrades\\nVersion: 2.9.1+nmu3\\nArchitecture: all\\n"
+    "Maintainer: test <t@example.org>\\nDescription: stand-in for tests\\n' > $d/DEBIAN/control; "
+    "dpkg-deb --root-owner-group --build $d /tmp/uu.deb >/dev/null; dpkg -i /tmp/uu.deb"
+)
+AUTO_UPGRADES = (
+    "printf 'APT::Periodic::Update-Package-Lists \"1\";\\n"
+    "APT::Periodic::Unattended-Upgrade \"1\";\\n' > /etc/apt/apt.conf.d/20auto-upgrades"
+)
+CASES: list[tuple[str, str, str, list[str]]] = [
+    ("debian12-fresh", "post-deb", "default", []),
+    ("debian12-upgraded-uu", "post-deb", "default",
+     ["apt-get install -y fake-daemon", FAKE_UU, AUTO_UPGRADES]),
+    ("debian12-uu-config-only", "post-deb", "default", [AUTO_UPGRADES]),
+    ("rocky9-upgraded", "post-rocky", "rocky9", ["dnf -y upgrade fake-daemon"]),
+    ("sles15-upgraded", "post-sles", "sles15",
+     ["zypper -n --no-refresh update -y fake-daemon"]),
+]
+
+
+def ssh(node: str, cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TN, "ssh", node, cmd], capture_output=True, text=True, timeout=300)
+
+
+def main() -> int:
+    for case, node, variant, steps in CASES:
+        status = subprocess.run([*TN, "status"], capture_output=True, text=True).stdout
+        if node not in status:
+            subprocess.run([*TN, "start", node, "--variant", variant], check=True)
+        subprocess.run([*TN, "reset", node], check=True, capture_output=True)
+        out = OUT / case
+        shutil.rmtree(out, ignore_errors=True)
+        (out / "steps").mkdir(parents=True)
+        for i, step in enumerate(steps, 1):
+            r = ssh(node, step)
+            base = out / "steps" / f"{i:02d}"
+            base.with_suffix(".cmd").write_text(step + "\n")
+            base.with_suffix(".stdout").write_text(r.stdout)
+            base.with_suffix(".stderr").write_text(r.stderr)
+            base.with_suffix(".exit").write_text(f"{r.returncode}\n")
+            if r.returncode:
+                print(f"{case}: step {step!r} exited {r.returncode}: {r.stderr}", file=sys.stderr)
+                return 1
+        family = {"default": "apt", "rocky9": "dnf", "sles15": "zypper"}[variant]
+        for command in probes.POST_PROBES[family]:
+            rendered = command.render(sudo=False)
+            r = ssh(node, rendered)
+            (out / f"{command.name}.cmd").write_text(rendered + "\n")
+            (out / f"{command.name}.stdout").write_text(r.stdout)
+            (out / f"{command.name}.stderr").write_text(r.stderr)
+            (out / f"{command.name}.exit").write_text(f"{r.returncode}\n")
+        print(f"captured {case}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

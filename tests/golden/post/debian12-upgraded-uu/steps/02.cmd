@@ -1,0 +1,1 @@
+set -e; d=$(mktemp -d); mkdir -p $d/DEBIAN; printf 'Package: unattended-upgrades\nVersion: 2.9.1+nmu3\nArchitecture: all\nMaintainer: test <t@example.org>\nDescription: stand-in for tests\n' > $d/DEBIAN/control; dpkg-deb --root-owner-group --build $d /tmp/uu.deb >/dev/null; dpkg -i /tmp/uu.deb

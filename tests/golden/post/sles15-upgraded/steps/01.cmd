@@ -1,0 +1,1 @@
+zypper -n --no-refresh update -y fake-daemon

@@ -1,0 +1,154 @@
+"""Parsers of the POST-INSTALL probes, on golden captures from real nodes and damaged copies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from patchfleet.errors import ParseError
+from patchfleet.parsers import restarts
+from patchfleet.parsers.restarts import StaleProcess
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "post"
+DAEMON = StaleProcess(34, "fake-daemon", "/usr/libexec/fake-daemon")
+
+
+def out(case: str, probe: str) -> str:
+    return (GOLDEN / case / f"{probe}.stdout").read_text()
+
+
+def test_every_golden_capture_parses_and_exits_zero() -> None:
+    parsers = {
+        "restart-proc-maps": restarts.parse_proc_maps,
+        "needrestart-batch": restarts.parse_needrestart,
+        "zypper-ps": restarts.parse_zypper_ps,
+        "auto-updaters": restarts.parse_auto_updaters,
+    }
+    seen = 0
+    for stdout in GOLDEN.glob("*/*.stdout"):
+        assert (stdout.with_suffix(".exit")).read_text().strip() == "0", stdout
+        parsers[stdout.stem](stdout.read_text())
+        seen += 1
+    assert seen >= 13
+
+
+def test_proc_maps_fresh_and_upgraded() -> None:
+    assert restarts.parse_proc_maps(out("debian12-fresh", "restart-proc-maps")).processes == ()
+    for case in ("debian12-upgraded-uu", "rocky9-upgraded", "sles15-upgraded"):
+        state = restarts.parse_proc_maps(out(case, "restart-proc-maps"))
+        assert state.processes == (DAEMON,)
+        assert state.pids == (34,)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda t: t.replace("end\n", ""),  # truncated
+    lambda t: t.replace("34\t", "x\t"),
+    lambda t: t.replace("\t/usr", "\tusr"),
+    lambda t: "garbage\n" + t,
+])
+def test_proc_maps_damaged(damage) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ParseError):
+        restarts.parse_proc_maps(damage(out("debian12-upgraded-uu", "restart-proc-maps")))
+
+
+def test_proc_maps_path_with_spaces() -> None:
+    state = restarts.parse_proc_maps("7\tmy daemon\t/opt/a b/lib.so\nend\n")
+    assert state.processes == (StaleProcess(7, "my daemon", "/opt/a b/lib.so"),)
+
+
+def test_needrestart_absent_and_batch() -> None:
+    assert restarts.parse_needrestart(out("debian12-fresh", "needrestart-batch")) is None
+    text = (
+        "NEEDRESTART-VER: 3.6\nNEEDRESTART-KCUR: 6.1.0-18-amd64\n"
+        "NEEDRESTART-KEXP: 6.1.0-21-amd64\nNEEDRESTART-KSTA: 3\n"
+        "NEEDRESTART-SVC: cron.service\nNEEDRESTART-SVC: ssh.service\n"
+    )
+    state = restarts.parse_needrestart(text)
+    assert state is not None
+    assert state.services == ("cron.service", "ssh.service")
+    assert state.kernel_status == 3
+    with pytest.raises(ParseError):
+        restarts.parse_needrestart(text + "NEEDRESTART-KSTA: 9\n")
+    with pytest.raises(ParseError):
+        restarts.parse_needrestart(text + "Use of uninitialized value\n")
+
+
+def test_zypper_ps() -> None:
+    assert restarts.parse_zypper_ps(out("sles15-upgraded", "zypper-ps")).processes == ()
+    table = (
+        "The following running processes use deleted files:\n\n"
+        "PID | PPID | UID | User | Command                | Service\n"
+        "----+------+-----+------+------------------------+--------\n"
+        "240 | 1    | 0   | root | fake-daemon (deleted)  |\n"
+        "311 | 1    | 0   | root | sshd                   | sshd\n\n"
+        "You may wish to restart these processes.\n"
+        "See 'man zypper' for information about the meaning of values in the above table.\n"
+    )
+    state = restarts.parse_zypper_ps(table)
+    assert [(p.pid, p.command) for p in state.processes] == [(240, "fake-daemon"), (311, "sshd")]
+    assert state.services == ("sshd",)
+    with pytest.raises(ParseError):
+        restarts.parse_zypper_ps(table.replace("PID | PPID", "PXD | PPID"))
+    with pytest.raises(ParseError):
+        restarts.parse_zypper_ps(table + "oops | 1\n")
+
+
+def test_merge_prefers_rows_with_files() -> None:
+    maps = restarts.parse_proc_maps(out("sles15-upgraded", "restart-proc-maps"))
+    zps = restarts.RestartState((StaleProcess(34, "fake-daemon", ""),), ("x.service",))
+    merged = restarts.merge(maps, zps, None)
+    assert merged.processes == (DAEMON,)
+    assert merged.services == ("x.service",)
+
+
+def test_auto_updaters_fresh() -> None:
+    au = restarts.parse_auto_updaters(out("debian12-fresh", "auto-updaters"))
+    assert au.systemd is False
+    assert au.names == ("apt-daily.timer", "apt-daily-upgrade.timer")
+    assert "no systemd running" in au.found[0][1]
+
+
+def test_auto_updaters_unattended_upgrades() -> None:
+    au = restarts.parse_auto_updaters(out("debian12-upgraded-uu", "auto-updaters"))
+    assert au.names[0] == "unattended-upgrades"
+    assert au.found[0][1] == (
+        'APT::Periodic::Unattended-Upgrade "1" (/etc/apt/apt.conf.d/20auto-upgrades)')
+
+
+def test_auto_updaters_config_without_package_is_inactive() -> None:
+    au = restarts.parse_auto_updaters(out("debian12-uu-config-only", "auto-updaters"))
+    assert "unattended-upgrades" not in au.names
+    assert au.inactive[0][0] == "unattended-upgrades"
+    assert "package not installed" in au.inactive[0][1]
+
+
+def test_auto_updaters_disabled_by_zero_and_rpm_side() -> None:
+    text = out("debian12-upgraded-uu", "auto-updaters").replace(
+        "Unattended-Upgrade 1", "Unattended-Upgrade 0")
+    au = restarts.parse_auto_updaters(text)
+    assert "unattended-upgrades" not in au.names
+    rpm = (
+        "auto-updaters: 1\nsystemd: running\npackage: dnf-automatic\npackage: PackageKit\n"
+        "unit: dnf-automatic-install.timer enabled\nunit: packagekit.service static\n"
+        "dnf-automatic-apply: yes\npackagekitd: /usr/libexec/packagekitd\n"
+        "suse-online-update: false\nend\n"
+    )
+    au = restarts.parse_auto_updaters(rpm)
+    assert au.names == ("dnf-automatic", "packagekit")
+    assert au.found[0][1] == "dnf-automatic-install.timer enabled; apply_updates=yes"
+    assert au.inactive == (("suse-automatic-online-update", "AOU_ENABLE_CRONJOB=false"),)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda t: t.replace("end\n", ""),
+    lambda t: t.replace("auto-updaters: 1\n", ""),
+    lambda t: t.replace("systemd: absent", "systemd: maybe"),
+    lambda t: t.replace("timer enabled", "timer sort-of"),
+    lambda t: t.replace("package: ", "pkg: "),
+    lambda t: t.replace("Unattended-Upgrade 1", "Unattended-Upgrade"),
+    lambda t: t.replace("/etc/apt/apt.conf.d/", "/tmp/"),
+])
+def test_auto_updaters_damaged(damage) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ParseError):
+        restarts.parse_auto_updaters(damage(out("debian12-upgraded-uu", "auto-updaters")))
