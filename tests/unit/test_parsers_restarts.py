@@ -57,41 +57,14 @@ def test_proc_maps_path_with_spaces() -> None:
     assert state.processes == (StaleProcess(7, "my daemon", "/opt/a b/lib.so"),)
 
 
-def test_needrestart_absent_and_batch() -> None:
+def test_needrestart_absent() -> None:
+    # needrestart is not in the test nodes' archive: only its absence is captured for real
     assert restarts.parse_needrestart(out("debian12-fresh", "needrestart-batch")) is None
-    text = (
-        "NEEDRESTART-VER: 3.6\nNEEDRESTART-KCUR: 6.1.0-18-amd64\n"
-        "NEEDRESTART-KEXP: 6.1.0-21-amd64\nNEEDRESTART-KSTA: 3\n"
-        "NEEDRESTART-SVC: cron.service\nNEEDRESTART-SVC: ssh.service\n"
-    )
-    state = restarts.parse_needrestart(text)
-    assert state is not None
-    assert state.services == ("cron.service", "ssh.service")
-    assert state.kernel_status == 3
-    with pytest.raises(ParseError):
-        restarts.parse_needrestart(text + "NEEDRESTART-KSTA: 9\n")
-    with pytest.raises(ParseError):
-        restarts.parse_needrestart(text + "Use of uninitialized value\n")
 
 
-def test_zypper_ps() -> None:
+def test_zypper_ps_on_a_real_node() -> None:
+    # the real capture lists no process (zypper ps missed the stale daemon the maps scan finds)
     assert restarts.parse_zypper_ps(out("sles15-upgraded", "zypper-ps")).processes == ()
-    table = (
-        "The following running processes use deleted files:\n\n"
-        "PID | PPID | UID | User | Command                | Service\n"
-        "----+------+-----+------+------------------------+--------\n"
-        "240 | 1    | 0   | root | fake-daemon (deleted)  |\n"
-        "311 | 1    | 0   | root | sshd                   | sshd\n\n"
-        "You may wish to restart these processes.\n"
-        "See 'man zypper' for information about the meaning of values in the above table.\n"
-    )
-    state = restarts.parse_zypper_ps(table)
-    assert [(p.pid, p.command) for p in state.processes] == [(240, "fake-daemon"), (311, "sshd")]
-    assert state.services == ("sshd",)
-    with pytest.raises(ParseError):
-        restarts.parse_zypper_ps(table.replace("PID | PPID", "PXD | PPID"))
-    with pytest.raises(ParseError):
-        restarts.parse_zypper_ps(table + "oops | 1\n")
 
 
 def test_merge_prefers_rows_with_files() -> None:
