@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from patchfleet.collect_post import collect_post_install
 from patchfleet.domain.baseline import BaselineRegistry
 from patchfleet.domain.compliance import failed_summary
 from patchfleet.domain.install_override import InstallOverrideList
@@ -31,7 +32,7 @@ from patchfleet.hooks import HookPhase, HookResult, Hooks, run_hook
 from patchfleet.install import InstallRequest, install_node
 from patchfleet.install_commands import PackageSpec
 from patchfleet.reboot import decide_reboot, reboot_and_wait, should_reboot
-from patchfleet.scan import ScanOptions, scan_node_full
+from patchfleet.scan import ScanOptions, scan_node_full, with_post_state
 from patchfleet.transport import KeyRing, open_transport
 
 log = logging.getLogger("patchfleet.patch")
@@ -160,6 +161,16 @@ async def patch_node(
                 result = _with_failure(result, err.reason)
         elif installed_count and options.reboot_option == "NoReboot":
             result = replace(result, last_no_reboot_install_operation_time=datetime.now(UTC))
+
+    if installed_count and not rebooted and not result.failed and scan_options.post_state:
+        try:  # what still runs the replaced files, after the install
+            async with open_transport(node, keys) as transport:
+                os_info = facts.os
+                result = with_post_state(replace(result, restart_needed=(), auto_updaters=()),
+                                         await collect_post_install(transport, os_info))
+        except NodeError as err:
+            result = replace(result, warnings=(*result.warnings,
+                                               f"post-install report: {err.reason}"))
 
     exit_hook = await hook("on_exit")
     if exit_hook is not None and not exit_hook.ok:

@@ -142,6 +142,7 @@ def plan_scan(
         concurrency=concurrency,
         first_seen=seen,
         pending=pending,
+        post_state=True,
     )
     return RunPlan(nodes=nodes, registry=registry, options=options, store_root=root,
                    inventory_source=source)

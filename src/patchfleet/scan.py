@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from patchfleet.collect import CollectOptions, collect_facts
+from patchfleet.collect_post import PostInstallState, collect_post_install
 from patchfleet.domain.baseline import Baseline, BaselineRegistry
 from patchfleet.domain.compliance import failed_summary, summarize
 from patchfleet.domain.evaluate import evaluate, evaluation_warnings
@@ -44,6 +45,9 @@ class ScanOptions:
     """(package, version) -> first time any scan saw it offered (from the store); the release
     date apt rules with approve_after_days count from (patchfleet extension)."""
 
+    post_state: bool = False
+    """Also report processes running replaced files and competing auto-updaters (three more
+    read-only commands per node; the CLI and flows turn it on)."""
     snapshot: Snapshot | None = None
     """A frozen approved set (SnapshotId): nodes of a group it covers are judged by it."""
     pending: Mapping[str, PendingInstalls] = field(default_factory=dict)
@@ -100,6 +104,8 @@ async def scan_node_full(
             facts = await collect_facts(
                 transport, node.id, node.host, node_sudo=node.sudo, options=options.collect
             )
+            post = await collect_post_install(transport, facts.os) if options.post_state \
+                else None
         baseline = select_baseline(registry, facts, node, options)
         when = now or options.now or datetime.now(UTC)
         records = mark_pending(evaluate(facts, baseline, when, options.first_seen),
@@ -129,7 +135,24 @@ async def scan_node_full(
         boot_id=facts.reboot.boot_id or None,
         operating_system=facts.os.operating_system,
     )
+    if post is not None:
+        result = with_post_state(result, post)
     return result, facts, baseline
+
+
+def with_post_state(result: NodeResult, post: PostInstallState) -> NodeResult:
+    """``result`` with the restart and auto-updater report (auto-updaters also as warnings)."""
+    updaters = tuple(f"{name}: {detail}" for name, detail in post.auto_updaters.found)
+    restart = tuple(
+        f"{p.pid} {p.command} {p.file}".rstrip() for p in post.restarts.processes
+    ) + tuple(f"service {s}" for s in post.restarts.services)
+    # apt's timers alone only refresh lists (and run unattended-upgrades if that is active,
+    # which is reported by its own name): warn about what installs packages
+    notes = tuple(f"competing auto-updater active: {name}: {detail}"
+                  for name, detail in post.auto_updaters.found
+                  if not name.startswith("apt-daily")) + post.warnings
+    return replace(result, restart_needed=restart, auto_updaters=updaters,
+                   warnings=result.warnings + notes)
 
 
 async def scan_node(

@@ -155,3 +155,18 @@ def test_reboot_if_required_reboots_only_when_the_os_says_so(clean: Any,
                   InstallOptions(override=kernel, reboot_option="RebootIfRequired"))
     assert loud.rebooted, loud.reboot_reason
     assert boot_id(clean, "deb-c") != boot0
+
+
+def test_install_reports_processes_running_replaced_binaries(clean: Any, tmp_path: Path) -> None:
+    """fake-daemon runs on the node; upgrading it leaves the old binary mapped (deleted)."""
+    plan = plan_scan(inventory=str(clean.inventory), targets="deb-b",
+                     baseline="example-debian-all-updates", store=str(tmp_path / "store"))
+    (res,) = asyncio.run(patch_nodes(plan.nodes, plan.registry, plan.options,
+                                     InstallOptions(reboot_option="NoReboot"),
+                                     max_concurrency=1, max_errors=0))
+    assert versions(clean, "deb-b")["fake-daemon"] == "1.1"
+    assert any("fake-daemon" in line for line in res.result.restart_needed), (
+        res.result.restart_needed)
+    # the Debian base enables apt's timers; nothing that installs packages is active
+    assert all(u.startswith("apt-daily") for u in res.result.auto_updaters)
+    assert not any("auto-updater" in w for w in res.result.warnings)

@@ -55,7 +55,7 @@ DESIGN_NODE_SUMMARIES = [
     "last_no_reboot_install_operation_time", "run_id", "snapshot_id", "execution_type",
 ]  # fmt: skip
 PATCH_EXTENSIONS = ["source_package", "repository", "held", "security"]
-NODE_EXTENSIONS = ["warnings", "boot_id"]
+NODE_EXTENSIONS = ["warnings", "boot_id", "restart_needed", "auto_updaters"]
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 

@@ -46,6 +46,10 @@ class NodeResult:
     failure_reason: str | None = None
     last_no_reboot_install_operation_time: datetime | None = None
     warnings: tuple[str, ...] = field(default=())
+    restart_needed: tuple[str, ...] = field(default=())
+    """Processes still running replaced (deleted) files: ``pid command file`` (or service)."""
+    auto_updaters: tuple[str, ...] = field(default=())
+    """Competing automatic updaters active on the node: ``name: detail``."""
     operating_system: str | None = None
     """AWS OperatingSystem value of the node (DEBIAN, ROCKY_LINUX, SUSE, ...), when scanned."""
     boot_id: str | None = None

@@ -10,7 +10,8 @@ columns, after the contract ones:
   never updates).
 - ``node_summaries``: ``warnings`` (list of strings): what the scan noticed but did not fail on;
   ``boot_id``: the node's boot id when the operation ended (what an install left pending a
-  reboot stays pending while the boot id is the same).
+  reboot stays pending while the boot id is the same); ``restart_needed``: processes still
+  running replaced files; ``auto_updaters``: competing automatic updaters found active.
 
 ``date`` (the UTC day the run started) and ``run_id`` are Hive partition columns: they live in the
 folder names (``date=YYYY-MM-DD/run_id=...``) and are *not* stored inside the files, because a
@@ -114,6 +115,8 @@ NODE_SUMMARIES_SCHEMA: Final = pa.schema(
         # extensions
         pa.field("warnings", _STRINGS, nullable=False),
         pa.field("boot_id", _STR),
+        pa.field("restart_needed", _STRINGS),
+        pa.field("auto_updaters", _STRINGS),
     ]
 )
 
@@ -228,6 +231,8 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
             "execution_type": str(ctx.execution_type),
             "warnings": list(result.warnings),
             "boot_id": result.boot_id,
+            "restart_needed": list(result.restart_needed),
+            "auto_updaters": list(result.auto_updaters),
         }
         for name, value in values.items():
             rows[name].append(value)
