@@ -170,3 +170,19 @@ def test_install_reports_processes_running_replaced_binaries(clean: Any, tmp_pat
     # the Debian base enables apt's timers; nothing that installs packages is active
     assert all(u.startswith("apt-daily") for u in res.result.auto_updaters)
     assert not any("auto-updater" in w for w in res.result.warnings)
+
+
+def test_interrupted_dpkg_is_reported_with_the_fix_and_not_repaired(clean: Any,
+                                                                    tmp_path: Path) -> None:
+    """A pending dpkg journal entry is what an interrupted dpkg leaves; apt refuses to work
+    until `dpkg --configure -a` runs. patchfleet reports it and changes nothing."""
+    clean.ssh("deb-a", "touch /var/lib/dpkg/updates/0001", check=True)
+    before = versions(clean, "deb-a")
+    (res,) = run(clean, tmp_path / "store", "deb-a", InstallOptions())
+    reason = res.result.failure_reason or ""
+    assert reason.startswith("DPKG_INTERRUPTED") and "dpkg --configure -a" in reason
+    assert not res.ok and res.result.summary.status is NodeStatus.NON_COMPLIANT
+    failed = {r.package for r in res.result.records if r.state is PatchState.FAILED}
+    assert failed >= APPROVED  # approved, and the install attempt failed
+    assert versions(clean, "deb-a") == before
+    assert clean.ssh("deb-a", "ls /var/lib/dpkg/updates/", check=True).stdout.split() == ["0001"]
