@@ -31,7 +31,7 @@ from patchfleet.errors import NodeError
 from patchfleet.hooks import HookPhase, HookResult, Hooks, run_hook
 from patchfleet.install import InstallRequest, install_node
 from patchfleet.install_commands import PackageSpec
-from patchfleet.reboot import decide_reboot, reboot_and_wait, should_reboot
+from patchfleet.reboot import decide_reboot, reboot_and_wait
 from patchfleet.scan import ScanOptions, scan_node_full, with_post_state
 from patchfleet.transport import KeyRing, open_transport
 
@@ -134,7 +134,8 @@ async def patch_node(
             done = await install_node(node, keys, baseline, _request(plan,
                                       scan_options.collect.lock_timeout),
                                       collect=scan_options.collect, now=scan_options.now)
-            result = replace(done.result, boot_id=scanned.boot_id)
+            result = replace(done.result, boot_id=scanned.boot_id,
+                             operating_system=scanned.operating_system)
             installed_count = len(done.installed)
             os_says_required = done.outcome.reboot_required
         post = await hook("post_install")
@@ -143,20 +144,23 @@ async def patch_node(
             skip_reason = "post-install hook failed"
 
     rebooted, reboot_reason = False, skip_reason
+    # AWS: a failed install jumps to on-exit. Held packages are the operator's choice, not a
+    # failure of the install: the rest was installed and may need its reboot.
+    if result.failure_reason and not result.failure_reason.startswith("HELD:") \
+            and not skip_reason:
+        skip_reason = reboot_reason = "the install failed; no reboot"
     if not skip_reason and not result.failed:
         decision = decide_reboot(options.reboot_option, installed_count,
                                  result.summary.installed_pending_reboot_count, os_says_required)
         reboot_reason = decision.reason
-        guard = should_reboot([])  # one reboot per node and run
-        if decision.reboot and guard.reboot:
+        # at most one reboot per node and run: the boot-loop guard
+        if decision.reboot:
             try:
                 await reboot_and_wait(node, keys, timeout=options.reboot_timeout,
                                       boot_id_before=scanned.boot_id)
                 rebooted = True
-                after, _, _ = await scan_node_full(node, registry, keys,
-                                                   replace(scan_options, pending={}))
-                result = after if after.failure_reason is None or result.failure_reason is None \
-                    else _with_failure(after, result.failure_reason)
+                result, _, _ = await scan_node_full(node, registry, keys,
+                                                    replace(scan_options, pending={}))
             except NodeError as err:
                 result = _with_failure(result, err.reason)
         elif installed_count and options.reboot_option == "NoReboot":
