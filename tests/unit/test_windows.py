@@ -371,3 +371,24 @@ def test_cutoff_just_below_duration_is_valid() -> None:
 def test_load_window_rejects_non_mapping() -> None:
     with pytest.raises(ConfigError, match="mapping"):
         load_window(["x"], "w")
+
+
+def test_never_matching_cron_ends() -> None:
+    # 30 February never exists; the search stops at the year limit (2199)
+    assert next_runs(win("cron(0 0 30 2 ? *)"), u(2026, 1, 1), 1) == []
+
+
+def test_at_in_spring_gap_fires_after_it() -> None:
+    w = win("at(2026-03-08T02:15:00)", schedule_timezone="America/New_York")
+    assert next_runs(w, u(2026, 1, 1), 2) == [u(2026, 3, 8, 7)]
+
+
+def test_current_window_start_with_offset_and_timezone() -> None:
+    # Patch Tuesday Feb 2026 is the 10th; +3 days -> Fri 13 Feb 02:00 Berlin (CET) = 01:00 UTC
+    w = win("cron(0 2 ? * TUE#2 *)", schedule_offset=3, schedule_timezone="Europe/Berlin",
+            duration_hours=6, cutoff_hours=2)
+    assert current_window_start(w, u(2026, 2, 13, 0, 59)) is None
+    s = current_window_start(w, u(2026, 2, 13, 5, 30))
+    assert s is not None and s == u(2026, 2, 13, 1)
+    assert window_phase(w, s, u(2026, 2, 13, 5, 30))[0] is WindowPhase.CUTOFF
+    assert current_window_start(w, u(2026, 2, 13, 7)) is None
