@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from patchfleet.errors import ConfigError
-from patchfleet.sources.ec2 import load_ec2_inventory, parse_ec2_url
+from patchfleet.sources.ec2 import discover_ec2, load_ec2_inventory, parse_ec2_url
 
 REGION = "eu-west-1"
 
@@ -151,3 +151,19 @@ def test_url_parsing() -> None:
     ]
     assert src.defaults.port == 2222 and src.defaults.host_key_policy == "accept-new"
     assert parse_ec2_url("ec2://").region is None
+
+
+def test_every_page_is_read(endpoint: str) -> None:
+    make = _factory(endpoint)
+    many = [i for _ in range(7) for i in _run(make(), {"Env": "many"})]  # 7 reservations
+    pages: list[int] = []
+    client = make()
+
+    def count(parsed: dict[str, Any], **_: Any) -> None:
+        pages.append(sum(len(r["Instances"]) for r in parsed["Reservations"]))
+
+    client.meta.events.register("after-call.ec2.DescribeInstances", count)
+    inv = discover_ec2(parse_ec2_url(f"ec2://{REGION}?tag:Env=many"), lambda: client,
+                       page_size=5)
+    assert [n.id for n in inv.nodes] == sorted(many)
+    assert len(pages) >= 2 and sum(pages) == 7, pages

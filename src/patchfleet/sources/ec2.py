@@ -96,8 +96,10 @@ def parse_ec2_url(url: str) -> Ec2Source:
     return Ec2Source(url=url, region=region, filters=filters, address=address, defaults=defaults)
 
 
-def discover_ec2(src: Ec2Source, client_factory: Callable[[], Any] | None = None) -> Inventory:
-    """List the running instances that match and return them as an inventory."""
+def discover_ec2(
+    src: Ec2Source, client_factory: Callable[[], Any] | None = None, page_size: int | None = None
+) -> Inventory:
+    """List the running instances that match (every page) and return them as an inventory."""
     import botocore.exceptions
 
     if client_factory is None:
@@ -109,7 +111,10 @@ def discover_ec2(src: Ec2Source, client_factory: Callable[[], Any] | None = None
     instances: list[dict[str, Any]] = []
     try:
         paginator = client_factory().get_paginator("describe_instances")
-        for page in paginator.paginate(Filters=src.filters):
+        pages = paginator.paginate(
+            Filters=src.filters, PaginationConfig={"PageSize": page_size} if page_size else {}
+        )
+        for page in pages:
             for reservation in page.get("Reservations", []):
                 instances.extend(reservation.get("Instances", []))
     except botocore.exceptions.ClientError as err:
