@@ -59,8 +59,9 @@ def _fail(error: PatchfleetError) -> NoReturn:
 
 InventoryOpt = Annotated[
     str | None,
-    typer.Option("--inventory", "-i", help="Inventory YAML. Default: only this machine "
-                 "(the 'local' node)."),
+    typer.Option("--inventory", "-i", help="Nodes: patchfleet inventory YAML, an Ansible "
+                 "INI/YAML inventory, or ec2://REGION?tag:K=V (EC2 discovery). Default: only "
+                 "this machine (the 'local' node)."),
 ]
 TargetsOpt = Annotated[
     str,

@@ -26,7 +26,7 @@ from patchfleet.domain.baseline_io import baselines_from_aws_json
 from patchfleet.domain.firstseen import first_seen
 from patchfleet.domain.install_override import parse_install_override_text
 from patchfleet.domain.install_plan import check_override_combination
-from patchfleet.domain.inventory import Inventory, ResolvedNode, default_inventory, load_inventory
+from patchfleet.domain.inventory import Inventory, ResolvedNode, default_inventory
 from patchfleet.domain.pending import PendingInstalls
 from patchfleet.domain.rollout import Rate, parse_rate, patch_now_defaults
 from patchfleet.domain.targets import select_targets
@@ -36,6 +36,7 @@ from patchfleet.hooks import Hooks, load_hooks
 from patchfleet.patch import InstallOptions
 from patchfleet.paths import store_root
 from patchfleet.scan import ScanOptions
+from patchfleet.sources import load_nodes_source
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.writer import check_writable
 
@@ -114,7 +115,7 @@ def plan_scan(
         raise ConfigError("must be between 1 and 10000", source="--concurrency")
     if not 0 <= lock_timeout <= 3600:
         raise ConfigError("must be between 0 and 3600 seconds", source="--lock-timeout")
-    inv: Inventory = load_inventory(inventory) if inventory else default_inventory()
+    inv: Inventory = load_nodes_source(inventory) if inventory else default_inventory()
     source = inventory or "(embedded default: the local node)"
     nodes = select_targets(inv.resolved(), targets)
     registry = load_registry(baselines_dir)
