@@ -1,0 +1,384 @@
+"""Patch policies and maintenance-window configs (spec sections 5 and 6), validated.
+
+Pure: pydantic, PyYAML and the stdlib. The deployments file (default
+``deployments/policies.yaml``) has two lists::
+
+    policies:
+      - name: web-daily
+        operation: ScanAndInstall          # Scan (default) | ScanAndInstall
+        scan_schedule: cron(0 1 * * ? *)    # default: daily 01:00
+        install_schedule: cron(0 2 ? * SUN *)  # default: Sunday 02:00
+        schedule_timezone: UTC
+        inventory: inventory.yaml           # default: the embedded local node
+        targets: group:web                  # patchfleet target selectors
+        baselines: {DEBIAN: debian-default} # OS -> baseline name
+        max_concurrency: 10%                # number or %; default: Patch now defaults
+        max_errors: "1"
+        reboot_option: RebootIfNeeded       # RebootIfNeeded | NoReboot
+        hooks: hooks.yaml
+        publish_report: true
+    windows:
+      - name: patch-tuesday                 # MaintenanceWindow fields ...
+        schedule: cron(0 2 ? * TUE#2 *)
+        duration_hours: 4
+        cutoff_hours: 1
+        inventory: inventory.yaml           # ... plus the window's registered targets
+        targets: "*"
+        tasks:
+          - {name: scan, priority: 0, operation: Scan}
+          - {name: install-web, priority: 1, operation: Install, targets: group:web,
+             max_concurrency: 1, max_errors: 0, reboot_option: NoReboot}
+
+Errors are :class:`ConfigError` naming the file, the field (``windows[0].cutoff_hours``) and
+the fix. :func:`validate_deployments` also resolves every target expression and returns
+warnings (windows that overlap on the same nodes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from patchfleet.domain.baseline import BaselineRegistry, OperatingSystem
+from patchfleet.domain.inventory import Inventory, ResolvedNode
+from patchfleet.domain.rollout import parse_rate
+from patchfleet.domain.targets import select_targets
+from patchfleet.domain.windows import (
+    NAME_RE,
+    CronSchedule,
+    MaintenanceWindow,
+    RateSchedule,
+    load_window,
+    next_runs,
+    parse_schedule,
+)
+from patchfleet.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_FILE",
+    "DeploymentsFile",
+    "PatchPolicy",
+    "WindowConfig",
+    "WindowTask",
+    "load_deployments",
+    "parse_deployments",
+    "validate_deployments",
+]
+
+DEFAULT_FILE = "deployments/policies.yaml"
+DEFAULT_SCAN_SCHEDULE = "cron(0 1 * * ? *)"
+DEFAULT_INSTALL_SCHEDULE = "cron(0 2 ? * SUN *)"
+OVERLAP_OCCURRENCES = 20
+
+InventoryLoader = Callable[[str | None], Inventory]
+
+
+def _name(v: str) -> str:
+    if not NAME_RE.match(v):
+        raise ValueError(f"{v!r} is not a valid name: use 3-128 letters, digits, '_', '-', '.'")
+    return v
+
+
+def _rate(v: Any, field: str) -> str | None:
+    if v is None:
+        return None
+    try:
+        return str(parse_rate(v, field))
+    except ConfigError as err:
+        raise ValueError(err.message) from None
+
+
+class PatchPolicy(BaseModel):
+    """A Quick Setup patch policy: Scan (or Scan and Install) on its own schedules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    operation: Literal["Scan", "ScanAndInstall"] = "Scan"
+    scan_schedule: str = DEFAULT_SCAN_SCHEDULE
+    install_schedule: str = DEFAULT_INSTALL_SCHEDULE
+    schedule_timezone: str = "UTC"
+    inventory: str | None = None
+    targets: str = "*"
+    baselines: dict[str, str] = Field(default_factory=dict)
+    max_concurrency: str | None = None
+    max_errors: str | None = None
+    reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
+    hooks: str | None = None
+    publish_report: bool = True
+    store: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _v_name(cls, v: str) -> str:
+        return _name(v)
+
+    @field_validator("scan_schedule", "install_schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        try:
+            sched = parse_schedule(v)
+        except ConfigError as err:
+            raise ValueError(err.message) from None
+        if not isinstance(sched, CronSchedule):
+            raise ValueError(f"{v!r}: a patch policy schedule is a cron(...), "
+                             "e.g. cron(0 1 * * ? *) for daily at 01:00")
+        return v
+
+    @field_validator("schedule_timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return _timezone(v)
+
+    @field_validator("baselines")
+    @classmethod
+    def _baselines(cls, v: dict[str, str]) -> dict[str, str]:
+        known = {o.value for o in OperatingSystem}
+        for os_name in v:
+            if os_name not in known:
+                raise ValueError(f"{os_name!r} is not an operating system; use one of "
+                                 f"{', '.join(sorted(known))}")
+        return v
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _mc(cls, v: Any) -> str | None:
+        return _rate(v, "max_concurrency")
+
+    @field_validator("max_errors", mode="before")
+    @classmethod
+    def _me(cls, v: Any) -> str | None:
+        return _rate(v, "max_errors")
+
+
+def _timezone(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {v!r}; use an IANA name such as UTC, "
+                         "America/New_York or Europe/Berlin") from None
+    return v
+
+
+class WindowTask(BaseModel):
+    """A RUN_COMMAND task (AWS-RunPatchBaseline) registered with a window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    priority: int = Field(default=1, ge=0)
+    operation: Literal["Scan", "Install"] = "Scan"
+    targets: str | None = None
+    """Default: the window's targets."""
+    max_concurrency: str | None = None
+    max_errors: str | None = None
+    reboot_option: Literal["RebootIfNeeded", "NoReboot", "RebootIfRequired"] = "RebootIfNeeded"
+    hooks: str | None = None
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _mc(cls, v: Any) -> str | None:
+        return _rate(v, "max_concurrency")
+
+    @field_validator("max_errors", mode="before")
+    @classmethod
+    def _me(cls, v: Any) -> str | None:
+        return _rate(v, "max_errors")
+
+
+class WindowConfig(BaseModel):
+    """A maintenance window, its registered targets and its tasks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: MaintenanceWindow
+    inventory: str | None = None
+    targets: str = "*"
+    store: str | None = None
+    tasks: tuple[WindowTask, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.window.name
+
+    def task_targets(self, task: WindowTask) -> str:
+        return task.targets or self.targets
+
+    def priority_groups(self) -> list[list[WindowTask]]:
+        """Tasks by priority, 0 (highest) first; one list per priority."""
+        levels = sorted({t.priority for t in self.tasks})
+        return [[t for t in self.tasks if t.priority == p] for p in levels]
+
+
+class DeploymentsFile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    policies: tuple[PatchPolicy, ...] = ()
+    windows: tuple[WindowConfig, ...] = ()
+
+    def policy(self, name: str) -> PatchPolicy:
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise ConfigError(f"no patch policy named {name!r}; defined: "
+                          f"{', '.join(p.name for p in self.policies) or '(none)'}",
+                          source=self.source, field="policies")
+
+    def window(self, name: str) -> WindowConfig:
+        for w in self.windows:
+            if w.name == name:
+                return w
+        raise ConfigError(f"no maintenance window named {name!r}; defined: "
+                          f"{', '.join(w.name for w in self.windows) or '(none)'}",
+                          source=self.source, field="windows")
+
+
+def _validation_error(err: ValidationError, source: str, prefix: str) -> ConfigError:
+    e = err.errors()[0]
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    loc = ".".join(str(p) for p in e["loc"])
+    extra = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    return ConfigError(msg + extra, source=source, field=f"{prefix}.{loc}" if loc else prefix)
+
+
+_WINDOW_EXTRAS = ("inventory", "targets", "store", "tasks")
+
+
+def parse_deployments(data: Any, source: str) -> DeploymentsFile:
+    """Validate the parsed YAML of a deployments file."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping with 'policies' and/or 'windows' lists",
+                          source=source)
+    unknown = set(data) - {"policies", "windows"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(sorted(unknown))}; only 'policies' and "
+                          "'windows' are allowed", source=source, field=sorted(unknown)[0])
+    policies: list[PatchPolicy] = []
+    for i, raw in enumerate(data.get("policies") or []):
+        try:
+            policies.append(PatchPolicy.model_validate(raw))
+        except ValidationError as err:
+            raise _validation_error(err, source, f"policies[{i}]") from None
+    windows: list[WindowConfig] = []
+    for i, raw in enumerate(data.get("windows") or []):
+        prefix = f"windows[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError("a window must be a mapping", source=source, field=prefix)
+        try:
+            window = load_window({k: v for k, v in raw.items() if k not in _WINDOW_EXTRAS},
+                                 source)
+        except ConfigError as err:
+            raise ConfigError(err.message, source=source,
+                              field=f"{prefix}.{err.field}" if err.field else prefix) from None
+        if isinstance(window.parsed, RateSchedule) and window.start_date is None:
+            raise ConfigError(f"{window.schedule} counts from its start: set start_date "
+                              "(ISO-8601 with an offset)", source=source,
+                              field=f"{prefix}.start_date")
+        try:
+            windows.append(WindowConfig.model_validate(
+                {"window": window, **{k: raw[k] for k in _WINDOW_EXTRAS if k in raw}}))
+        except ValidationError as err:
+            raise _validation_error(err, source, prefix) from None
+    for kind, names in (("policies", [p.name for p in policies]),
+                        ("windows", [w.name for w in windows])):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"name {dup[0]!r} is used twice; names must be unique",
+                              source=source, field=kind)
+    return DeploymentsFile(source=source, policies=tuple(policies), windows=tuple(windows))
+
+
+def load_deployments(path: str | Path) -> DeploymentsFile:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read the deployments file: {err.strerror}; pass an existing "
+                          "file", source=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML: {err}", source=str(p)) from None
+    return parse_deployments(data, str(p))
+
+
+def _resolve(loader: InventoryLoader, inventory: str | None, targets: str, source: str,
+             field: str) -> list[ResolvedNode]:
+    try:
+        inv = loader(inventory)
+        return select_targets(inv.resolved(), targets, source=field)
+    except ConfigError as err:
+        raise ConfigError(f"{err.message}; fix the targets or the inventory", source=source,
+                          field=field) from None
+
+
+def overlaps(a: MaintenanceWindow, b: MaintenanceWindow, now: datetime,
+             count: int = OVERLAP_OCCURRENCES) -> tuple[datetime, datetime] | None:
+    """The first pair of starts (of the next ``count`` each) whose [start, start+duration)
+    intersect, or None. Rate schedules count from ``now`` when they have no start_date."""
+    runs_a = next_runs(a, now, count, activated_at=now)
+    runs_b = next_runs(b, now, count, activated_at=now)
+    for sa in runs_a:
+        for sb in runs_b:
+            if sa < sb + b.duration and sb < sa + a.duration:
+                return sa, sb
+    return None
+
+
+def validate_deployments(path: str | Path, registry: BaselineRegistry,
+                         inventory_loader: InventoryLoader,
+                         now: datetime | None = None) -> list[str]:
+    """Load and check a deployments file; raise ConfigError on the first error, return
+    warnings. Checks schedules, timezones, cutoff < duration, offsets (cron only), rate
+    control, baselines (defined, and for the OS they're listed under), and that every target
+    expression selects at least one node of its inventory."""
+    dep = load_deployments(path)
+    src = dep.source
+    now = now or datetime.now(UTC)
+    for i, p in enumerate(dep.policies):
+        for os_name, bname in p.baselines.items():
+            field = f"policies[{i}].baselines.{os_name}"
+            if not registry.has(bname):
+                raise ConfigError(f"baseline {bname!r} is not defined; known: "
+                                  f"{', '.join(registry.names())}", source=src, field=field)
+            actual = registry.get(bname).operating_system
+            if actual != os_name:
+                raise ConfigError(f"baseline {bname!r} is for {actual}, not {os_name}; "
+                                  "list it under its own OS", source=src, field=field)
+        _resolve(inventory_loader, p.inventory, p.targets, src, f"policies[{i}].targets")
+    resolved: list[set[str]] = []
+    for i, w in enumerate(dep.windows):
+        if not w.tasks:
+            raise ConfigError("the window has no tasks; add at least one", source=src,
+                              field=f"windows[{i}].tasks")
+        ids = {n.id for n in _resolve(inventory_loader, w.inventory, w.targets, src,
+                                      f"windows[{i}].targets")}
+        for j, t in enumerate(w.tasks):
+            if t.targets:
+                ids |= {n.id for n in _resolve(inventory_loader, w.inventory, t.targets, src,
+                                               f"windows[{i}].tasks[{j}].targets")}
+        resolved.append(ids)
+    warnings: list[str] = []
+    for i, a in enumerate(dep.windows):
+        for j in range(i + 1, len(dep.windows)):
+            b = dep.windows[j]
+            shared = resolved[i] & resolved[j]
+            if not shared:
+                continue
+            hit = overlaps(a.window, b.window, now)
+            if hit:
+                warnings.append(
+                    f"{src}: windows {a.name} and {b.name} overlap on "
+                    f"{len(shared)} node(s) ({', '.join(sorted(shared)[:5])}): {a.name} at "
+                    f"{hit[0]:%FT%TZ}, {b.name} at {hit[1]:%FT%TZ}; shift one schedule"
+                )
+    return warnings
