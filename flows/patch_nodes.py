@@ -22,7 +22,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from patchfleet import runsummary
-from patchfleet.domain.records import Operation
+from patchfleet.domain.records import ExecutionType, Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.snapshot import extend
 from patchfleet.runplan import InstallSettings, RunPlan, plan_install_settings, plan_scan
@@ -59,6 +59,7 @@ async def patch_nodes(
     max_concurrency: str | None = None,
     max_errors: str | None = None,
     dry_run: bool = False,
+    execution_type: str = "COMMAND",
 ) -> dict[str, Any]:
     """Scan the targeted nodes and record their compliance.
 
@@ -90,6 +91,7 @@ async def patch_nodes(
         started_at=datetime.now(UTC),
         snapshot_id=snapshot_id,
         reboot_option=reboot_option if install else None,
+        execution_type=ExecutionType(execution_type),
     )
     snapshot = load_snapshot(plan.store_root, snapshot_id) if snapshot_id else None
     plan = replace(plan, options=replace(plan.options, snapshot=snapshot))

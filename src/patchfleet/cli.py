@@ -34,6 +34,9 @@ app = typer.Typer(
 baseline_app = typer.Typer(help="Validate, show, import and export patch baselines.",
                            no_args_is_help=True)
 app.add_typer(baseline_app, name="baseline")
+deployments_app = typer.Typer(help="Validate the patch policies and maintenance windows file.",
+                              no_args_is_help=True)
+app.add_typer(deployments_app, name="deployments")
 
 out = Console()
 if not out.is_terminal:  # a pipe or CI log: don't squeeze tables into 80 columns
@@ -440,3 +443,30 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@deployments_app.command("validate")
+def deployments_validate(
+    file: Annotated[Path, typer.Argument(help="Deployments YAML (policies: and windows: lists).")
+                    ] = Path("deployments/policies.yaml"),
+    baselines_dir: BaselinesDirOpt = None,
+) -> None:
+    """Check patch policies and maintenance windows: schedules, timezones, cutoffs, baselines and
+    that every target expression selects nodes. Exit 2 on the first error; warn about windows
+    that overlap on the same nodes."""
+    from patchfleet.domain.inventory import default_inventory
+    from patchfleet.domain.policies import load_deployments, validate_deployments
+    from patchfleet.runplan import load_registry
+    from patchfleet.sources import load_nodes_source
+
+    try:
+        warnings = validate_deployments(
+            file, load_registry(baselines_dir),
+            lambda spec: load_nodes_source(spec) if spec else default_inventory())
+        dep = load_deployments(file)
+    except PatchfleetError as e:
+        _fail(e)
+    for w in warnings:
+        err.print(f"[bold yellow]warning:[/] {w}", highlight=False, markup=True, soft_wrap=True)
+    out.print(f"{file}: {len(dep.policies)} patch policy(ies), {len(dep.windows)} maintenance "
+              f"window(s) are valid", highlight=False)

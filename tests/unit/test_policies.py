@@ -146,3 +146,23 @@ def test_overlap_across_timezones(tmp_path: Path) -> None:
                         window("mw-b", schedule="cron(0 22 ? * MON *)",
                                schedule_timezone="America/New_York")]}
     assert len(check(tmp_path, data)) == 1
+
+
+def test_cli_deployments_validate(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from patchfleet.cli import app
+
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump(INVENTORY))
+    ok = {"windows": [window("mw-a", inventory=str(inv)),
+                      window("mw-b", inventory=str(inv), schedule="cron(0 3 ? * TUE *)")]}
+    runner = CliRunner()
+    res = runner.invoke(app, ["deployments", "validate", str(write(tmp_path, ok))])
+    assert res.exit_code == 0, res.output
+    assert "2 maintenance window(s) are valid" in res.output
+    assert "mw-a and mw-b overlap" in res.output
+    bad = {"windows": [window("mw-a", inventory=str(inv), cutoff_hours=9)]}
+    res = runner.invoke(app, ["deployments", "validate", str(write(tmp_path, bad))])
+    assert res.exit_code == 2
+    assert "windows[0].cutoff_hours" in res.output
