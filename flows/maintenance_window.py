@@ -1,0 +1,135 @@
+"""Flow: one execution of a maintenance window (spec section 6).
+
+The deployment for window W runs this flow on W's schedule with ``window=W``. The flow finds the
+occurrence the run belongs to (``current_window_start`` at the run's scheduled start time, or
+``now`` for tests) and its phase:
+
+- outside any occurrence: does nothing and returns ``{"skipped": reason}`` (unless ``force``);
+- in the cutoff phase (past ``start + duration - cutoff``): starts no node work, says so;
+- open: runs the window's tasks in priority order, 0 first, tasks of equal priority in
+  parallel, each as a ``patch-nodes`` subflow with ``snapshot_id`` = this flow run's id (the
+  window execution id, so every node of the execution uses one snapshot).
+
+Before each priority level the phase is checked again (scheduled start + elapsed time): once
+the cutoff has passed no new task starts (AWS: no new tasks start after the cutoff). Tasks
+already running go on to completion: CONTINUE_TASK semantics. CANCEL_TASK is accepted in the
+file but not enforced yet: running tasks are not cancelled at the cutoff. ``force`` ignores
+the window's phase entirely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.patch_nodes import patch_nodes
+from patchfleet.domain.policies import DEFAULT_FILE, WindowConfig, WindowTask, load_deployments
+from patchfleet.domain.windows import WindowPhase, current_window_start, window_phase
+from patchfleet.errors import ConfigError
+
+
+def _now(now: str | None) -> datetime:
+    if now is not None:
+        try:
+            value = datetime.fromisoformat(now)
+        except ValueError:
+            raise ConfigError(f"{now!r} is not ISO-8601, e.g. 2026-01-01T02:00:00+00:00",
+                              source="now") from None
+        if value.tzinfo is None:
+            raise ConfigError("needs a UTC offset, e.g. 2026-01-01T02:00:00+00:00", source="now")
+        return value.astimezone(UTC)
+    scheduled = flow_run.scheduled_start_time
+    if scheduled is None:
+        return datetime.now(UTC)
+    return datetime.fromisoformat(scheduled.isoformat()).astimezone(UTC)
+
+
+def _phase(cfg: WindowConfig, at: datetime) -> tuple[WindowPhase, str]:
+    start = current_window_start(cfg.window, at)
+    if start is None:
+        return WindowPhase.CLOSED, (
+            f"window {cfg.name} has no occurrence open at {at:%FT%TZ} "
+            f"({cfg.window.schedule}, {cfg.window.duration_hours}h, "
+            f"{cfg.window.schedule_timezone}{', disabled' if not cfg.window.enabled else ''})")
+    return window_phase(cfg.window, start, at)
+
+
+def _run_name() -> str:
+    params: dict[str, Any] = flow_run.parameters or {}
+    window = str(params.get("window", "window"))
+    if params.get("force"):
+        return f"{window}-forced"
+    try:
+        cfg = load_deployments(params.get("file") or DEFAULT_FILE).window(window)
+        phase, _ = _phase(cfg, _now(params.get("now")))
+    except Exception:  # the flow itself reports the real error
+        return f"{window}-run"
+    return f"{window}-{phase.value.lower()}"
+
+
+async def _run_task(cfg: WindowConfig, task: WindowTask, execution_id: str,
+                    store: str | None) -> dict[str, Any]:
+    logger = get_run_logger()
+    params: dict[str, Any] = dict(
+        operation=task.operation, targets=cfg.task_targets(task), inventory=cfg.inventory,
+        snapshot_id=execution_id, store=store, reboot_option=task.reboot_option,
+        hooks=task.hooks, max_concurrency=task.max_concurrency, max_errors=task.max_errors,
+    )
+    try:
+        summary = await patch_nodes(**params)
+    except Exception as err:  # one failed task doesn't stop its peers
+        logger.error("task %s failed: %s", task.name, err)
+        return {"task": task.name, "priority": task.priority, "status": "FAILED",
+                "error": str(err)}
+    status = "FAILED" if summary.get("failed") or summary.get("stopped") else "SUCCESS"
+    return {"task": task.name, "priority": task.priority, "status": status,
+            "operation": task.operation, "summary": summary}
+
+
+@flow(name="maintenance-window", flow_run_name=_run_name, log_prints=False)
+async def maintenance_window(
+    window: str,
+    file: str = DEFAULT_FILE,
+    force: bool = False,
+    now: str | None = None,
+    store: str | None = None,
+) -> dict[str, Any]:
+    """Run window ``window`` of ``file`` if the run falls in one of its occurrences.
+
+    ``now`` (ISO-8601 with offset) replaces the run's scheduled start time; ``store`` overrides
+    the window's store folder. Returns per-task summaries, or ``{"skipped": reason}``.
+    """
+    logger = get_run_logger()
+    cfg = load_deployments(file).window(window)
+    at = _now(now)
+    began = time.monotonic()
+    execution_id = str(flow_run.id or uuid.uuid4())
+    phase, reason = _phase(cfg, at)
+    logger.info("%s", reason)
+    base: dict[str, Any] = {"window": cfg.name, "execution_id": execution_id,
+                            "phase": phase.value, "forced": force, "reason": reason}
+    if not force and phase is not WindowPhase.OPEN:
+        if phase is WindowPhase.CUTOFF:
+            reason = f"{reason}; no task started"
+        logger.info("skipping: %s", reason)
+        return {**base, "skipped": reason, "tasks": []}
+    results: list[dict[str, Any]] = []
+    for group in cfg.priority_groups():
+        if not force:
+            elapsed = timedelta(seconds=time.monotonic() - began)
+            phase_now, why = _phase(cfg, at + elapsed)
+            if phase_now is not WindowPhase.OPEN:
+                logger.warning("no new task starts: %s", why)
+                results.extend({"task": t.name, "priority": t.priority, "status": "SKIPPED",
+                                "reason": why} for t in group)
+                continue
+        logger.info("priority %d: %s", group[0].priority, ", ".join(t.name for t in group))
+        results.extend(await asyncio.gather(
+            *(_run_task(cfg, t, execution_id, store or cfg.store) for t in group)))
+    return {**base, "tasks": results}
