@@ -238,3 +238,24 @@ def test_host_management_is_scheduled_daily_at_0100_utc(deployed: Deployed) -> N
     assert (nxt.hour, nxt.minute, nxt.second) == (1, 0, 0)
     assert now - timedelta(minutes=5) < nxt <= now + timedelta(days=1)
     assert all((s.hour, s.minute) == (1, 0) for s in starts)
+
+
+def test_every_deployment_is_tagged_and_limited_to_one_run(deployed: Deployed) -> None:
+    async def read(client: Any) -> list[Any]:
+        return list(await client.read_deployments())
+
+    deps = {d.name: d for d in asyncio.run(_with_client(deployed.api_url, read))}
+    assert set(deps) == {"patch-now", "host-management", "weekly-install", "run-policy",
+                         "run-window"}
+    for dep in deps.values():
+        assert "patchfleet" in dep.tags and len(dep.tags) == 2, (dep.name, dep.tags)
+        assert dep.global_concurrency_limit is not None
+        assert dep.global_concurrency_limit.limit == 1, dep.name
+        assert dep.work_pool_name == "patchfleet"
+    weekly = deps["weekly-install"]
+    assert [(s.schedule.cron, s.schedule.timezone) for s in weekly.schedules] == [
+        ("0 2 * * 0", "UTC")]
+    assert weekly.parameters["operation"] == "Install"
+    assert weekly.parameters["max_concurrency"] == "10%"
+    assert weekly.parameters["max_errors"] == "1"
+    assert not deps["patch-now"].schedules
