@@ -94,7 +94,26 @@ def _rate(v: Any, field: str) -> str | None:
         raise ValueError(err.message) from None
 
 
-class PatchPolicy(BaseModel):
+class _RateControlled(BaseModel):
+    """MaxConcurrency / MaxErrors: a number or a percentage, checked like rollout.parse_rate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrency: str | None = None
+    max_errors: str | None = None
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _mc(cls, v: Any) -> str | None:
+        return _rate(v, "max_concurrency")
+
+    @field_validator("max_errors", mode="before")
+    @classmethod
+    def _me(cls, v: Any) -> str | None:
+        return _rate(v, "max_errors")
+
+
+class PatchPolicy(_RateControlled):
     """A Quick Setup patch policy: Scan (or Scan and Install) on its own schedules."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -107,8 +126,6 @@ class PatchPolicy(BaseModel):
     inventory: str | None = None
     targets: str = "*"
     baselines: dict[str, str] = Field(default_factory=dict)
-    max_concurrency: str | None = None
-    max_errors: str | None = None
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
     hooks: str | None = None
     publish_report: bool = True
@@ -146,15 +163,6 @@ class PatchPolicy(BaseModel):
                                  f"{', '.join(sorted(known))}")
         return v
 
-    @field_validator("max_concurrency", mode="before")
-    @classmethod
-    def _mc(cls, v: Any) -> str | None:
-        return _rate(v, "max_concurrency")
-
-    @field_validator("max_errors", mode="before")
-    @classmethod
-    def _me(cls, v: Any) -> str | None:
-        return _rate(v, "max_errors")
 
 
 def _timezone(v: str) -> str:
@@ -166,7 +174,7 @@ def _timezone(v: str) -> str:
     return v
 
 
-class WindowTask(BaseModel):
+class WindowTask(_RateControlled):
     """A RUN_COMMAND task (AWS-RunPatchBaseline) registered with a window."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -176,20 +184,9 @@ class WindowTask(BaseModel):
     operation: Literal["Scan", "Install"] = "Scan"
     targets: str | None = None
     """Default: the window's targets."""
-    max_concurrency: str | None = None
-    max_errors: str | None = None
     reboot_option: Literal["RebootIfNeeded", "NoReboot", "RebootIfRequired"] = "RebootIfNeeded"
     hooks: str | None = None
 
-    @field_validator("max_concurrency", mode="before")
-    @classmethod
-    def _mc(cls, v: Any) -> str | None:
-        return _rate(v, "max_concurrency")
-
-    @field_validator("max_errors", mode="before")
-    @classmethod
-    def _me(cls, v: Any) -> str | None:
-        return _rate(v, "max_errors")
 
 
 class WindowConfig(BaseModel):
