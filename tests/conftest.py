@@ -1,15 +1,21 @@
-"""Shared fixtures: a real Prefect API for flow tests (one temporary server per session)."""
+"""Shared fixtures: a real Prefect API for flow tests (one temporary server per session), and
+``tests/cases`` on ``sys.path`` for the Python-built test data."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from patchfleet import prefect_env
 
 prefect_env.apply_defaults()
+
+# Test data built in Python (facts of the test nodes' package sets): `import apt_facts`.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "cases"))
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
+
+import apt_facts as C
 
 from patchfleet.domain.baseline import load_baseline
 from patchfleet.domain.compliance import failed_summary, summarize
@@ -19,18 +19,6 @@ from patchfleet.domain.records import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("apt_facts", REPO / "tests/cases/apt_facts.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["apt_facts"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-C = _load_cases()
 
 
 def rec(

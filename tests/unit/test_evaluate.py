@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import apt_facts as C
 import pytest
 
 from patchfleet.domain.baseline import Baseline, load_baseline, parse_baseline
@@ -19,16 +18,6 @@ from patchfleet.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("apt_facts", REPO / "tests/cases/apt_facts.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["apt_facts"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-C = _load_cases()
 NOW = C.NOW
 ALL_PRIORITIES = ["Required", "Important", "Standard", "Optional", "Extra"]
 M, INST, IO, IR, IPR, NA = (

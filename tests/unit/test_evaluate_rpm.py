@@ -3,14 +3,13 @@ of AWS (the numbered list in patchfleet.domain.evaluate_rpm)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+import rpm_facts as C
 
 from patchfleet.domain.baseline import Baseline, load_baseline, parse_baseline
 from patchfleet.domain.compliance import summarize
@@ -23,16 +22,6 @@ from patchfleet.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("rpm_facts", REPO / "tests/cases/rpm_facts.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rpm_facts"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-C = _load_cases()
 NOW = C.NOW
 M, INST, IO, IR, IPR, NA = (
     PatchState.MISSING,

@@ -3,31 +3,17 @@ evaluator staging approvals with it."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
+
+import apt_facts as C
 
 from patchfleet.domain.baseline import parse_baseline
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.firstseen import Sighting, first_seen
 from patchfleet.domain.records import PatchState
 
-REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
-
-
-def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("apt_facts", REPO / "tests/cases/apt_facts.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["apt_facts"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-C = _load_cases()
 
 
 def test_earliest_sighting_across_the_fleet() -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import apt_facts as A
 import pytest
+import rpm_facts as R
 
 from patchfleet.domain.install_override import (
     InstallOverrideList,
@@ -19,23 +19,6 @@ from patchfleet.domain.install_override import (
     resolve_override,
 )
 from patchfleet.errors import ConfigError
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / f"tests/cases/{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-A = _load("apt_facts")
-R = _load("rpm_facts")
 
 
 def lst(*entries: dict[str, Any]) -> InstallOverrideList:

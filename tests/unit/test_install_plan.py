@@ -3,13 +3,13 @@ no-major-upgrade rule (patchfleet.domain.install_plan)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import apt_facts as A
 import pytest
+import rpm_facts as R
 
 from patchfleet.domain.baseline import Baseline, load_baseline, parse_baseline
 from patchfleet.domain.evaluate import evaluate
@@ -27,19 +27,6 @@ from patchfleet.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / f"tests/cases/{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-A = _load("apt_facts")
-R = _load("rpm_facts")
 APT, DNF, ZYP = PackageManager.APT, PackageManager.DNF, PackageManager.ZYPPER
 
 

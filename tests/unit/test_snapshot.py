@@ -3,12 +3,11 @@ obey it (patchfleet.domain.snapshot)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+import rpm_facts as R
 
 from patchfleet.domain.baseline import Baseline, parse_baseline
 from patchfleet.domain.compliance import failed_summary, summarize
@@ -18,21 +17,6 @@ from patchfleet.domain.records import ComplianceLevel, PatchState
 from patchfleet.domain.results import NodeResult
 from patchfleet.domain.snapshot import Snapshot, apply_snapshot, freeze
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str) -> Any:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / f"tests/cases/{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-R = _load("rpm_facts")
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 SECURITY_ONLY = parse_baseline(
     {
