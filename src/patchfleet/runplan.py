@@ -8,7 +8,6 @@ is scanned or written. The CLI calls this before starting Prefect; the flow call
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from patchfleet.domain.baseline import (
     load_baseline,
     load_baselines,
 )
-from patchfleet.domain.baseline_io import baselines_from_aws_json
+from patchfleet.domain.baseline_io import load_aws_json_file
+from patchfleet.domain.files import read_text_file
 from patchfleet.domain.firstseen import first_seen
 from patchfleet.domain.install_override import parse_install_override_text
 from patchfleet.domain.install_plan import check_override_combination
@@ -70,12 +70,7 @@ def load_override(spec: str, registry: BaselineRegistry) -> dict[str, Baseline]:
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix.lower() == ".json":
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as err:
-                raise ConfigError(f"not readable AWS baseline JSON: {err}", source=str(path)
-                                  ) from None
-            baselines = baselines_from_aws_json(data, source=str(path))
+            baselines = load_aws_json_file(path)
         else:
             baselines = [load_baseline(path)]
     elif spec.endswith((".yaml", ".yml", ".json")) or "/" in spec:
@@ -187,10 +182,7 @@ def plan_install_settings(
     if hooks:
         path = Path(hooks).expanduser()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise ConfigError(f"cannot read hooks file: {err.strerror}", source=str(path)
-                              ) from None
+            data = yaml.safe_load(read_text_file(path, "hooks file not found"))
         except yaml.YAMLError as err:
             raise ConfigError(f"not valid YAML: {err}", source=str(path)) from None
         hook_cfg = load_hooks(data, str(path))

@@ -52,6 +52,7 @@ from pydantic import (
     model_validator,
 )
 
+from patchfleet.domain.files import read_text_file
 from patchfleet.domain.records import ComplianceLevel
 from patchfleet.errors import ConfigError, UnknownBaselineError
 
@@ -536,12 +537,7 @@ _UniqueKeyLoader.add_constructor(
 
 def read_yaml(path: Path) -> Any:
     """Read a YAML file; a missing file or bad syntax is a ConfigError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read: {err}", source=str(path)) from None
+    text = read_text_file(path)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
     except yaml.MarkedYAMLError as err:

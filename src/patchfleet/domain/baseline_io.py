@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from patchfleet.domain.baseline import Baseline, PatchFilter, PatchRule, parse_baseline
+from patchfleet.domain.files import read_text_file
 from patchfleet.errors import ConfigError
 
 __all__ = [
@@ -202,12 +203,7 @@ def baselines_from_aws_json(data: Any, source: str = "(AWS JSON)") -> list[Basel
 def load_aws_json_file(path: str | Path) -> list[Baseline]:
     """Read a file of AWS baseline JSON (one object or a BaselineOverride array)."""
     p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read: {err}", source=str(p)) from None
+    text = read_text_file(p)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

@@ -42,6 +42,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from patchfleet.domain.facts import InstalledPackage, NodeFacts, PackageManager
+from patchfleet.domain.files import read_text_file
 from patchfleet.domain.versions import dpkg_compare, parse_evr, rpm_compare
 from patchfleet.errors import ConfigError
 
@@ -124,13 +125,7 @@ def parse_install_override_text(text: str, source: str) -> InstallOverrideList:
 
 def load_install_override(path: str | Path) -> InstallOverrideList:
     p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read: {err}", source=str(p)) from None
-    return parse_install_override_text(text, str(p))
+    return parse_install_override_text(read_text_file(p), str(p))
 
 
 @dataclass(frozen=True, slots=True)

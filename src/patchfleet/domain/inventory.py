@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from patchfleet.domain.files import read_text_file
 from patchfleet.errors import ConfigError
 
 LOCAL_NODE_ID = "local"
@@ -213,14 +214,7 @@ def parse_inventory(data: Any, source: str) -> Inventory:
 def load_inventory(path: str | Path) -> Inventory:
     """Read and validate an inventory YAML file."""
     p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "file not found; pass an existing inventory with --inventory", source=str(p)
-        ) from None
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror}", source=str(p)) from None
+    text = read_text_file(p, "file not found; pass an existing inventory with --inventory")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
