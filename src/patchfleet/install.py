@@ -34,8 +34,6 @@ from patchfleet import probes
 from patchfleet.collect import CollectOptions, collect_facts, collect_os
 from patchfleet.collect_rpm import DNF_LOCKED_EXIT
 from patchfleet.domain.baseline import Baseline
-from patchfleet.domain.compliance import failed_summary, summarize
-from patchfleet.domain.evaluate import evaluate, evaluation_warnings
 from patchfleet.domain.facts import InstalledPackage, OsInfo, PackageManager
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.records import PatchRecord, PatchState
@@ -53,6 +51,7 @@ from patchfleet.install_commands import (
     zypper_update,
 )
 from patchfleet.parsers import dpkg, reboot, rpm
+from patchfleet.scan import ScanOptions, failed_result, judge, node_result
 from patchfleet.transport import KeyRing, open_transport
 from patchfleet.transport.base import Command, CommandResult, Transport
 
@@ -394,10 +393,13 @@ async def install_node(
     *,
     collect: CollectOptions | None = None,
     now: datetime | None = None,
+    options: ScanOptions | None = None,
 ) -> InstallNodeResult:
-    """Install ``request`` on ``node``, rescan and evaluate. Never raises for a node problem."""
+    """Install ``request`` on ``node``, rescan and judge it as a scan with ``options`` would
+    (first-seen dates, pending reboots, snapshot). Never raises for a node problem."""
     started = datetime.now(UTC)
-    collect = collect or CollectOptions()
+    options = options or ScanOptions(collect=collect or CollectOptions())
+    collect = options.collect
     outcome = InstallOutcome(ok=False, reason="not started")
     before: dict[tuple[str, str], str] = {}
     os: OsInfo | None = None
@@ -424,31 +426,16 @@ async def install_node(
             facts = await collect_facts(transport, node.id, node.host, node_sudo=node.sudo,
                                         options=collect)
             after = await _installed(transport, facts.os)
-        records = evaluate(facts, baseline, now or datetime.now(UTC))
+        records = judge(facts, baseline, node, options, now)
     except (PatchfleetError, OSError) as err:
         why = err.reason if isinstance(err, NodeError) else f"ERROR: {err}"
         reason = f"{outcome.reason}; rescan failed: {why}" if not outcome.ok else (
             f"installed, but the rescan failed: {why}")
-        failed = NodeResult(node_id=node.id, host=node.host, summary=failed_summary(),
-                            records=(), operation_start_time=started,
-                            operation_end_time=datetime.now(UTC), patch_group=node.patch_group,
-                            baseline_id=baseline.name, failure_reason=reason)
-        return InstallNodeResult(failed, outcome, frozenset())
+        return InstallNodeResult(failed_result(node, started, reason, baseline_id=baseline.name),
+                                 outcome, frozenset())
     if not before:  # the pre-install read never happened: nothing is known to have changed
         before = after
     records, installed = post_install_records(records, request, before, after)
-    result = NodeResult(
-        node_id=node.id,
-        host=node.host,
-        summary=summarize(records),
-        records=records,
-        operation_start_time=started,
-        operation_end_time=datetime.now(UTC),
-        platform_name=facts.os.name,
-        platform_version=facts.os.version_id,
-        patch_group=node.patch_group,
-        baseline_id=baseline.name,
-        failure_reason=None if outcome.ok else outcome.reason,
-        warnings=facts.warnings + evaluation_warnings(facts),
-    )
+    result = node_result(node, facts, baseline, records, started,
+                         failure_reason=None if outcome.ok else outcome.reason)
     return InstallNodeResult(result, outcome, installed)

@@ -133,9 +133,8 @@ async def patch_node(
         if not plan.empty:
             done = await install_node(node, keys, baseline, _request(plan,
                                       scan_options.collect.lock_timeout),
-                                      collect=scan_options.collect, now=scan_options.now)
-            result = replace(done.result, boot_id=scanned.boot_id,
-                             operating_system=scanned.operating_system)
+                                      options=scan_options)
+            result = done.result
             installed_count = len(done.installed)
             os_says_required = done.outcome.reboot_required
         post = await hook("post_install")

@@ -23,6 +23,7 @@ from patchfleet.domain.evaluate import evaluate, evaluation_warnings
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.pending import PendingInstalls, mark_pending
+from patchfleet.domain.records import PatchRecord
 from patchfleet.domain.results import NodeResult
 from patchfleet.domain.snapshot import Snapshot, apply_snapshot
 from patchfleet.errors import NodeError, PatchfleetError
@@ -61,8 +62,9 @@ class ScanOptions:
         return replace(self, concurrency=concurrency)
 
 
-def _failed(node: ResolvedNode, started: datetime, reason: str,
-            facts: NodeFacts | None = None) -> NodeResult:
+def failed_result(node: ResolvedNode, started: datetime, reason: str,
+                  facts: NodeFacts | None = None, baseline_id: str | None = None) -> NodeResult:
+    """A node that could not be scanned: no records, no compliance claimed, the reason."""
     return NodeResult(
         node_id=node.id,
         host=node.host,
@@ -73,7 +75,42 @@ def _failed(node: ResolvedNode, started: datetime, reason: str,
         platform_name=facts.os.name if facts else None,
         platform_version=facts.os.version_id if facts else None,
         patch_group=node.patch_group,
+        baseline_id=baseline_id,
         failure_reason=reason,
+    )
+
+
+def judge(facts: NodeFacts, baseline: Baseline, node: ResolvedNode, options: ScanOptions,
+          now: datetime | None = None) -> tuple[PatchRecord, ...]:
+    """Evaluate a node's facts the way every scan does: the baseline with first-seen dates,
+    then what earlier installs left pending a reboot, then the run's snapshot."""
+    when = now or options.now or datetime.now(UTC)
+    records = mark_pending(evaluate(facts, baseline, when, options.first_seen),
+                           options.pending.get(node.id), facts.reboot.boot_id)
+    frozen = options.snapshot.entry(facts.os.operating_system, node.patch_group) \
+        if options.snapshot else None
+    return apply_snapshot(records, frozen) if frozen is not None else records
+
+
+def node_result(node: ResolvedNode, facts: NodeFacts, baseline: Baseline,
+                records: tuple[PatchRecord, ...], started: datetime,
+                failure_reason: str | None = None) -> NodeResult:
+    """The result of a node whose facts were gathered and judged."""
+    return NodeResult(
+        node_id=node.id,
+        host=node.host,
+        summary=summarize(records),
+        records=records,
+        operation_start_time=started,
+        operation_end_time=datetime.now(UTC),
+        platform_name=facts.os.name,
+        platform_version=facts.os.version_id,
+        patch_group=node.patch_group,
+        baseline_id=baseline.name,
+        failure_reason=failure_reason,
+        warnings=facts.warnings + evaluation_warnings(facts),
+        boot_id=facts.reboot.boot_id or None,
+        operating_system=facts.os.operating_system,
     )
 
 
@@ -107,34 +144,14 @@ async def scan_node_full(
             post = await collect_post_install(transport, facts.os) if options.post_state \
                 else None
         baseline = select_baseline(registry, facts, node, options)
-        when = now or options.now or datetime.now(UTC)
-        records = mark_pending(evaluate(facts, baseline, when, options.first_seen),
-                               options.pending.get(node.id), facts.reboot.boot_id)
-        frozen = options.snapshot.entry(facts.os.operating_system, node.patch_group) \
-            if options.snapshot else None
-        if frozen is not None:
-            records = apply_snapshot(records, frozen)
+        records = judge(facts, baseline, node, options, now)
     except NodeError as err:
-        return _failed(node, started, err.reason, facts), None, None
+        return failed_result(node, started, err.reason, facts), None, None
     except PatchfleetError as err:
-        return _failed(node, started, f"ERROR: {err}", facts), None, None
+        return failed_result(node, started, f"ERROR: {err}", facts), None, None
     except OSError as err:  # a transport should map these; keep the run alive regardless
-        return _failed(node, started, f"UNREACHABLE: {err}", facts), None, None
-    result = NodeResult(
-        node_id=node.id,
-        host=node.host,
-        summary=summarize(records),
-        records=records,
-        operation_start_time=started,
-        operation_end_time=datetime.now(UTC),
-        platform_name=facts.os.name,
-        platform_version=facts.os.version_id,
-        patch_group=node.patch_group,
-        baseline_id=baseline.name,
-        warnings=facts.warnings + evaluation_warnings(facts),
-        boot_id=facts.reboot.boot_id or None,
-        operating_system=facts.os.operating_system,
-    )
+        return failed_result(node, started, f"UNREACHABLE: {err}", facts), None, None
+    result = node_result(node, facts, baseline, records, started)
     if post is not None:
         result = with_post_state(result, post)
     return result, facts, baseline
