@@ -8,6 +8,7 @@ what went wrong *and how to fix it*. The tree::
     │   ├── ConfigError            an inventory, baseline, flag or schedule is invalid
     │   └── UnknownBaselineError   a baseline name that no file defines
     ├── StoreError                 the compliance store can't be read or written
+    ├── DeployError                the Prefect server refused or can't be reached
     └── NodeError                  one node failed; recorded per node, the run goes on
         ├── ConnectError           refused, unreachable, DNS, connect timeout      (transient)
         ├── AuthError              key rejected, no usable key                     (terminal)
@@ -69,6 +70,10 @@ class UnknownBaselineError(InputError):
 
 class StoreError(PatchfleetError):
     """The compliance store can't be read or written."""
+
+
+class DeployError(PatchfleetError):
+    """Registering deployments with the Prefect server failed (no server, no work pool, ...)."""
 
 
 class NodeError(PatchfleetError):
