@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -149,3 +151,30 @@ def test_ini_errors_name_file_line_and_fix(text: str, match: str) -> None:
 def test_yaml_errors(data: object, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_ansible_yaml(data, "inv.yml")
+
+
+def test_patchfleet_os_declares_the_node_os() -> None:
+    inv = parse_ansible_ini(
+        "[debian]\nd1\nd2 patchfleet_os=ubuntu\n[rocky]\nr1\nother\n"
+        "[debian:vars]\npatchfleet_os=DEBIAN\n[rocky:vars]\npatchfleet_os=Rocky_Linux\n", "hosts")
+    nodes = _by_id(inv)
+    assert {k: n.os for k, n in nodes.items()} == {
+        "d1": "DEBIAN", "d2": "UBUNTU", "r1": "ROCKY_LINUX", "other": "ROCKY_LINUX"}
+    assert "patchfleet_os" not in nodes["d1"].tags
+    assert [n.id for n in select_targets(inv.resolved(), "os:DEBIAN,os:UBUNTU")] == ["d1", "d2"]
+    yml = parse_ansible_yaml({"all": {"hosts": {"a": None, "b": {"patchfleet_os": "suse"}},
+                                      "vars": {"patchfleet_os": "AMAZON_LINUX_2023"}}}, "inv.yml")
+    assert {n.id: n.os for n in yml.resolved()} == {"a": "AMAZON_LINUX_2023", "b": "SUSE"}
+
+
+@pytest.mark.parametrize(("parse", "data", "match"), [
+    (parse_ansible_ini, "[web]\nh1\n[web:vars]\npatchfleet_os=debain\n",
+     r"hosts: line 4: patchfleet_os: 'debain' is not an operating system; did you mean "
+     r"DEBIAN\? use one of WINDOWS, "),
+    (parse_ansible_yaml, {"all": {"hosts": {"h1": {"patchfleet_os": "fedora"}}}},
+     r"inv: all.hosts.h1.patchfleet_os: patchfleet_os: 'fedora' is not an operating system"),
+])
+def test_bad_patchfleet_os_names_where_and_allowed_values(parse: Any, data: Any,
+                                                          match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse(data, "hosts" if isinstance(data, str) else "inv")

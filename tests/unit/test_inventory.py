@@ -72,6 +72,8 @@ def test_embedded_default_is_the_local_node() -> None:
         ("nodes: [\n", "not valid YAML"),
         ("nodes:\n  - id: a\n    host: 'a;rm -rf /'\n", "not a host name"),
         ("defaults:\n  host_key_policy: accept-all\nnodes: []\n", "host_key_policy"),
+        ("nodes:\n  - id: a\n    os: redhat\n",
+         "nodes.0.os: 'redhat' is not an operating system; use one of WINDOWS, AMAZON_LINUX"),
     ],
 )
 def test_bad_inventory_names_file_and_field(tmp_path: Path, text: str, needle: str) -> None:
@@ -103,7 +105,7 @@ def test_target_selectors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("expr", "needle"), [
     ("", "is empty"), ("tag:env", "KEY=VALUE"), ("role:web", "not a target selector"),
-    ("nothing-*", "selects no node"),
+    ("nothing-*", "selects no node"), ("os:BSD", "matches no operating system"),
 ])
 def test_bad_targets(tmp_path: Path, expr: str, needle: str) -> None:
     nodes = load_inventory(write(tmp_path, GOOD)).resolved()

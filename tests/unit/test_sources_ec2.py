@@ -167,3 +167,33 @@ def test_every_page_is_read(endpoint: str) -> None:
                        page_size=5)
     assert [n.id for n in inv.nodes] == sorted(many)
     assert len(pages) >= 2 and sum(pages) == 7, pages
+
+
+def test_os_tag_declares_the_node_os(endpoint: str, fleet: dict[str, list[str]]) -> None:
+    from patchfleet.domain.targets import select_targets
+
+    c = _factory(endpoint)()
+    deb = _run(c, {"Env": "os-tagged", "patchfleet:os": "DEBIAN"})
+    al = _run(c, {"Env": "os-tagged", "patchfleet:os": "amazon_linux_2023"})
+    bare = _run(c, {"Env": "os-tagged"})
+    inv = load_ec2_inventory(f"ec2://{REGION}?tag:Env=os-tagged", _factory(endpoint))
+    nodes = {n.id: n for n in inv.resolved()}
+    assert (nodes[deb[0]].os, nodes[al[0]].os, nodes[bare[0]].os) == (
+        "DEBIAN", "AMAZON_LINUX_2023", None)
+    assert nodes[deb[0]].tags["patchfleet:os"] == "DEBIAN"  # still a tag too
+    # declared instances are decided; the untagged one may be Amazon Linux until looked at
+    assert {n.id for n in select_targets(inv.resolved(), "os:AMAZON_LINUX*")} == {
+        al[0], bare[0]}
+    c.terminate_instances(InstanceIds=deb + al + bare)
+
+
+def test_bad_os_tag_names_the_instance_and_allowed_values(endpoint: str) -> None:
+    c = _factory(endpoint)()
+    (bad,) = _run(c, {"Env": "os-bad", "patchfleet:os": "Ubuntu 22.04"})
+    with pytest.raises(ConfigError, match=(
+            rf"ec2://{REGION}\?tag:Env=os-bad: instance {bad}: tag patchfleet:os: "
+            r"'Ubuntu 22.04' is not an operating system; did you mean UBUNTU\? use one of "
+            r"WINDOWS, .*; "
+            r"fix or remove the tag")):
+        load_ec2_inventory(f"ec2://{REGION}?tag:Env=os-bad", _factory(endpoint))
+    c.terminate_instances(InstanceIds=[bad])

@@ -12,6 +12,8 @@ outermost parent group to the innermost child, groups of one depth by name, then
     ansible_become                        -> sudo (patchfleet runs ``sudo -n``)
     ansible_timeout / ansible_ssh_timeout -> connect_timeout
     PatchGroup / patch_group              -> tag ``PatchGroup`` (so ``group:NAME`` targets it)
+    patchfleet_os                         -> os (declared AWS OperatingSystem, e.g. DEBIAN,
+                                             so ``os:NAME`` targets it without connecting)
     every group the host is in            -> tag ``ansible_group/<group>`` = ``"true"``
       (direct groups and their parent groups, not ``all``/``ungrouped``), targeted with
       ``--targets tag-key:ansible_group/web``
@@ -43,6 +45,7 @@ from patchfleet.domain.inventory import (
     Inventory,
     Node,
     format_validation_error,
+    operating_system,
 )
 from patchfleet.errors import ConfigError
 
@@ -346,6 +349,11 @@ def _node(host: str, hvars: dict[str, _Var], groups: set[str], source: str, wher
                                   "ssh; remove it or use ssh", source, var.where)
         elif key in ("PatchGroup", "patch_group"):
             tags["PatchGroup"] = str(var.value)
+        elif key == "patchfleet_os":
+            try:
+                fields["os"] = operating_system(var.value)
+            except ValueError as err:
+                raise ConfigError(f"{key}: {err}", source, var.where) from None
     try:
         return Node.model_validate({**fields, "tags": tags})
     except ValidationError as err:

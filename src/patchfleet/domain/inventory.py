@@ -9,6 +9,7 @@ The YAML contract (DESIGN.md)::
       known_hosts: ~/.ssh/known_hosts
       sudo: false
       connect_timeout: 10
+      os: DEBIAN         # optional: the nodes' AWS OperatingSystem, for --targets os:NAME
     patch_groups:        # patchfleet extension: PatchGroup tag value -> OS -> baseline name
       web: {DEBIAN: web-debian, UBUNTU: web-ubuntu}
     nodes:
@@ -16,12 +17,16 @@ The YAML contract (DESIGN.md)::
       - id: web-1
         host: 10.0.0.5
         tags: {PatchGroup: web, env: prod}
+        os: UBUNTU       # declared OS: os: selectors match it without connecting
 
-Unknown keys are errors; messages name the file, the field and the fix.
+Unknown keys are errors; messages name the file, the field and the fix. ``os`` is an AWS
+OperatingSystem value (case-insensitive); a node that declares none has its OS read over SSH
+when a run's targets select by OS (:mod:`patchfleet.targeting`).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +34,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from patchfleet.domain.baseline import OperatingSystem
 from patchfleet.domain.files import read_text_file
 from patchfleet.errors import ConfigError
 
@@ -37,6 +43,19 @@ NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 HOST_RE = re.compile(r"^[A-Za-z0-9_.:\-\[\]%]{1,253}$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_.\-]{0,31}\$?$", re.IGNORECASE)
 PATCH_GROUP_TAGS = ("PatchGroup", "Patch Group")
+OS_NAMES = ", ".join(OperatingSystem)
+
+
+def operating_system(value: object) -> OperatingSystem:
+    """An AWS OperatingSystem value, case-insensitively; ValueError naming the allowed ones."""
+    name = value.strip().upper() if isinstance(value, str) else repr(value)
+    try:
+        return OperatingSystem(name)
+    except ValueError:
+        close = difflib.get_close_matches(str(name), list(OperatingSystem), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ValueError(f"{value!r} is not an operating system; {hint}use one of "
+                         f"{OS_NAMES}") from None
 
 
 class _Strict(BaseModel):
@@ -60,6 +79,13 @@ class NodeDefaults(_Strict):
     connect_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
     command_timeout: Annotated[float, Field(gt=0, le=86400)] = 600.0
     max_output_bytes: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
+    os: OperatingSystem | None = None
+    """The nodes' operating system (AWS OperatingSystem value), when known without looking."""
+
+    @field_validator("os", mode="before")
+    @classmethod
+    def _os(cls, v: Any) -> OperatingSystem | None:
+        return None if v is None else operating_system(v)
 
     @field_validator("user")
     @classmethod
@@ -83,6 +109,13 @@ class Node(_Strict):
     connect_timeout: Annotated[float, Field(gt=0, le=600)] | None = None
     command_timeout: Annotated[float, Field(gt=0, le=86400)] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    os: OperatingSystem | None = None
+    """Declared OS: ``os:`` target selectors match it instead of reading /etc/os-release."""
+
+    @field_validator("os", mode="before")
+    @classmethod
+    def _os(cls, v: Any) -> OperatingSystem | None:
+        return None if v is None else operating_system(v)
 
     @field_validator("id")
     @classmethod
@@ -135,6 +168,8 @@ class ResolvedNode(_Strict):
     max_output_bytes: int
     tags: dict[str, str]
     local: bool
+    os: OperatingSystem | None = None
+    """Declared OS (node, else defaults); None: unknown until the node is looked at."""
 
     @property
     def patch_group(self) -> str | None:
@@ -174,6 +209,7 @@ class Inventory(_Strict):
             max_output_bytes=d.max_output_bytes,
             tags=dict(node.tags),
             local=node.is_local,
+            os=node.os or d.os,
         )
 
     def resolved(self) -> list[ResolvedNode]:
@@ -190,7 +226,7 @@ def format_validation_error(err: ValidationError, source: str) -> ConfigError:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling"
         elif e["type"] == "missing":

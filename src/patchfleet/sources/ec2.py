@@ -15,8 +15,11 @@ Options: ``address=private`` (default: PrivateIpAddress) | ``public`` (PublicIpA
 ``known_hosts``, ``host_key_policy``, ``sudo``, ``connect_timeout``.
 
 Only ``running`` instances are listed. Node id = instance id; every instance tag becomes a node
-tag (``Name``, ``PatchGroup``...). Credentials, region and endpoint come from boto3's usual
-environment (AWS_PROFILE, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL...).
+tag (``Name``, ``PatchGroup``...). The tag ``patchfleet:os`` declares the instance's AWS
+OperatingSystem (``DEBIAN``, ``AMAZON_LINUX_2023``..., case-insensitive; any other value is an
+error), so ``--targets os:NAME`` selects it without connecting. Credentials, region and
+endpoint come from boto3's usual environment (AWS_PROFILE, AWS_DEFAULT_REGION,
+AWS_ENDPOINT_URL...).
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from patchfleet.domain.inventory import Inventory, Node, NodeDefaults, format_validation_error
+from patchfleet.domain.inventory import (
+    Inventory,
+    Node,
+    NodeDefaults,
+    format_validation_error,
+    operating_system,
+)
 from patchfleet.errors import ConfigError
 
 _ADDRESS_FIELDS = {
@@ -39,6 +48,7 @@ _ADDRESS_FIELDS = {
 }
 _DEFAULT_OPTIONS = ("user", "port", "identity_file", "known_hosts", "host_key_policy", "sudo",
                     "connect_timeout")
+OS_TAG = "patchfleet:os"
 URL_HELP = ("use ec2://REGION?tag:KEY=VALUE&tag-key=KEY&instance-id=i-...&address=private|public"
             "&user=NAME&identity_file=PATH")
 
@@ -147,7 +157,14 @@ def discover_ec2(
             missing.append(iid)
             continue
         tags = {str(t["Key"]): str(t.get("Value", "")) for t in inst.get("Tags", []) or []}
-        nodes.append(Node(id=iid, host=str(host), tags=tags))
+        declared = None
+        if OS_TAG in tags:
+            try:
+                declared = operating_system(tags[OS_TAG])
+            except ValueError as err:
+                raise ConfigError(f"instance {iid}: tag {OS_TAG}: {err}; fix or remove the "
+                                  "tag", source=src.url) from None
+        nodes.append(Node(id=iid, host=str(host), tags=tags, os=declared))
     if missing:
         other = "private" if src.address != "private" else "public"
         raise ConfigError(
