@@ -82,8 +82,8 @@ async def resolve_os_targets(
         sem = asyncio.Semaphore(max(1, concurrency))
 
         async def one(node: ResolvedNode) -> None:
-            started = datetime.now(UTC)
             async with sem:
+                started = datetime.now(UTC)
                 try:
                     found = await _read_os(node, keyring)
                 except UnsupportedOSError as err:
