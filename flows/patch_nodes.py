@@ -25,6 +25,7 @@ from patchfleet import runsummary
 from patchfleet.domain.records import ExecutionType, Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.snapshot import extend
+from patchfleet.errors import ConfigError
 from patchfleet.runplan import InstallSettings, RunPlan, plan_install_settings, plan_scan
 from patchfleet.store.snapshots import load_snapshot, save_snapshot
 from patchfleet.transport import KeyRing
@@ -32,6 +33,20 @@ from tasks.install import install_rollout
 from tasks.publish import publish_artifacts
 from tasks.scan import scan_batch
 from tasks.store import store_results, write_reports
+
+
+def _deadline(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    fix = ("pass deadline as ISO-8601 with a UTC offset, e.g. 2026-01-01T05:00:00+00:00, "
+           "or leave it out for no deadline")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{value!r} is not a date and time; {fix}", source="deadline") from None
+    if parsed.tzinfo is None:
+        raise ConfigError(f"{value!r} has no UTC offset; {fix}", source="deadline")
+    return parsed.astimezone(UTC)
 
 
 def _run_name() -> str:
@@ -60,12 +75,18 @@ async def patch_nodes(
     max_errors: str | None = None,
     dry_run: bool = False,
     execution_type: str = "COMMAND",
+    deadline: str | None = None,
 ) -> dict[str, Any]:
     """Scan the targeted nodes and record their compliance.
+
+    ``deadline`` (ISO-8601 with offset; a CANCEL_TASK maintenance window's cutoff): from then on
+    no node starts (those are recorded FAILED, ``TIMED_OUT: ...``) and nodes in progress start
+    no install and no reboot.
 
     Returns a JSON-able summary: run id, node counts by status, store and report paths.
     """
     logger = get_run_logger()
+    deadline_at = _deadline(deadline)
     plan = plan_scan(
         operation=operation,
         inventory=inventory,
@@ -98,7 +119,7 @@ async def patch_nodes(
     if settings is not None:
         if snapshot_id:
             plan = await _freeze_snapshot(plan, snapshot_id)
-        return await _install(plan, settings, ctx, report_dir)
+        return await _install(plan, settings, ctx, report_dir, deadline_at)
     nodes = plan.nodes
     size = max(1, batch_size)
     batches = [nodes[i : i + size] for i in range(0, len(nodes), size)]
@@ -113,7 +134,8 @@ async def patch_nodes(
     try:
         for part in await asyncio.gather(
             *(
-                scan_batch(b, plan.registry, options, keys, f"batch {i + 1}/{len(batches)} ")
+                scan_batch(b, plan.registry, options, keys, f"batch {i + 1}/{len(batches)} ",
+                           deadline_at)
                 for i, b in enumerate(batches)
             )
         ):
@@ -156,7 +178,7 @@ async def _freeze_snapshot(plan: RunPlan, snapshot_id: str) -> RunPlan:
 
 
 async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,
-                   report_dir: str | None) -> dict[str, Any]:
+                   report_dir: str | None, deadline: datetime | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     logger.info(
         "%s %d node(s): max concurrency %s, max errors %s, reboot option %s",
@@ -165,7 +187,8 @@ async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,
     )
     keys = KeyRing()
     try:
-        done = await install_rollout(plan.nodes, plan.registry, plan.options, settings, keys)
+        done = await install_rollout(plan.nodes, plan.registry, plan.options, settings, keys,
+                                     deadline)
     finally:
         keys.close()
     results = [d.result for d in done]

@@ -3,6 +3,9 @@ the error threshold counts across every node, so the nodes can't be split into b
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -21,8 +24,13 @@ async def install_rollout(
     scan_options: ScanOptions,
     settings: InstallSettings,
     keys: KeyRing,
+    deadline: datetime | None = None,
 ) -> list[PatchNodeResult]:
+    """``deadline`` (a CANCEL_TASK window's cutoff), when given, replaces the options' one:
+    from then on no node starts and nodes in progress start no install and no reboot."""
     logger = get_run_logger()
+    options = settings.options if deadline is None else replace(settings.options,
+                                                                 deadline=deadline)
 
     def progress(res: PatchNodeResult, done: int, total: int) -> None:
         r = res.result
@@ -35,6 +43,6 @@ async def install_rollout(
         for line in res.plan if settings.options.dry_run else ():
             logger.info("  %s: %s", r.node_id, line)
 
-    return await patch_nodes(nodes, registry, scan_options, settings.options,
+    return await patch_nodes(nodes, registry, scan_options, options,
                              max_concurrency=settings.max_concurrency,
                              max_errors=settings.max_errors, keys=keys, progress=progress)

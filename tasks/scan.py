@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -20,8 +22,13 @@ async def scan_batch(
     options: ScanOptions,
     keys: KeyRing,
     batch_label: str = "",
+    deadline: datetime | None = None,
 ) -> list[NodeResult]:
-    """Scan a batch of nodes; failures come back as FAILED results, never as exceptions."""
+    """Scan a batch of nodes; failures come back as FAILED results, never as exceptions.
+
+    Nodes whose turn comes after ``deadline`` (a CANCEL_TASK window's cutoff) are not scanned
+    and come back FAILED, ``TIMED_OUT: ...``.
+    """
     logger = get_run_logger()
 
     def progress(result: NodeResult, done: int, total: int) -> None:
@@ -36,4 +43,5 @@ async def scan_batch(
                 s.installed_count, result.baseline_id,
             )
 
-    return await scan_nodes(nodes, registry, options, keys=keys, progress=progress)
+    return await scan_nodes(nodes, registry, options, keys=keys, progress=progress,
+                            deadline=deadline)

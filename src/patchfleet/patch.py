@@ -9,6 +9,12 @@ and wait for a new boot id, rescan, and the on-exit hook, which always runs.
 Many nodes follow AWS rate control: at most ``max_concurrency`` nodes at once, and once more
 than ``max_errors`` nodes have failed no new node starts; running ones finish and the rest are
 recorded as ``NOT_ATTEMPTED``.
+
+A deadline (``InstallOptions.deadline``: a CANCEL_TASK maintenance window's cutoff) stops work at
+safe points, never in the middle of a package transaction: from the deadline no node starts (the
+rest are recorded FAILED, ``TIMED_OUT: ...``), and a node in progress skips the pre-install hook
+and install, or the reboot, if the deadline has passed when it gets there (its scan result, or
+its installed packages pending a reboot, stand). The on-exit hook still runs.
 """
 
 from __future__ import annotations
@@ -26,7 +32,14 @@ from patchfleet.domain.install_override import InstallOverrideList
 from patchfleet.domain.install_plan import InstallPlan, plan_install
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.results import NodeResult
-from patchfleet.domain.rollout import Rate, Rollout
+from patchfleet.domain.rollout import (
+    NodeRunState,
+    Rate,
+    Rollout,
+    cutoff_reason,
+    deadline_passed,
+    seconds_left,
+)
 from patchfleet.errors import NodeError
 from patchfleet.hooks import HookPhase, HookResult, Hooks, run_hook
 from patchfleet.install import InstallRequest, install_node
@@ -36,6 +49,8 @@ from patchfleet.scan import ScanOptions, scan_node_full, with_post_state
 from patchfleet.transport import KeyRing, open_transport
 
 log = logging.getLogger("patchfleet.patch")
+
+_CUTOFF = "the maintenance window's cutoff passed (CANCEL_TASK)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +62,9 @@ class InstallOptions:
     reboot_timeout: float = 600
     run_id: str = ""
     snapshot_id: str | None = None
+    deadline: datetime | None = None
+    """Aware wall-clock instant (a CANCEL_TASK window's cutoff) after which no node starts and
+    nodes in progress start no install and no reboot; None: no deadline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +100,13 @@ async def _hook(node: ResolvedNode, keys: KeyRing, phase: HookPhase, options: In
     except NodeError as err:
         return HookResult(phase=phase, ok=False, exit_status=None, output_tail="",
                           duration=0.0, reason=err.reason)
+
+
+def _late(options: InstallOptions, what: str) -> str | None:
+    """The TIMED_OUT reason when the deadline has passed, else None."""
+    if options.deadline is None or not deadline_passed(options.deadline, datetime.now(UTC)):
+        return None
+    return cutoff_reason(options.deadline, what)
 
 
 def _request(plan: InstallPlan, lock_timeout: int) -> InstallRequest:
@@ -122,13 +147,20 @@ async def patch_node(
     installed_count = 0
     os_says_required: bool | None = None
     skip_reason = ""
+    has_pre = options.hooks.get("pre_install") is not None
+    skipped = "install not started" if not plan.empty else "the pending reboot not done"
     if plan.empty and not pending:
         skip_reason = "nothing to install and nothing pending a reboot"
+    elif late := _late(options, f"before the {'pre-install hook' if has_pre else 'install'}; "
+                       f"{skipped}"):
+        result, skip_reason = _with_failure(result, late), _CUTOFF
     else:
         pre = await hook("pre_install")
         if pre is not None and not pre.ok:
             result = _with_failure(result, f"PRE_INSTALL_HOOK: {pre.reason}; install skipped")
             skip_reason = "pre-install hook failed"
+        elif has_pre and (late := _late(options, f"during the pre-install hook; {skipped}")):
+            result, skip_reason = _with_failure(result, late), _CUTOFF
     if not skip_reason:
         if not plan.empty:
             done = await install_node(node, keys, baseline, _request(plan,
@@ -152,8 +184,15 @@ async def patch_node(
         decision = decide_reboot(options.reboot_option, installed_count,
                                  result.summary.installed_pending_reboot_count, os_says_required)
         reboot_reason = decision.reason
+        late = _late(options, "before the reboot; not rebooted, the installed packages stay "
+                     "INSTALLED_PENDING_REBOOT") if decision.reboot else None
+        if late:
+            result = _with_failure(result, late)
+            reboot_reason = f"{decision.reason}; not rebooted: {_CUTOFF}"
+            if installed_count:  # the install ended without its reboot, as with NoReboot
+                result = replace(result, last_no_reboot_install_operation_time=datetime.now(UTC))
         # at most one reboot per node and run: the boot-loop guard
-        if decision.reboot:
+        elif decision.reboot:
             try:
                 await reboot_and_wait(node, keys, timeout=options.reboot_timeout,
                                       boot_id_before=scanned.boot_id)
@@ -185,12 +224,18 @@ async def patch_node(
                            reboot_reason=reboot_reason)
 
 
-def not_attempted(node: ResolvedNode, why: str) -> PatchNodeResult:
-    now = datetime.now(UTC)
+def unstarted(node: ResolvedNode, reason: str, at: datetime | None = None) -> PatchNodeResult:
+    """A node the rollout never started: FAILED, no records, ``reason`` as failure_reason;
+    ``at`` (default now) is when it was given up."""
+    now = at or datetime.now(UTC)
     return PatchNodeResult(NodeResult(
         node_id=node.id, host=node.host, summary=failed_summary(), records=(),
         operation_start_time=now, operation_end_time=now, patch_group=node.patch_group,
-        failure_reason=f"NOT_ATTEMPTED: {why}"))
+        failure_reason=reason))
+
+
+def not_attempted(node: ResolvedNode, why: str) -> PatchNodeResult:
+    return unstarted(node, f"NOT_ATTEMPTED: {why}")
 
 
 async def patch_nodes(
@@ -204,19 +249,34 @@ async def patch_nodes(
     keys: KeyRing | None = None,
     progress: Callable[[PatchNodeResult, int, int], None] | None = None,
 ) -> list[PatchNodeResult]:
-    """Scan-and-install ``nodes`` under AWS rate control, results in input order."""
+    """Scan-and-install ``nodes`` under AWS rate control, results in input order.
+
+    With ``options.deadline`` the rollout halts at the deadline even while every running node
+    is still busy; the nodes it never started are recorded TIMED_OUT.
+    """
     by_id = {n.id: n for n in nodes}
     rollout = Rollout([n.id for n in nodes], max_concurrency, max_errors)
+    deadline = options.deadline
     keyring = keys or KeyRing()
     results: dict[str, PatchNodeResult] = {}
     running: dict[asyncio.Task[PatchNodeResult], str] = {}
+    halted_at: datetime | None = None
     try:
         while not rollout.done:
+            now = datetime.now(UTC)
+            if deadline_passed(deadline, now) and not rollout.stopped:
+                log.warning("the deadline %s passed: no further node starts", deadline)
+                rollout.halt("deadline", timed_out=True)
+                halted_at = now
             for node_id in rollout.start_next():
                 task = asyncio.create_task(patch_node(by_id[node_id], registry, keyring,
                                                       scan_options, options))
                 running[task] = node_id
-            finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            if not running:
+                continue  # halted with nothing running: the rollout is done
+            wake = None if rollout.stopped else seconds_left(deadline, datetime.now(UTC))
+            finished, _ = await asyncio.wait(running, timeout=wake,
+                                             return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
                 node_id = running.pop(task)
                 res = task.result()
@@ -229,4 +289,11 @@ async def patch_nodes(
             keyring.close()
     why = (f"more than {rollout.max_errors} node(s) failed (max errors), so the rollout "
            "stopped before this node started")
-    return [results.get(n.id) or not_attempted(n, why) for n in nodes]
+
+    def never_started(node: ResolvedNode) -> PatchNodeResult:
+        if deadline is not None and rollout.state(node.id) is NodeRunState.TIMED_OUT:
+            return unstarted(node, cutoff_reason(deadline, "before this node started"),
+                             halted_at)
+        return not_attempted(node, why)
+
+    return [results.get(n.id) or never_started(n) for n in nodes]

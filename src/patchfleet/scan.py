@@ -3,7 +3,9 @@
 This is the whole Scan operation for one node (:func:`scan_node`) and the asyncio fan-out over
 many (:func:`scan_nodes`) with bounded concurrency. No Prefect: the flow's tasks call these, and
 so can tests and benchmarks. A node that fails becomes a FAILED :class:`NodeResult` with its
-reason; it never raises out of here.
+reason; it never raises out of here. With a deadline (a CANCEL_TASK maintenance window's cutoff)
+a node whose turn comes after it is not scanned and is recorded FAILED, ``TIMED_OUT: ...``;
+scans already running finish (they are read-only and short).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.pending import PendingInstalls, mark_pending
 from patchfleet.domain.records import PatchRecord
 from patchfleet.domain.results import NodeResult
+from patchfleet.domain.rollout import cutoff_reason, deadline_passed
 from patchfleet.domain.snapshot import Snapshot, apply_snapshot
 from patchfleet.errors import NodeError, PatchfleetError
 from patchfleet.transport import KeyRing, open_transport
@@ -190,8 +193,13 @@ async def scan_nodes(
     options: ScanOptions,
     keys: KeyRing | None = None,
     progress: ProgressCallback | None = None,
+    deadline: datetime | None = None,
 ) -> list[NodeResult]:
-    """Scan many nodes concurrently (at most ``options.concurrency`` at once), in input order."""
+    """Scan many nodes concurrently (at most ``options.concurrency`` at once), in input order.
+
+    ``deadline`` (aware, wall clock): a node whose turn comes at or after it is not scanned; its
+    result is FAILED with a ``TIMED_OUT:`` reason.
+    """
     own_keys = keys is None
     keyring = keys or KeyRing()
     sem = asyncio.Semaphore(max(1, options.concurrency))
@@ -202,7 +210,12 @@ async def scan_nodes(
         nonlocal done
         async with sem:
             t0 = time.perf_counter()
-            result = await scan_node(node, registry, keyring, options)
+            now = datetime.now(UTC)
+            if deadline is not None and deadline_passed(deadline, now):
+                result = failed_result(node, now, cutoff_reason(
+                    deadline, "before this node's scan started"))
+            else:
+                result = await scan_node(node, registry, keyring, options)
         done += 1
         log.debug("scanned %s in %.2fs", node.id, time.perf_counter() - t0)
         if progress is not None:

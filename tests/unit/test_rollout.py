@@ -1,16 +1,24 @@
 """Rate control (spec §6, §7): parsing, the rounding rule on hand-checked tables, patch-now
-tiers, and the Rollout state machine's stop-after-threshold semantics."""
+tiers, the Rollout state machine's stop-after-threshold semantics, and the deadline of a
+CANCEL_TASK window (TIMED_OUT instead of NOT_ATTEMPTED)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from patchfleet.domain.rollout import (
+    TIMED_OUT_PREFIX,
     NodeRunState,
     Rate,
     Rollout,
+    cutoff_reason,
+    deadline_passed,
+    is_timed_out,
     parse_rate,
     patch_now_defaults,
+    seconds_left,
     simulate,
 )
 from patchfleet.errors import ConfigError
@@ -208,3 +216,56 @@ def test_misuse_raises() -> None:
     r.finish("a", ok=False)
     with pytest.raises(ValueError, match="stopped"):
         r.start("b")
+
+
+TO = NodeRunState.TIMED_OUT
+
+
+def test_halt_at_deadline_reports_unstarted_nodes_timed_out() -> None:
+    r = Rollout(["a", "b", "c", "d"], 2, 0)
+    r.start_next()
+    r.halt("cutoff", timed_out=True)
+    assert r.stopped and not r.threshold_crossed and r.next_batch() == []
+    r.finish("a", ok=True)
+    assert r.next_batch() == [] and not r.done
+    r.finish("b", ok=False)  # errors after the deadline don't turn TIMED_OUT into NOT_ATTEMPTED
+    assert r.done and r.threshold_crossed
+    assert [o.state for o in r.outcomes()] == [S, F, TO, TO]
+    assert r.timed_out() == ["c", "d"] and r.not_attempted() == []
+
+
+def test_error_threshold_before_deadline_keeps_not_attempted() -> None:
+    r = Rollout(["a", "b", "c"], 1, 0)
+    r.start_next()
+    r.finish("a", ok=False)
+    r.halt("cutoff", timed_out=True)  # too late: the threshold stopped the rollout first
+    assert [o.state for o in r.outcomes()] == [F, NA, NA]
+    assert r.halted_reason == "cutoff" and r.timed_out() == []
+
+
+def test_halt_with_nothing_started_times_out_everything() -> None:
+    r = Rollout(["a", "b"], 1, 0)
+    r.halt("cutoff", timed_out=True)
+    assert r.done and r.start_next() == []
+    assert [o.state for o in r.outcomes()] == [TO, TO]
+
+
+def test_deadline_helpers() -> None:
+    deadline = datetime(2026, 11, 3, 5, 0, tzinfo=UTC)
+    assert not deadline_passed(None, deadline)
+    assert not deadline_passed(deadline, deadline - timedelta(microseconds=1))
+    assert deadline_passed(deadline, deadline)  # the cutoff instant itself is past it
+    assert seconds_left(None, deadline) is None
+    assert seconds_left(deadline, deadline - timedelta(seconds=2.5)) == 2.5
+    assert seconds_left(deadline, deadline + timedelta(hours=1)) == 0.0
+    # another offset, same instant
+    berlin = deadline.astimezone(timezone(timedelta(hours=1)))
+    assert deadline_passed(berlin, deadline) and seconds_left(berlin, deadline) == 0.0
+    reason = cutoff_reason(berlin, "before this node started")
+    assert reason.startswith(TIMED_OUT_PREFIX) and reason.startswith("TIMED_OUT: ")
+    assert "2026-11-03T05:00:00Z before this node started" in reason
+    assert reason.endswith("(CutoffBehavior CANCEL_TASK)")
+    assert is_timed_out(reason) and is_timed_out(f"HELD: held on the node: x; {reason}")
+    assert not is_timed_out(None) and not is_timed_out("")
+    assert not is_timed_out("UNREACHABLE: connection refused")
+    assert not is_timed_out("NOT_ATTEMPTED: more than 0 node(s) failed (max errors)")

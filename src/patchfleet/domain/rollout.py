@@ -14,6 +14,12 @@ MaxErrors ``N`` means: stop starting nodes once the error count *exceeds* N (AWS
 sending after the 4th error arrives"). Nodes already running finish and may report more errors;
 the nodes never started are reported NOT_ATTEMPTED. :class:`Rollout` is that state machine, pure:
 the caller runs the nodes and reports back.
+
+A maintenance window with CutoffBehavior ``CANCEL_TASK`` gives the rollout a deadline (the
+window's cutoff, an aware wall-clock instant). From then on no node starts
+(:meth:`Rollout.halt` with ``timed_out=True``: the nodes never started are TIMED_OUT, not
+NOT_ATTEMPTED), and nodes in progress stop at their next safe point; :func:`deadline_passed`,
+:func:`seconds_left` and :func:`cutoff_reason` are the pure pieces of that.
 """
 
 from __future__ import annotations
@@ -21,18 +27,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from patchfleet.errors import ConfigError
 
 __all__ = [
+    "TIMED_OUT_PREFIX",
     "NodeOutcome",
     "NodeRunState",
     "Rate",
     "RateControl",
     "Rollout",
+    "cutoff_reason",
+    "deadline_passed",
+    "is_timed_out",
     "parse_rate",
     "patch_now_defaults",
+    "seconds_left",
     "simulate",
 ]
 
@@ -141,6 +153,8 @@ class NodeRunState(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     NOT_ATTEMPTED = "NOT_ATTEMPTED"
+    TIMED_OUT = "TIMED_OUT"
+    """Never started: the deadline (a CANCEL_TASK window's cutoff) passed first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +169,8 @@ class Rollout:
     Nodes start in the order given. ``next_batch()`` says which may start now without changing
     anything; ``start()`` marks one running; ``start_next()`` does both. Once errors exceed
     ``max_errors`` (or :meth:`halt` is called, e.g. at a maintenance window's cutoff) nothing new
-    starts; running nodes still finish, and :meth:`outcomes` reports the rest NOT_ATTEMPTED.
+    starts; running nodes still finish, and :meth:`outcomes` reports the rest NOT_ATTEMPTED, or
+    TIMED_OUT when what stopped the rollout first was ``halt(..., timed_out=True)``.
     """
 
     def __init__(
@@ -186,6 +201,8 @@ class Rollout:
         self._running: set[str] = set()
         self.errors = 0
         self.halted_reason: str | None = None
+        # what the nodes never started become: decided by whatever stopped the rollout first
+        self._unstarted: NodeRunState | None = None
 
     @property
     def stopped(self) -> bool:
@@ -236,15 +253,23 @@ class Rollout:
         self._state[node_id] = NodeRunState.SUCCEEDED if ok else NodeRunState.FAILED
         if not ok:
             self.errors += 1
+            if self.threshold_crossed and self._unstarted is None:
+                self._unstarted = NodeRunState.NOT_ATTEMPTED
 
-    def halt(self, reason: str) -> None:
-        """Start nothing more (running nodes finish), e.g. a maintenance window's cutoff."""
+    def halt(self, reason: str, *, timed_out: bool = False) -> None:
+        """Start nothing more (running nodes finish), e.g. a maintenance window's cutoff.
+
+        With ``timed_out`` the nodes never started are TIMED_OUT (unless the error threshold
+        stopped the rollout earlier: then they stay NOT_ATTEMPTED).
+        """
+        if self._unstarted is None:
+            self._unstarted = NodeRunState.TIMED_OUT if timed_out else NodeRunState.NOT_ATTEMPTED
         self.halted_reason = self.halted_reason or reason
 
     def state(self, node_id: str) -> NodeRunState:
         st = self._state[node_id]
         if st is NodeRunState.PENDING and self.stopped:
-            return NodeRunState.NOT_ATTEMPTED
+            return self._unstarted or NodeRunState.NOT_ATTEMPTED
         return st
 
     def outcomes(self) -> tuple[NodeOutcome, ...]:
@@ -253,6 +278,38 @@ class Rollout:
 
     def not_attempted(self) -> list[str]:
         return [n for n in self._order if self.state(n) is NodeRunState.NOT_ATTEMPTED]
+
+    def timed_out(self) -> list[str]:
+        return [n for n in self._order if self.state(n) is NodeRunState.TIMED_OUT]
+
+
+TIMED_OUT_PREFIX = "TIMED_OUT: "
+"""How every failure_reason caused by a deadline starts (AWS shows such invocations TIMED_OUT)."""
+
+
+def is_timed_out(failure_reason: str | None) -> bool:
+    """Whether a node's failure_reason (reasons joined by ``"; "``) includes a deadline's."""
+    reason = failure_reason or ""
+    return reason.startswith(TIMED_OUT_PREFIX) or f"; {TIMED_OUT_PREFIX}" in reason
+
+
+def deadline_passed(deadline: datetime | None, now: datetime) -> bool:
+    """Whether ``now`` is at or past ``deadline`` (None: no deadline). Both must be aware."""
+    return deadline is not None and now >= deadline
+
+
+def seconds_left(deadline: datetime | None, now: datetime) -> float | None:
+    """Seconds from ``now`` until ``deadline``, never negative; None without a deadline."""
+    if deadline is None:
+        return None
+    return max(0.0, (deadline - now).total_seconds())
+
+
+def cutoff_reason(deadline: datetime, what: str) -> str:
+    """The failure_reason for work skipped at a CANCEL_TASK window's cutoff ``deadline``;
+    ``what`` says what was skipped, e.g. ``"before this node started"``."""
+    return (f"{TIMED_OUT_PREFIX}the maintenance window's cutoff passed at "
+            f"{deadline.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} {what} (CutoffBehavior CANCEL_TASK)")
 
 
 def simulate(
