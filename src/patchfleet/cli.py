@@ -34,7 +34,8 @@ app = typer.Typer(
 baseline_app = typer.Typer(help="Validate, show, import and export patch baselines.",
                            no_args_is_help=True)
 app.add_typer(baseline_app, name="baseline")
-deployments_app = typer.Typer(help="Validate the patch policies and maintenance windows file.",
+deployments_app = typer.Typer(help="Validate patch policies and maintenance windows and "
+                              "deploy them to a Prefect server.",
                               no_args_is_help=True)
 app.add_typer(deployments_app, name="deployments")
 
@@ -437,12 +438,6 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
 
 
 @deployments_app.command("validate")
@@ -470,3 +465,89 @@ def deployments_validate(
         err.print(f"[bold yellow]warning:[/] {w}", highlight=False, markup=True, soft_wrap=True)
     out.print(f"{file}: {len(dep.policies)} patch policy(ies), {len(dep.windows)} maintenance "
               f"window(s) are valid", highlight=False)
+
+
+def _policies_file_param(file: Path, repo: Path) -> str:
+    """The path the deployed flows load: relative to the checkout when inside it (workers run
+    there, wherever the checkout lives), else absolute."""
+    path = file.resolve()
+    try:
+        return str(path.relative_to(repo.resolve()))
+    except ValueError:
+        return str(path)
+
+
+@deployments_app.command("apply")
+def deployments_apply(
+    file: Annotated[Path, typer.Argument(help="Deployments YAML (policies: and windows: lists).")
+                    ] = Path("deployments/policies.yaml"),
+    pool: Annotated[str, typer.Option(help="Prefect work pool (type process) the workers poll."
+                                      )] = "patchfleet",
+    queue: Annotated[str | None, typer.Option(help="Work queue in the pool. Default: the "
+                                              "pool's default queue.")] = None,
+    repo: Annotated[Path, typer.Option(help="The patchfleet checkout, at the same path on "
+                                       "every worker machine (flows/ is loaded from there).")
+                    ] = Path("."),
+    prune: Annotated[bool, typer.Option(help="Delete generated deployments (tag "
+                                        "patchfleet-generated) that the file no longer has.")
+                     ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the "
+                                          "deployments without contacting the server.")
+                       ] = False,
+    baselines_dir: BaselinesDirOpt = None,
+) -> None:
+    """Validate FILE, then create or update one scheduled Prefect deployment per patch policy
+    operation (patch-policy/NAME-scan, patch-policy/NAME-install) and per maintenance window
+    (maintenance-window/NAME). Needs PREFECT_API_URL (not with --dry-run). Exit 2 on a bad
+    file (nothing is deployed), 1 if the server refuses."""
+    from datetime import UTC, datetime
+
+    from patchfleet.deploy_plan import build_specs
+    from patchfleet.domain.inventory import default_inventory
+    from patchfleet.domain.policies import load_deployments, validate_deployments
+    from patchfleet.runplan import load_registry
+    from patchfleet.sources import load_nodes_source
+
+    now = datetime.now(UTC)
+    try:
+        warnings = validate_deployments(
+            file, load_registry(baselines_dir),
+            lambda spec: load_nodes_source(spec) if spec else default_inventory(), now=now)
+        specs = build_specs(load_deployments(file), _policies_file_param(file, repo), now)
+    except PatchfleetError as e:
+        _fail(e)
+    for w in warnings:
+        err.print(f"[bold yellow]warning:[/] {w}", highlight=False, markup=True, soft_wrap=True)
+    table = Table("deployment", "schedule", "next runs (UTC)", "on deploy")
+    for spec in specs:
+        table.add_row(spec.full_name,
+                      spec.schedule.describe() + ("" if spec.active else " [paused]"),
+                      ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in spec.upcoming) or "-",
+                      "run now" if spec.run_now else "")
+    out.print(table)
+    if dry_run:
+        out.print(f"dry run: {len(specs)} deployment(s) not applied", highlight=False)
+        return
+    prefect_env.apply_defaults()
+    from patchfleet.deploy import apply_specs
+
+    try:
+        report = asyncio.run(apply_specs(specs, repo=repo.resolve(), pool=pool, queue=queue,
+                                         prune=prune))
+    except PatchfleetError as e:
+        _fail(e)
+    for label, names in (("created", report.created), ("updated", report.updated),
+                         ("deleted", report.deleted)):
+        if names:
+            out.print(f"{label}: {', '.join(names)}", highlight=False)
+    for name, run_id in report.started.items():
+        out.print(f"started {name} now (NextInterval false): flow run {run_id}",
+                  highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -32,6 +32,7 @@ from patchfleet.store.query import ComplianceStore
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
+PATCHFLEET = str(Path(sys.executable).parent / "patchfleet")
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
 
 pytestmark = pytest.mark.prefect
@@ -94,6 +95,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PATCHFLEET_REPO": str(REPO),
+        # prefect.yaml's build step runs `patchfleet deployments validate`
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         "PATCHFLEET_INVENTORY": default_inventory,
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "2",
@@ -244,7 +247,8 @@ def test_every_deployment_is_tagged_and_limited_to_one_run(deployed: Deployed) -
     async def read(client: Any) -> list[Any]:
         return list(await client.read_deployments())
 
-    deps = {d.name: d for d in asyncio.run(_with_client(deployed.api_url, read))}
+    deps = {d.name: d for d in asyncio.run(_with_client(deployed.api_url, read))
+            if "patchfleet-generated" not in d.tags}
     assert set(deps) == {"patch-now", "host-management", "weekly-install", "run-policy",
                          "run-window"}
     for dep in deps.values():
@@ -259,3 +263,153 @@ def test_every_deployment_is_tagged_and_limited_to_one_run(deployed: Deployed) -
     assert weekly.parameters["max_concurrency"] == "10%"
     assert weekly.parameters["max_errors"] == "1"
     assert not deps["patch-now"].schedules
+
+
+def _apply(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PATCHFLEET, "deployments", "apply", *args, "--repo", str(REPO)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
+                          check=False)
+
+
+def _policies(tmp_path: Path, inventory: Path, store: Path, windows: bool = True) -> Path:
+    data: dict[str, Any] = {"policies": [{
+        "name": "it-policy", "operation": "Scan", "scan_schedule": "cron(30 4 1 * ? *)",
+        "inventory": str(inventory), "targets": "deb-a", "store": str(store),
+    }]}
+    if windows:
+        window = {"schedule": "cron(0 3 ? * TUE#2 *)", "schedule_timezone": "Europe/Berlin",
+                  "duration_hours": 2, "inventory": str(inventory), "targets": "deb-a",
+                  "store": str(store), "tasks": [{"name": "scan", "priority": 0}]}
+        data["windows"] = [{"name": "it-window", **window},
+                           {"name": "it-offset", "schedule_offset": 2, **window}]
+    path = tmp_path / ("policies.yaml" if windows else "policies-pruned.yaml")
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+async def _scheduled_starts(client: Any, name: str, at_least: int,
+                            until: datetime | None = None) -> list[datetime]:
+    """Upcoming scheduled runs of deployment ``name``, as the server's scheduler made them;
+    with ``until``, first ask the server to schedule every run up to that time."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    dep = await client.read_deployment_by_name(name)
+    if until is not None:
+        start = datetime.now(UTC)
+        r = await client._client.post(f"/deployments/{dep.id}/schedule", json={
+            "start_time": start.isoformat(), "end_time": until.isoformat(),
+            "min_time": (until - start).total_seconds(), "max_runs": 100})
+        r.raise_for_status()
+    runs: list[Any] = []
+    deadline = time.monotonic() + 90
+    while len(runs) < at_least and time.monotonic() < deadline:
+        runs = await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))), limit=200)
+        if len(runs) < at_least:
+            await asyncio.sleep(1)
+    return sorted(fr.expected_start_time.astimezone(UTC) for fr in runs)
+
+
+def test_apply_generates_one_scheduled_deployment_per_policy_and_window(
+    deployed: Deployed, fleet: Any, tmp_path: Path
+) -> None:
+    from patchfleet.domain.policies import load_deployments
+    from patchfleet.domain.windows import next_runs
+
+    store = tmp_path / "store"
+    policies = _policies(tmp_path, fleet.inventory, store)
+    r = _apply([str(policies)], deployed.env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "created: patch-policy/it-policy-scan, maintenance-window/it-window, " \
+           "maintenance-window/it-offset" in r.stdout, r.stdout
+    started = [line for line in r.stdout.splitlines() if line.startswith("started ")]
+    assert len(started) == 1 and "patch-policy/it-policy-scan" in started[0], r.stdout
+    run_id = started[0].rsplit(" ", 1)[1]
+
+    async def wait_run(client: Any) -> Any:
+        deadline = time.monotonic() + 240
+        while True:
+            run = await client.read_flow_run(run_id)
+            if run.state is not None and run.state.is_final():
+                return run
+            if time.monotonic() > deadline:
+                pytest.fail(f"policy run still {run.state}:\n{_tail(deployed.worker_log)}")
+            await asyncio.sleep(1)
+
+    run = asyncio.run(_with_client(deployed.api_url, wait_run))
+    assert run.state.is_completed(), (run.state, _tail(deployed.worker_log))
+    assert "policy/it-policy" in run.tags
+    assert run.name == "it-policy-scan"
+    with ComplianceStore(store) as cs:
+        _, rows = cs.query("SELECT DISTINCT node_id, execution_type FROM node_summaries")
+    assert rows == [("deb-a", "PATCH_POLICY")], rows
+
+    windows = {w.name: w.window for w in load_deployments(policies).windows}
+    now = datetime.now(UTC)
+    offset_first = next_runs(windows["it-offset"], now, 1)[0]
+
+    async def read(client: Any) -> dict[str, Any]:
+        return {
+            "policy": await client.read_deployment_by_name("patch-policy/it-policy-scan"),
+            "window": await client.read_deployment_by_name("maintenance-window/it-window"),
+            "window_runs": await _scheduled_starts(client, "maintenance-window/it-window", 3),
+            "offset_runs": await _scheduled_starts(client, "maintenance-window/it-offset", 3,
+                                                   until=offset_first + timedelta(hours=1)),
+        }
+
+    got = asyncio.run(_with_client(deployed.api_url, read))
+    policy, window = got["policy"], got["window"]
+    assert [(s.schedule.cron, s.schedule.timezone) for s in policy.schedules] == [
+        ("30 4 1 * *", "UTC")]
+    assert {"patchfleet", "patchfleet-generated", "policy/it-policy"} == set(policy.tags)
+    assert policy.parameters == {"policy": "it-policy", "operation": "Scan",
+                                 "file": str(policies)}
+    assert policy.global_concurrency_limit.limit == 1
+    assert [(s.schedule.cron, s.schedule.timezone) for s in window.schedules] == [
+        ("0 3 * * 2#2", "Europe/Berlin")]
+    assert set(window.tags) == {"patchfleet", "patchfleet-generated", "window/it-window"}
+    # Prefect's own scheduler agrees with patchfleet's window arithmetic
+    assert got["window_runs"][:3] == next_runs(windows["it-window"], now, 3)
+    # Patch Tuesday + 2 has no Prefect cron: it fires daily and the flow skips other days
+    assert offset_first in got["offset_runs"]
+    assert all((t.astimezone(windows["it-offset"].tz).hour, t.minute) == (3, 0)
+               for t in got["offset_runs"])
+
+
+def test_apply_refuses_a_bad_file_and_prunes_what_the_file_dropped(
+    deployed: Deployed, fleet: Any, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    policies = _policies(tmp_path, fleet.inventory, store)
+    r = _apply([str(policies)], deployed.env)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    bad = tmp_path / "bad.yaml"
+    data = json.loads(policies.read_text())
+    data["windows"][0]["cutoff_hours"] = 2
+    data["windows"][0]["name"] = "it-bad-window"
+    bad.write_text(json.dumps(data))
+    r = _apply([str(bad)], deployed.env)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "windows[0]" in r.stderr and "cutoff_hours (2) must be less than" in r.stderr
+
+    pruned = _policies(tmp_path, fleet.inventory, store, windows=False)
+    r = _apply([str(pruned), "--prune"], deployed.env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "deleted: maintenance-window/it-offset, maintenance-window/it-window" in r.stdout
+
+    async def names(client: Any) -> set[str]:
+        return {d.name for d in await client.read_deployments()}
+
+    left = asyncio.run(_with_client(deployed.api_url, names))
+    assert "it-bad-window" not in left and "it-window" not in left
+    assert {"it-policy-scan", "patch-now", "host-management"} <= left

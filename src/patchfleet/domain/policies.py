@@ -16,7 +16,9 @@ Pure: pydantic, PyYAML and the stdlib. The deployments file (default
         max_errors: "1"
         reboot_option: RebootIfNeeded       # RebootIfNeeded | NoReboot
         hooks: hooks.yaml
-        publish_report: true
+        publish_report: true                # false: no CSV reports
+        scan_next_interval: false           # false: scan once at first deploy
+        install_next_interval: true         # true: wait for the first install tick
     windows:
       - name: patch-tuesday                 # MaintenanceWindow fields ...
         schedule: cron(0 2 ? * TUE#2 *)
@@ -48,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from patchfleet.domain.baseline import BaselineRegistry, OperatingSystem
 from patchfleet.domain.inventory import Inventory, ResolvedNode
 from patchfleet.domain.rollout import parse_rate
+from patchfleet.domain.schedule_export import policy_schedule
 from patchfleet.domain.targets import select_targets
 from patchfleet.domain.windows import (
     NAME_RE,
@@ -129,7 +132,14 @@ class PatchPolicy(_RateControlled):
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
     hooks: str | None = None
     publish_report: bool = True
+    """Write the CSV compliance reports (and publish them where the store does)."""
     store: str | None = None
+    scan_next_interval: bool = False
+    """AWS ScanNextInterval: False (default) scans once right when the policy is first
+    deployed; True waits for the first scan_schedule tick."""
+    install_next_interval: bool = True
+    """AWS InstallNextInterval: True (console default) waits for the first install_schedule
+    tick; False installs once right when the policy is first deployed."""
 
     @field_validator("name")
     @classmethod
@@ -146,6 +156,10 @@ class PatchPolicy(_RateControlled):
         if not isinstance(sched, CronSchedule):
             raise ValueError(f"{v!r}: a patch policy schedule is a cron(...), "
                              "e.g. cron(0 1 * * ? *) for daily at 01:00")
+        try:  # a policy deploys as a plain Prefect cron, so it must have an exact one
+            policy_schedule(v, "UTC", "schedule")
+        except ConfigError as err:
+            raise ValueError(err.message) from None
         return v
 
     @field_validator("schedule_timezone")

@@ -68,6 +68,7 @@ __all__ = [
     "load_window",
     "next_runs",
     "parse_schedule",
+    "resolve_local",
     "window_phase",
 ]
 
@@ -502,7 +503,7 @@ def _require_aware(dt: datetime, name: str) -> None:
         raise ValueError(f"{name} must be timezone-aware")
 
 
-def _resolve(naive: datetime, tz: ZoneInfo) -> datetime:
+def resolve_local(naive: datetime, tz: ZoneInfo) -> datetime:
     """Local wall time -> UTC. Gap: the first instant after it. Overlap: the first occurrence."""
     first = naive.replace(tzinfo=tz, fold=0)
     utc = first.astimezone(UTC)
@@ -533,7 +534,7 @@ def _cron_runs(w: MaintenanceWindow, cron: CronSchedule, after: datetime) -> Ite
         if cron.matches(day):
             for h in cron.hours:
                 for m in cron.minutes:
-                    t = _resolve(datetime(day.year, day.month, day.day, h, m) + offset, tz)
+                    t = resolve_local(datetime(day.year, day.month, day.day, h, m) + offset, tz)
                     if t <= after or (last is not None and t <= last):
                         continue
                     last = t
@@ -571,7 +572,7 @@ def _all_runs(w: MaintenanceWindow, after: datetime,
 
         gen = _rate()
     else:
-        t = _resolve(sched.when, w.tz)
+        t = resolve_local(sched.when, w.tz)
         gen = iter([t] if t > after else [])
     for t in gen:
         if w.start_date is not None and t < w.start_date:
