@@ -17,8 +17,11 @@ weekday), intervals with an anchor, and RFC 5545 rrules, each in a timezone.
 - ``at(...)`` becomes an rrule with ``COUNT=1`` at that instant (in UTC), ``exact=True``.
 
 ``start_date`` / ``end_date`` are not encoded in the Prefect schedule: the flow skips runs outside
-them. Prefect's and patchfleet's handling of local times in a DST gap or fold can differ for crons
-at 01:00-03:00 local; the flow's occurrence check decides what runs.
+them. A cron time inside a spring-forward gap (02:30 on the day New York skips 02:00-03:00) is
+the one difference: Prefect fires at the nominal time shifted by the gap (03:30), patchfleet's
+occurrence starts at the first instant after the gap (03:00, like Vixie cron); the window flow
+measures duration and cutoff from patchfleet's start, so the run still lands in its occurrence.
+Folds (the repeated autumn hour) agree: both fire once, at the first occurrence.
 """
 
 from __future__ import annotations
