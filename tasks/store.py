@@ -1,4 +1,4 @@
-"""Tasks: record a run in the compliance store and write its CSV reports."""
+"""Tasks: record a run in the compliance store, write its CSV reports and publish them to S3."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from prefect.cache_policies import NO_CACHE
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.paths import reports_dir
 from patchfleet.report.csv_reports import write_reports_from_results
+from patchfleet.report.publish import publish_reports, run_report_uri
+from patchfleet.store.schema import run_date
 from patchfleet.store.writer import WrittenRun, write_run
 
 
@@ -23,10 +25,32 @@ def store_results(root: Path, ctx: RunContext, results: Sequence[NodeResult]) ->
 
 @task(name="write-reports", cache_policy=NO_CACHE, retries=0)
 def write_reports(
-    root: Path, ctx: RunContext, results: Sequence[NodeResult], report_dir: str | None
+    root: Path,
+    ctx: RunContext,
+    results: Sequence[NodeResult],
+    report_dir: str | None,
+    report_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Write the AWS-format CSV reports (all nodes + one per node) and QuickSight manifests."""
+    """Write the AWS-format CSV reports (all nodes + one per node) and QuickSight manifests.
+
+    With ``report_uri`` (``s3://bucket[/prefix]``) the folder is also uploaded to
+    ``REPORT_URI/date=YYYY-MM-DD/run_id=<run id>/`` (UTC day the run started, as in the store),
+    and the manifests, local copies included, name those S3 objects instead of local files.
+    Returns ``folder``, ``all_nodes``, ``files`` and ``uris`` (the uploaded objects, manifests
+    last; empty without ``report_uri``). A bad ``report_uri`` raises ConfigError before anything
+    is written; a failed upload raises PublishError (the store and the local folder are written).
+    """
+    uri_prefix = run_report_uri(report_uri, ctx.run_id, run_date(ctx)) if report_uri else None
     folder = Path(report_dir).expanduser() if report_dir else reports_dir(root, ctx.run_id)
-    files = write_reports_from_results(folder, results)
-    return {"folder": str(files.folder), "all_nodes": str(files.all_nodes),
-            "files": [str(p) for p in files]}
+    files = write_reports_from_results(folder, results, uri_prefix=uri_prefix)
+    uris = (
+        publish_reports(files.folder, uri_prefix, files=files, source="report_uri")
+        if uri_prefix
+        else []
+    )
+    return {
+        "folder": str(files.folder),
+        "all_nodes": str(files.all_nodes),
+        "files": [str(p) for p in files],
+        "uris": uris,
+    }

@@ -29,3 +29,19 @@ def prefect_api() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=int(
             os.environ.get("PATCHFLEET_TEST_PREFECT_TIMEOUT", "180"))):
         yield
+
+
+@pytest.fixture(scope="session")
+def moto_s3_endpoint() -> Iterator[str]:
+    """A real S3 API on loopback (moto's server) for the whole session; its URL.
+
+    moto keeps its state per process, so every test uses its own bucket names.
+    """
+    pytest.importorskip("flask", reason="the moto S3 server needs moto[server]")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

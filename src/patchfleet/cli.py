@@ -323,19 +323,32 @@ def report(
                                                "latest run.")] = None,
     out_dir: Annotated[str | None, typer.Option("--out", help="Folder for the CSVs. Default: "
                                                 "STORE/reports/<run id or 'latest'>.")] = None,
+    upload: Annotated[str | None, typer.Option(
+        "--upload", metavar="s3://BUCKET[/PREFIX]",
+        help="Also upload the folder there (manifests last; they name the uploaded objects). "
+             "Endpoint, region and credentials: the usual AWS settings (AWS_ENDPOINT_URL_S3, "
+             "AWS_PROFILE, AWS_REGION, ...).")] = None,
 ) -> None:
-    """(Re)write the AWS-format CSV compliance reports from the store."""
+    """(Re)write the AWS-format CSV compliance reports from the store, and optionally publish
+    them to S3 (any S3 endpoint)."""
     from patchfleet.paths import reports_dir, store_root
     from patchfleet.report.csv_reports import write_reports_from_store
+    from patchfleet.report.publish import normalize_s3_uri, publish_reports
 
     root = store_root(store)
     target = Path(out_dir) if out_dir else reports_dir(root, run_id or "latest")
+    uris: list[str] = []
     try:
-        files = write_reports_from_store(root, target, run_id=run_id)
+        uri_prefix = normalize_s3_uri(upload, "--upload") if upload else None
+        files = write_reports_from_store(root, target, run_id=run_id, uri_prefix=uri_prefix)
+        for f in files:
+            out.print(f"wrote {f}", highlight=False)
+        if uri_prefix:
+            uris = publish_reports(files.folder, uri_prefix, files=files, source="--upload")
     except PatchfleetError as e:
         _fail(e)
-    for f in files:
-        out.print(f"wrote {f}", highlight=False)
+    for uri in uris:
+        out.print(f"uploaded {uri}", highlight=False)
 
 
 @baseline_app.command("validate")

@@ -8,6 +8,7 @@ what went wrong *and how to fix it*. The tree::
     │   ├── ConfigError            an inventory, baseline, flag or schedule is invalid
     │   └── UnknownBaselineError   a baseline name that no file defines
     ├── StoreError                 the compliance store can't be read or written
+    ├── PublishError               reports could not be uploaded to S3             (either)
     ├── DeployError                the Prefect server refused or can't be reached
     └── NodeError                  one node failed; recorded per node, the run goes on
         ├── ConnectError           refused, unreachable, DNS, connect timeout      (transient)
@@ -70,6 +71,18 @@ class UnknownBaselineError(InputError):
 
 class StoreError(PatchfleetError):
     """The compliance store can't be read or written."""
+
+
+class PublishError(PatchfleetError):
+    """Uploading reports to S3 failed (no bucket, access denied, no credentials, no endpoint).
+
+    ``transient`` is set per error: an unreachable endpoint may answer later, a missing bucket
+    won't.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message, transient)
+        self.transient = transient
 
 
 class DeployError(PatchfleetError):

@@ -1,1 +1,2 @@
-"""Reports: AWS-format CSVs with QuickSight manifests (``csv_reports``)."""
+"""Reports: AWS-format CSVs with QuickSight manifests (``csv_reports``), published to any S3
+endpoint (``publish``)."""
