@@ -11,10 +11,18 @@ occurrence the run belongs to (``current_window_start`` at the run's scheduled s
   window execution id, so every node of the execution uses one snapshot).
 
 Before each priority level the phase is checked again (scheduled start + elapsed time): once
-the cutoff has passed no new task starts (AWS: no new tasks start after the cutoff). Tasks
-already running go on to completion: CONTINUE_TASK semantics. CANCEL_TASK is accepted in the
-file but not enforced yet: running tasks are not cancelled at the cutoff. ``force`` ignores
-the window's phase entirely.
+the cutoff has passed no new task starts (AWS: no new tasks start after the cutoff). What
+happens to tasks already running depends on the window's ``cutoff_behavior``:
+
+- ``CONTINUE_TASK`` (default): they go on to completion, starting their remaining nodes.
+- ``CANCEL_TASK``: each task gets ``deadline`` = the cutoff as a real wall-clock instant (with
+  a simulated ``now``: this run's real start + the time from ``now`` to the cutoff). From then no
+  node starts (recorded FAILED, ``TIMED_OUT: ...``), and nodes in progress stop at their next
+  safe point: a scan finishes; an install is not started (the scan result stands) and a reboot
+  is not done (installed packages stay INSTALLED_PENDING_REBOOT); a package transaction already
+  running is never killed, and the on-exit hook still runs. Such a task's status is TIMED_OUT.
+
+``force`` ignores the window's phase entirely, and with it the cutoff.
 """
 
 from __future__ import annotations
@@ -30,7 +38,13 @@ from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
 from patchfleet.domain.policies import DEFAULT_FILE, WindowConfig, WindowTask, load_deployments
-from patchfleet.domain.windows import WindowPhase, current_window_start, window_phase
+from patchfleet.domain.rollout import is_timed_out
+from patchfleet.domain.windows import (
+    CutoffBehavior,
+    WindowPhase,
+    current_window_start,
+    window_phase,
+)
 from patchfleet.errors import ConfigError
 
 
@@ -60,6 +74,18 @@ def _phase(cfg: WindowConfig, at: datetime) -> tuple[WindowPhase, str]:
     return window_phase(cfg.window, start, at)
 
 
+def _cancel_deadline(cfg: WindowConfig, at: datetime, clock_offset: timedelta
+                     ) -> datetime | None:
+    """For CANCEL_TASK: the cutoff of the occurrence open at ``at``, as a real wall-clock instant
+    (``clock_offset`` is real time minus the window clock: nonzero only for a simulated ``now``)."""
+    if cfg.window.cutoff_behavior is not CutoffBehavior.CANCEL_TASK:
+        return None
+    start = current_window_start(cfg.window, at)
+    if start is None:
+        return None
+    return start + cfg.window.duration - cfg.window.cutoff + clock_offset
+
+
 def _run_name() -> str:
     params: dict[str, Any] = flow_run.parameters or {}
     window = str(params.get("window", "window"))
@@ -74,12 +100,13 @@ def _run_name() -> str:
 
 
 async def _run_task(cfg: WindowConfig, task: WindowTask, execution_id: str,
-                    store: str | None) -> dict[str, Any]:
+                    store: str | None, deadline: datetime | None) -> dict[str, Any]:
     logger = get_run_logger()
     params: dict[str, Any] = dict(
         operation=task.operation, targets=cfg.task_targets(task), inventory=cfg.inventory,
         snapshot_id=execution_id, store=store, reboot_option=task.reboot_option,
         hooks=task.hooks, max_concurrency=task.max_concurrency, max_errors=task.max_errors,
+        deadline=deadline.isoformat() if deadline is not None else None,
     )
     try:
         summary = await patch_nodes(**params)
@@ -87,9 +114,13 @@ async def _run_task(cfg: WindowConfig, task: WindowTask, execution_id: str,
         logger.error("task %s failed: %s", task.name, err)
         return {"task": task.name, "priority": task.priority, "status": "FAILED",
                 "error": str(err)}
-    status = "FAILED" if summary.get("failed") or summary.get("stopped") else "SUCCESS"
-    return {"task": task.name, "priority": task.priority, "status": status,
-            "operation": task.operation, "summary": summary}
+    timed_out = [row["node_id"] for row in summary.get("nodes", ())
+                 if is_timed_out(row.get("failure_reason"))]
+    status = "TIMED_OUT" if timed_out else \
+        "FAILED" if summary.get("failed") or summary.get("stopped") else "SUCCESS"
+    out = {"task": task.name, "priority": task.priority, "status": status,
+           "operation": task.operation, "summary": summary}
+    return {**out, "timed_out": timed_out} if timed_out else out
 
 
 @flow(name="maintenance-window", flow_run_name=_run_name, log_prints=False)
@@ -108,7 +139,7 @@ async def maintenance_window(
     logger = get_run_logger()
     cfg = load_deployments(file).window(window)
     at = _now(now)
-    began = time.monotonic()
+    began, real_start = time.monotonic(), datetime.now(UTC)
     execution_id = str(flow_run.id or uuid.uuid4())
     phase, reason = _phase(cfg, at)
     logger.info("%s", reason)
@@ -119,6 +150,13 @@ async def maintenance_window(
             reason = f"{reason}; no task started"
         logger.info("skipping: %s", reason)
         return {**base, "skipped": reason, "tasks": []}
+    # a scheduled run's clock is real (its cutoff is too, even if the run started late); a
+    # simulated ``now`` maps onto the wall clock from this instant on
+    offset = real_start - at if now is not None else timedelta(0)
+    deadline = None if force else _cancel_deadline(cfg, at, offset)
+    if deadline is not None:
+        logger.info("CANCEL_TASK: running tasks stop starting node work at %s",
+                    f"{deadline:%FT%TZ}")
     results: list[dict[str, Any]] = []
     for group in cfg.priority_groups():
         if not force:
@@ -131,5 +169,5 @@ async def maintenance_window(
                 continue
         logger.info("priority %d: %s", group[0].priority, ", ".join(t.name for t in group))
         results.extend(await asyncio.gather(
-            *(_run_task(cfg, t, execution_id, store or cfg.store) for t in group)))
+            *(_run_task(cfg, t, execution_id, store or cfg.store, deadline) for t in group)))
     return {**base, "tasks": results}
