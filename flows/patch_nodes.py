@@ -7,6 +7,11 @@ fanned out by tasks that each take a batch of nodes (asyncio inside); an Install
 rate-controlled rollout task, since its error threshold counts across every node. The results
 land in the Parquet store and the CSV reports, and the flow publishes a table artifact with one
 row per node and a markdown summary.
+
+Targets are resolved when the run starts (dynamic scopes): ``os:`` selectors read the OS of
+nodes that don't declare one (:mod:`patchfleet.targeting`), then the run is renamed to say what
+it does (``[label ]operation-N-nodes``). An Install holds a per-node lock on the Prefect server
+for its whole rollout (:mod:`tasks.locks`): two runs never install on the same node at once.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 
 from patchfleet import runsummary
@@ -26,10 +32,13 @@ from patchfleet.domain.records import ExecutionType, Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.snapshot import extend
 from patchfleet.errors import ConfigError
+from patchfleet.report.publish import normalize_s3_uri
 from patchfleet.runplan import InstallSettings, RunPlan, plan_install_settings, plan_scan
 from patchfleet.store.snapshots import load_snapshot, save_snapshot
+from patchfleet.targeting import resolve_os_targets
 from patchfleet.transport import KeyRing
 from tasks.install import install_rollout
+from tasks.locks import node_locks
 from tasks.publish import publish_artifacts
 from tasks.scan import scan_batch
 from tasks.store import store_results, write_reports
@@ -51,7 +60,16 @@ def _deadline(value: str | None) -> datetime | None:
 
 def _run_name() -> str:
     params: dict[str, Any] = flow_run.parameters or {}
-    return f"{str(params.get('operation', 'Scan')).lower()}-{params.get('targets', '*')}"
+    label = f"{params['label']} " if params.get("label") else ""
+    return f"{label}{str(params.get('operation', 'Scan')).lower()}-{params.get('targets', '*')}"
+
+
+async def _rename(name: str) -> None:
+    """Give the running flow run its final name once the targets are known."""
+    if flow_run.id is None:
+        return
+    async with get_client() as client:
+        await client.update_flow_run(uuid.UUID(str(flow_run.id)), name=name)
 
 
 @flow(name="patch-nodes", flow_run_name=_run_name, log_prints=False)
@@ -76,17 +94,26 @@ async def patch_nodes(
     dry_run: bool = False,
     execution_type: str = "COMMAND",
     deadline: str | None = None,
+    label: str | None = None,
+    node_lock_timeout: float = 3600,
+    reports: bool = True,
+    report_uri: str | None = None,
 ) -> dict[str, Any]:
     """Scan the targeted nodes and record their compliance.
 
     ``deadline`` (ISO-8601 with offset; a CANCEL_TASK maintenance window's cutoff): from then on
     no node starts (those are recorded FAILED, ``TIMED_OUT: ...``) and nodes in progress start
-    no install and no reboot.
+    no install and no reboot. ``label`` prefixes the run's name (a policy or window task);
+    ``node_lock_timeout`` is how long an Install waits for nodes another run is installing on;
+    ``reports=False`` skips the CSV reports (the store is always written); ``report_uri``
+    (``s3://bucket/prefix``) uploads them to ``prefix/date=.../run_id=.../``.
 
     Returns a JSON-able summary: run id, node counts by status, store and report paths.
     """
     logger = get_run_logger()
     deadline_at = _deadline(deadline)
+    if report_uri:  # a bad URI is bad input: refuse before anything is scanned or written
+        normalize_s3_uri(report_uri, source="report_uri")
     plan = plan_scan(
         operation=operation,
         inventory=inventory,
@@ -100,6 +127,21 @@ async def patch_nodes(
     )
     run_id = str(flow_run.id or uuid.uuid4())
     install = operation == "Install"
+    keys = KeyRing()
+    try:
+        chosen = await resolve_os_targets(plan.nodes, targets, keys,
+                                          concurrency=plan.options.concurrency)
+    finally:
+        keys.close()
+    if chosen.dropped:
+        logger.info("targets %s: %d node(s) run another OS and are left out: %s", targets,
+                    len(chosen.dropped), ", ".join(f"{k} ({v})" for k, v in
+                                                   sorted(chosen.dropped.items())[:20]))
+    plan = replace(plan, nodes=chosen.kept)
+    unresolved = chosen.failed
+    total = len(plan.nodes) + len(unresolved)
+    await _rename(f"{label + ' ' if label else ''}{operation.lower()}-{total}-node"
+                  f"{'' if total == 1 else 's'}")
     settings = plan_install_settings(
         nodes=len(plan.nodes), reboot_option=reboot_option,
         install_override_list=install_override_list, baseline_override=baseline_override,
@@ -117,13 +159,20 @@ async def patch_nodes(
     snapshot = load_snapshot(plan.store_root, snapshot_id) if snapshot_id else None
     plan = replace(plan, options=replace(plan.options, snapshot=snapshot))
     if settings is not None:
-        if snapshot_id:
-            plan = await _freeze_snapshot(plan, snapshot_id)
-        return await _install(plan, settings, ctx, report_dir, deadline_at)
+        if settings.options.dry_run or not plan.nodes:
+            return await _install(plan, settings, ctx, report_dir,
+                                  deadline_at, unresolved, reports, report_uri)
+        logger.info("locking %d node(s) for this install (waits up to %g s for other runs)",
+                    len(plan.nodes), node_lock_timeout)
+        async with node_locks([n.id for n in plan.nodes], node_lock_timeout, run_id):
+            if snapshot_id:
+                plan = await _freeze_snapshot(plan, snapshot_id)
+            return await _install(plan, settings, ctx, report_dir, deadline_at, unresolved,
+                                  reports, report_uri)
     nodes = plan.nodes
     size = max(1, batch_size)
     batches = [nodes[i : i + size] for i in range(0, len(nodes), size)]
-    per_batch = max(1, math.ceil(plan.options.concurrency / len(batches)))
+    per_batch = max(1, math.ceil(plan.options.concurrency / max(1, len(batches))))
     logger.info(
         "scanning %d node(s) from %s in %d batch(es), up to %d at once",
         len(nodes), plan.inventory_source, len(batches), per_batch * len(batches),
@@ -142,6 +191,7 @@ async def patch_nodes(
             results.extend(part)
     finally:
         keys.close()
+    results.extend(unresolved)
 
     if snapshot_id:
         frozen = extend(snapshot, snapshot_id, datetime.now(UTC), results)
@@ -149,12 +199,13 @@ async def patch_nodes(
             logger.info("snapshot %s saved to %s", snapshot_id,
                         save_snapshot(plan.store_root, frozen))
     written = store_results(plan.store_root, ctx, results)
-    reports = write_reports(plan.store_root, ctx, results, report_dir)
-    summary = await publish_artifacts(ctx, results, written, reports, str(plan.store_root))
+    report = (write_reports(plan.store_root, ctx, results, report_dir, report_uri)
+              if reports else {})
+    summary = await publish_artifacts(ctx, results, written, report, str(plan.store_root))
     logger.info(
         "run %s: %d compliant, %d non-compliant, %d failed; store %s; reports %s",
         run_id, summary["compliant"], summary["non_compliant"], summary["failed"],
-        plan.store_root, reports.get("folder"),
+        plan.store_root, report.get("folder", "not written"),
     )
     return summary
 
@@ -178,7 +229,9 @@ async def _freeze_snapshot(plan: RunPlan, snapshot_id: str) -> RunPlan:
 
 
 async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,
-                   report_dir: str | None, deadline: datetime | None = None) -> dict[str, Any]:
+                   report_dir: str | None, deadline: datetime | None = None,
+                   unresolved: list[NodeResult] | None = None,
+                   reports: bool = True, report_uri: str | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     logger.info(
         "%s %d node(s): max concurrency %s, max errors %s, reboot option %s",
@@ -191,7 +244,7 @@ async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,
                                      deadline)
     finally:
         keys.close()
-    results = [d.result for d in done]
+    results = [d.result for d in done] + list(unresolved or ())
     stopped = any((r.failure_reason or "").startswith("NOT_ATTEMPTED") for r in results)
     plans = {d.result.node_id: list(d.plan) for d in done}
     if settings.options.dry_run:
@@ -199,8 +252,9 @@ async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,
                 **runsummary.counts(results), "nodes": runsummary.node_rows(results),
                 "plans": plans, "stopped": stopped}
     written = store_results(plan.store_root, ctx, results)
-    reports = write_reports(plan.store_root, ctx, results, report_dir)
-    summary = await publish_artifacts(ctx, results, written, reports, str(plan.store_root))
+    report = (write_reports(plan.store_root, ctx, results, report_dir, report_uri)
+              if reports else {})
+    summary = await publish_artifacts(ctx, results, written, report, str(plan.store_root))
     summary.update(plans=plans, stopped=stopped,
                    rebooted=[d.result.node_id for d in done if d.rebooted])
     logger.info("run %s: %d compliant, %d non-compliant, %d failed%s", ctx.run_id,

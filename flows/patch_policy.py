@@ -5,6 +5,8 @@ A policy has two deployments: its scan schedule runs ``patch_policy(policy, "Sca
 is a ``patch-nodes`` subflow over the policy's inventory and targets, with the policy's baselines
 (one per OS, as a BaselineOverride) and rate control, recorded with execution type PATCH_POLICY.
 Patch groups don't apply (AWS ignores them for policies): the override covers every OS listed.
+The subflow is tagged ``policy/<name>`` and named ``<name> <operation>-<N>-nodes``; with
+``publish_report: false`` no CSV reports are written, with ``report_uri`` they are uploaded.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
@@ -56,10 +58,13 @@ async def patch_policy(
                 [to_aws_json(registry.get(name)) for name in pol.baselines.values()]),
                 encoding="utf-8")
         logger.info("policy %s: %s on %s", pol.name, operation, pol.targets)
-        return await patch_nodes(
-            operation=operation, targets=pol.targets, inventory=pol.inventory,
-            baseline_override=override, store=store or pol.store, baselines_dir=baselines_dir,
-            reboot_option=pol.reboot_option, hooks=pol.hooks if operation == "Install" else None,
-            max_concurrency=pol.max_concurrency, max_errors=pol.max_errors,
-            execution_type="PATCH_POLICY",
-        )
+        with tags("patchfleet", f"policy/{pol.name}"):
+            return await patch_nodes(
+                operation=operation, targets=pol.targets, inventory=pol.inventory,
+                baseline_override=override, store=store or pol.store,
+                baselines_dir=baselines_dir, reboot_option=pol.reboot_option,
+                hooks=pol.hooks if operation == "Install" else None,
+                max_concurrency=pol.max_concurrency, max_errors=pol.max_errors,
+                execution_type="PATCH_POLICY", label=pol.name, reports=pol.publish_report,
+                report_uri=pol.report_uri if pol.publish_report else None,
+            )

@@ -44,5 +44,6 @@ async def publish_artifacts(
         "patch_states_file": str(written.patch_states_path),
         "node_summaries_file": str(written.node_summaries_path),
         "report_folder": reports.get("folder"),
-        "report_files": [reports["all_nodes"]],
+        "report_files": [reports["all_nodes"]] if "all_nodes" in reports else [],
+        "report_uris": list(reports.get("uris", [])),
     }

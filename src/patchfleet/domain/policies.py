@@ -17,6 +17,7 @@ Pure: pydantic, PyYAML and the stdlib. The deployments file (default
         reboot_option: RebootIfNeeded       # RebootIfNeeded | NoReboot
         hooks: hooks.yaml
         publish_report: true                # false: no CSV reports
+        report_uri: s3://bucket/patchfleet  # upload each run's reports (optional)
         scan_next_interval: false           # false: scan once at first deploy
         install_next_interval: true         # true: wait for the first install tick
     windows:
@@ -132,7 +133,9 @@ class PatchPolicy(_RateControlled):
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
     hooks: str | None = None
     publish_report: bool = True
-    """Write the CSV compliance reports (and publish them where the store does)."""
+    """Write the CSV compliance reports (and upload them to ``report_uri`` when set)."""
+    report_uri: str | None = None
+    """``s3://bucket/prefix``: each run's reports go to ``prefix/date=.../run_id=.../``."""
     store: str | None = None
     scan_next_interval: bool = False
     """AWS ScanNextInterval: False (default) scans once right when the policy is first
@@ -167,6 +170,11 @@ class PatchPolicy(_RateControlled):
     def _tz(cls, v: str) -> str:
         return _timezone(v)
 
+    @field_validator("report_uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        return _report_uri(v)
+
     @field_validator("baselines")
     @classmethod
     def _baselines(cls, v: dict[str, str]) -> dict[str, str]:
@@ -177,6 +185,18 @@ class PatchPolicy(_RateControlled):
                                  f"{', '.join(sorted(known))}")
         return v
 
+
+
+def _report_uri(v: str | None) -> str | None:
+    if v is None:
+        return None
+    from patchfleet.report.publish import normalize_s3_uri  # pure: stdlib only
+
+    try:
+        normalize_s3_uri(v, source="report_uri")
+    except ConfigError as err:
+        raise ValueError(err.message) from None
+    return v
 
 
 def _timezone(v: str) -> str:
@@ -212,7 +232,14 @@ class WindowConfig(BaseModel):
     inventory: str | None = None
     targets: str = "*"
     store: str | None = None
+    publish_report: bool = True
+    report_uri: str | None = None
     tasks: tuple[WindowTask, ...] = ()
+
+    @field_validator("report_uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        return _report_uri(v)
 
     @property
     def name(self) -> str:
@@ -259,7 +286,7 @@ def _validation_error(err: ValidationError, source: str, prefix: str) -> ConfigE
     return ConfigError(msg + extra, source=source, field=f"{prefix}.{loc}" if loc else prefix)
 
 
-_WINDOW_EXTRAS = ("inventory", "targets", "store", "tasks")
+_WINDOW_EXTRAS = ("inventory", "targets", "store", "publish_report", "report_uri", "tasks")
 
 
 def parse_deployments(data: Any, source: str) -> DeploymentsFile:
