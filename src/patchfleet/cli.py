@@ -70,7 +70,7 @@ InventoryOpt = Annotated[
 TargetsOpt = Annotated[
     str,
     typer.Option("--targets", "-t", help="Comma-separated: '*', node ids (wildcards), "
-                 "tag:KEY=VALUE, tag-key:KEY, group:PATCHGROUP."),
+                 "tag:KEY=VALUE, tag-key:KEY, group:PATCHGROUP, os:OPERATING_SYSTEM."),
 ]
 StoreOpt = Annotated[
     str | None,
@@ -137,7 +137,8 @@ def scan(
         _fail(InputError("--batch-size: must be at least 1"))
     if output is OutputFormat.table:
         err.print(
-            f"Scanning {len(plan.nodes)} node(s) from {plan.inventory_source}; store "
+            f"Scanning {len(plan.nodes)} node(s) from {plan.inventory_source}"
+            f"{' (before os: selectors are checked)' if 'os:' in targets else ''}; store "
             f"{plan.store_root}",
             highlight=False,
         )
