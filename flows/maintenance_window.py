@@ -33,7 +33,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
@@ -107,9 +107,12 @@ async def _run_task(cfg: WindowConfig, task: WindowTask, execution_id: str,
         snapshot_id=execution_id, store=store, reboot_option=task.reboot_option,
         hooks=task.hooks, max_concurrency=task.max_concurrency, max_errors=task.max_errors,
         deadline=deadline.isoformat() if deadline is not None else None,
+        label=f"{cfg.name}/{task.name}", reports=cfg.publish_report,
+        report_uri=cfg.report_uri if cfg.publish_report else None,
     )
     try:
-        summary = await patch_nodes(**params)
+        with tags("patchfleet", f"window/{cfg.name}"):
+            summary = await patch_nodes(**params)
     except Exception as err:  # one failed task doesn't stop its peers
         logger.error("task %s failed: %s", task.name, err)
         return {"task": task.name, "priority": task.priority, "status": "FAILED",

@@ -37,6 +37,15 @@ def _file(tmp_path: Path, fleet: Any, store: Path) -> Path:
     return path
 
 
+async def _flow_run(run_id: str) -> Any:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        return await client.read_flow_run(UUID(run_id))
+
+
 def _rows(store: Path, sql: str) -> list[tuple[Any, ...]]:
     if not store.exists():
         return []
@@ -82,9 +91,16 @@ def test_window_open_runs_and_policy_records_patch_policy(prefect_api: None, fle
                                             now="2026-11-03T02:30:00+00:00"))
     assert opened["phase"] == "OPEN"
     assert [t["status"] for t in opened["tasks"]] == ["SUCCESS", "SUCCESS"]
+    # each task is a patch-nodes subflow named for what it ran and tagged with the window
+    task_runs = [asyncio.run(_flow_run(t["summary"]["run_id"])) for t in opened["tasks"]]
+    assert [r.name for r in task_runs] == ["mw-web/scan-web scan-2-nodes",
+                                           "mw-web/scan-db scan-1-node"]
+    assert all({"patchfleet", "window/mw-web"} <= set(r.tags) for r in task_runs)
 
     summary = asyncio.run(patch_policy(policy="pol-web", operation="Scan", file=path))
     assert summary["node_count"] == 2
+    run = asyncio.run(_flow_run(summary["run_id"]))
+    assert run.name == "pol-web scan-2-nodes" and "policy/pol-web" in run.tags
     rows = _rows(store, "SELECT DISTINCT execution_type FROM node_summaries WHERE run_id = "
                  f"'{summary['run_id']}'")
     assert rows == [("PATCH_POLICY",)]
