@@ -44,7 +44,7 @@ export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 ulimit -n 8192 2>/dev/null || true
 
 echo "== ruff"
-.venv/bin/ruff check src flows tasks tests testnodes benchmarks
+.venv/bin/ruff check .
 echo "== mypy (strict on src/)"
 .venv/bin/mypy
 echo "== pytest"
