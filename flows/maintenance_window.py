@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger, tags
+from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
@@ -152,7 +153,9 @@ async def maintenance_window(
         if phase is WindowPhase.CUTOFF:
             reason = f"{reason}; no task started"
         logger.info("skipping: %s", reason)
-        return {**base, "skipped": reason, "tasks": []}
+        skipped = {**base, "skipped": reason, "tasks": []}
+        await _publish(skipped)
+        return skipped
     # a scheduled run's clock is real (its cutoff is too, even if the run started late); a
     # simulated ``now`` maps onto the wall clock from this instant on
     offset = real_start - at if now is not None else timedelta(0)
@@ -173,4 +176,31 @@ async def maintenance_window(
         logger.info("priority %d: %s", group[0].priority, ", ".join(t.name for t in group))
         results.extend(await asyncio.gather(
             *(_run_task(cfg, t, execution_id, store or cfg.store, deadline) for t in group)))
-    return {**base, "tasks": results}
+    done = {**base, "tasks": results}
+    await _publish(done)
+    return done
+
+
+def window_markdown(result: dict[str, Any]) -> str:
+    """The ``window-summary`` artifact: the occurrence, and each task's outcome."""
+    lines = [f"# Maintenance window {result['window']}", "",
+             f"- execution (snapshot) id: `{result['execution_id']}`",
+             f"- phase: {result['phase']}{' (forced)' if result['forced'] else ''}",
+             f"- {result['reason']}"]
+    if result.get("skipped"):
+        lines += ["", f"**Nothing ran:** {result['skipped']}"]
+        return "\n".join(lines) + "\n"
+    lines += ["", "| priority | task | operation | status | nodes | compliant | non-compliant "
+              "| failed | timed out / why |", "|---|---|---|---|---|---|---|---|---|"]
+    for t in result["tasks"]:
+        sm = t.get("summary") or {}
+        why = ", ".join(t.get("timed_out", [])) or t.get("reason") or t.get("error") or ""
+        lines.append(f"| {t['priority']} | {t['task']} | {t.get('operation', '')} | "
+                     f"{t['status']} | {sm.get('node_count', '')} | {sm.get('compliant', '')} | "
+                     f"{sm.get('non_compliant', '')} | {sm.get('failed', '')} | {why} |")
+    return "\n".join(lines) + "\n"
+
+
+async def _publish(result: dict[str, Any]) -> None:
+    await create_markdown_artifact(key="window-summary", markdown=window_markdown(result),
+                                   description=f"Maintenance window {result['window']}")

@@ -46,6 +46,19 @@ async def _flow_run(run_id: str) -> Any:
         return await client.read_flow_run(UUID(run_id))
 
 
+async def _window_artifact(flow_run_id: str) -> str:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])))
+    (art,) = [a for a in arts if a.key == "window-summary"]
+    return str(art.data)
+
+
 def _rows(store: Path, sql: str) -> list[tuple[Any, ...]]:
     if not store.exists():
         return []
@@ -69,6 +82,9 @@ def test_window_cutoff_outside_and_forced(prefect_api: None, fleet: Any,
                                              now="2026-11-04T12:00:00+00:00"))
     assert outside["tasks"] == [] and "no occurrence open" in outside["skipped"]
     assert _rows(store, "SELECT node_id FROM node_summaries") == []
+    # the skipped run says so in the UI too
+    md = asyncio.run(_window_artifact(cutoff["execution_id"]))
+    assert "**Nothing ran:**" in md and "no task started" in md
 
     forced = asyncio.run(maintenance_window(window="mw-web", file=path, force=True,
                                             now="2026-11-04T12:00:00+00:00"))
@@ -78,6 +94,10 @@ def test_window_cutoff_outside_and_forced(prefect_api: None, fleet: Any,
     assert forced["tasks"][0]["summary"]["node_count"] == 2
     rows = _rows(store, "SELECT node_id, snapshot_id FROM node_summaries ORDER BY node_id")
     assert rows == [(n, forced["execution_id"]) for n in ("deb-a", "deb-b", "deb-c")]
+    md = asyncio.run(_window_artifact(forced["execution_id"]))
+    assert "phase: CLOSED (forced)" in md
+    assert "| 0 | scan-web | Scan | SUCCESS | 2 |" in md
+    assert "| 1 | scan-db | Scan | SUCCESS | 1 |" in md
 
 
 def test_window_open_runs_and_policy_records_patch_policy(prefect_api: None, fleet: Any,
