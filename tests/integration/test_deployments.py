@@ -402,6 +402,10 @@ def test_apply_refuses_a_bad_file_and_prunes_what_the_file_dropped(
     assert r.returncode == 2, r.stdout + r.stderr
     assert "windows[0]" in r.stderr and "cutoff_hours (2) must be less than" in r.stderr
 
+    r = _apply([str(policies), "--pool", "no-such-pool"], deployed.env)
+    assert r.returncode == 1
+    assert "work pool 'no-such-pool' does not exist; create it" in r.stderr
+
     pruned = _policies(tmp_path, fleet.inventory, store, windows=False)
     r = _apply([str(pruned), "--prune"], deployed.env)
     assert r.returncode == 0, r.stdout + r.stderr
