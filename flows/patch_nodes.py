@@ -10,8 +10,8 @@ row per node and a markdown summary.
 
 Targets are resolved when the run starts (dynamic scopes): ``os:`` selectors read the OS of
 nodes that don't declare one (:mod:`patchfleet.targeting`), then the run is renamed to say what
-it does (``[label ]operation-N-nodes``). An Install holds a per-node lock on the Prefect server
-for its whole rollout (:mod:`tasks.locks`): two runs never install on the same node at once.
+it does (``[label ]operation-N-nodes``). An Install holds each node's lock on the Prefect server
+while it works on that node (:mod:`tasks.locks`): two runs never install on one node at once.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from patchfleet.store.snapshots import load_snapshot, save_snapshot
 from patchfleet.targeting import resolve_os_targets
 from patchfleet.transport import KeyRing
 from tasks.install import install_rollout
-from tasks.locks import node_locks
+from tasks.locks import ensure_node_limits
 from tasks.publish import publish_artifacts
 from tasks.scan import scan_batch
 from tasks.store import store_results, write_reports
@@ -104,7 +104,8 @@ async def patch_nodes(
     ``deadline`` (ISO-8601 with offset; a CANCEL_TASK maintenance window's cutoff): from then on
     no node starts (those are recorded FAILED, ``TIMED_OUT: ...``) and nodes in progress start
     no install and no reboot. ``label`` prefixes the run's name (a policy or window task);
-    ``node_lock_timeout`` is how long an Install waits for nodes another run is installing on;
+    ``node_lock_timeout`` is how long an Install waits for a node another run is installing on
+    (then the node is FAILED ``BUSY: ...`` and the rollout goes on);
     ``reports=False`` skips the CSV reports (the store is always written); ``report_uri``
     (``s3://bucket/prefix``) uploads them to ``prefix/date=.../run_id=.../``.
 
@@ -162,13 +163,13 @@ async def patch_nodes(
         if settings.options.dry_run or not plan.nodes:
             return await _install(plan, settings, ctx, report_dir,
                                   deadline_at, unresolved, reports, report_uri)
-        logger.info("locking %d node(s) for this install (waits up to %g s for other runs)",
-                    len(plan.nodes), node_lock_timeout)
-        async with node_locks([n.id for n in plan.nodes], node_lock_timeout, run_id):
-            if snapshot_id:
-                plan = await _freeze_snapshot(plan, snapshot_id)
-            return await _install(plan, settings, ctx, report_dir, deadline_at, unresolved,
-                                  reports, report_uri)
+        created = await ensure_node_limits([n.id for n in plan.nodes])
+        logger.info("each node is locked while it is patched (%d new lock(s)); a node another "
+                    "run holds waits up to %g s", created, node_lock_timeout)
+        if snapshot_id:
+            plan = await _freeze_snapshot(plan, snapshot_id)
+        return await _install(plan, settings, ctx, report_dir, deadline_at, unresolved,
+                              reports, report_uri, node_lock_timeout)
     nodes = plan.nodes
     size = max(1, batch_size)
     batches = [nodes[i : i + size] for i in range(0, len(nodes), size)]
@@ -231,7 +232,8 @@ async def _freeze_snapshot(plan: RunPlan, snapshot_id: str) -> RunPlan:
 async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,
                    report_dir: str | None, deadline: datetime | None = None,
                    unresolved: list[NodeResult] | None = None,
-                   reports: bool = True, report_uri: str | None = None) -> dict[str, Any]:
+                   reports: bool = True, report_uri: str | None = None,
+                   node_lock_timeout: float | None = None) -> dict[str, Any]:
     logger = get_run_logger()
     logger.info(
         "%s %d node(s): max concurrency %s, max errors %s, reboot option %s",
@@ -241,7 +243,7 @@ async def _install(plan: RunPlan, settings: InstallSettings, ctx: RunContext,
     keys = KeyRing()
     try:
         done = await install_rollout(plan.nodes, plan.registry, plan.options, settings, keys,
-                                     deadline)
+                                     deadline, node_lock_timeout, ctx.run_id)
     finally:
         keys.close()
     results = [d.result for d in done] + list(unresolved or ())

@@ -15,6 +15,7 @@ from patchfleet.patch import PatchNodeResult, patch_nodes
 from patchfleet.runplan import InstallSettings
 from patchfleet.scan import ScanOptions
 from patchfleet.transport import KeyRing
+from tasks.locks import NodeLocks
 
 
 @task(name="install-rollout", cache_policy=NO_CACHE, retries=0)
@@ -25,9 +26,13 @@ async def install_rollout(
     settings: InstallSettings,
     keys: KeyRing,
     deadline: datetime | None = None,
+    node_lock_timeout: float | None = None,
+    run_id: str | None = None,
 ) -> list[PatchNodeResult]:
     """``deadline`` (a CANCEL_TASK window's cutoff), when given, replaces the options' one:
-    from then on no node starts and nodes in progress start no install and no reboot."""
+    from then on no node starts and nodes in progress start no install and no reboot.
+    ``node_lock_timeout``, when given, holds each node's lock on the Prefect server while it is
+    worked on (tasks/locks.py; the limits must exist), waiting at most that long for it."""
     logger = get_run_logger()
     options = settings.options if deadline is None else replace(settings.options,
                                                                  deadline=deadline)
@@ -43,6 +48,12 @@ async def install_rollout(
         for line in res.plan if settings.options.dry_run else ():
             logger.info("  %s: %s", r.node_id, line)
 
-    return await patch_nodes(nodes, registry, scan_options, options,
-                             max_concurrency=settings.max_concurrency,
-                             max_errors=settings.max_errors, keys=keys, progress=progress)
+    if node_lock_timeout is None:
+        return await patch_nodes(nodes, registry, scan_options, options,
+                                 max_concurrency=settings.max_concurrency,
+                                 max_errors=settings.max_errors, keys=keys, progress=progress)
+    async with NodeLocks(node_lock_timeout, run_id) as locks:
+        return await patch_nodes(nodes, registry, scan_options, options,
+                                 max_concurrency=settings.max_concurrency,
+                                 max_errors=settings.max_errors, keys=keys, progress=progress,
+                                 guard=locks.lock)

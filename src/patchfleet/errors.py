@@ -17,6 +17,7 @@ what went wrong *and how to fix it*. The tree::
         ├── CommandTimeout         a command exceeded its timeout                  (transient)
         ├── CommandError           a command exited non-zero in a way we don't accept
         ├── LockError              the package manager's lock stayed held          (transient)
+        ├── NodeBusyError          another patchfleet run is installing on the node (transient)
         ├── OutputLimitError       a command printed more than the output limit    (terminal)
         ├── ParseError             a parser met a line it doesn't understand       (terminal)
         └── UnsupportedOSError     the node's OS is not one patchfleet supports    (terminal)
@@ -133,6 +134,13 @@ class CommandError(NodeError):
 class LockError(NodeError):
     transient = True
     reason_code = "LOCKED"
+
+
+class NodeBusyError(NodeError):
+    """Another patchfleet run holds the node's install lock (and kept it past the wait)."""
+
+    transient = True
+    reason_code = "BUSY"
 
 
 class OutputLimitError(NodeError):

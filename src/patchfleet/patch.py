@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -40,12 +41,12 @@ from patchfleet.domain.rollout import (
     deadline_passed,
     seconds_left,
 )
-from patchfleet.errors import NodeError
+from patchfleet.errors import NodeBusyError, NodeError
 from patchfleet.hooks import HookPhase, HookResult, Hooks, run_hook
 from patchfleet.install import InstallRequest, install_node
 from patchfleet.install_commands import PackageSpec
 from patchfleet.reboot import decide_reboot, reboot_and_wait
-from patchfleet.scan import ScanOptions, scan_node_full, with_post_state
+from patchfleet.scan import ScanOptions, failed_result, scan_node_full, with_post_state
 from patchfleet.transport import KeyRing, open_transport
 
 log = logging.getLogger("patchfleet.patch")
@@ -238,6 +239,24 @@ def not_attempted(node: ResolvedNode, why: str) -> PatchNodeResult:
     return unstarted(node, f"NOT_ATTEMPTED: {why}")
 
 
+NodeGuard = Callable[[str], AbstractAsyncContextManager[object]]
+"""Per-node mutual exclusion around a node's scan-and-install (see tasks/locks.py)."""
+
+
+async def _guarded(node: ResolvedNode, registry: BaselineRegistry, keys: KeyRing,
+                   scan_options: ScanOptions, options: InstallOptions,
+                   guard: NodeGuard | None) -> PatchNodeResult:
+    if guard is None:
+        return await patch_node(node, registry, keys, scan_options, options)
+    started = datetime.now(UTC)
+    try:
+        async with guard(node.id):
+            return await patch_node(node, registry, keys, scan_options, options)
+    except NodeBusyError as err:
+        log.warning("%s: %s", node.id, err.reason)
+        return PatchNodeResult(failed_result(node, started, err.reason))
+
+
 async def patch_nodes(
     nodes: Sequence[ResolvedNode],
     registry: BaselineRegistry,
@@ -248,8 +267,13 @@ async def patch_nodes(
     max_errors: int | Rate,
     keys: KeyRing | None = None,
     progress: Callable[[PatchNodeResult, int, int], None] | None = None,
+    guard: NodeGuard | None = None,
 ) -> list[PatchNodeResult]:
     """Scan-and-install ``nodes`` under AWS rate control, results in input order.
+
+    ``guard(node_id)``, when given, is entered around each node's work (the flow passes the
+    per-node lock on the Prefect server); a :class:`NodeBusyError` from it records the node
+    FAILED ``BUSY: ...`` and the rollout goes on.
 
     With ``options.deadline`` the rollout halts at the deadline even while every running node
     is still busy; the nodes it never started are recorded TIMED_OUT.
@@ -269,8 +293,8 @@ async def patch_nodes(
                 rollout.halt("deadline", timed_out=True)
                 halted_at = now
             for node_id in rollout.start_next():
-                task = asyncio.create_task(patch_node(by_id[node_id], registry, keyring,
-                                                      scan_options, options))
+                task = asyncio.create_task(_guarded(by_id[node_id], registry, keyring,
+                                                    scan_options, options, guard))
                 running[task] = node_id
             if not running:
                 continue  # halted with nothing running: the rollout is done

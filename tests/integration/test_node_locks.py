@@ -1,5 +1,6 @@
 """The patch-nodes flow's run-time guards on real test nodes and a real Prefect server:
-per-node locks (two runs never install on the same node at once), ``os:`` targets resolved
+per-node locks (two runs never install on the same node at once; a node held too long is
+BUSY and the rest go on), ``os:`` targets resolved
 when the run starts, and the run renamed to say what it does."""
 
 from __future__ import annotations
@@ -9,39 +10,43 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import pytest
 import yaml
 
 from flows.patch_nodes import patch_nodes
-from patchfleet.errors import DeployError
 from patchfleet.store.query import ComplianceStore
-from tasks.locks import lock_name, node_locks
+from tasks.locks import NodeLocks, ensure_node_limits, lock_name
 
 
 def _versions(fleet: Any, node: str) -> str:
     return str(fleet.ssh(node, "dpkg-query -W -f '${Package} ${Version}\\n'", check=True).stdout)
 
 
-def test_an_install_waits_for_a_node_another_run_holds_then_gives_up(
+def test_a_node_another_run_holds_waits_then_fails_busy_and_the_rest_go_on(
     prefect_api: None, fleet: Any, tmp_path: Path
 ) -> None:
     store = tmp_path / "store"
     before = _versions(fleet, "deb-a")
 
-    async def scenario() -> str:
-        async with node_locks(["deb-a"], timeout_seconds=10):
-            with pytest.raises(DeployError) as exc:
-                await patch_nodes(operation="Install", targets="deb-a",
-                                  inventory=str(fleet.inventory), store=str(store),
-                                  reboot_option="NoReboot", refresh=False,
-                                  node_lock_timeout=2)
-            return str(exc.value)
+    async def scenario() -> dict[str, Any]:
+        await ensure_node_limits(["deb-a"])
+        async with NodeLocks(timeout_seconds=10) as other, other.lock("deb-a"):
+            return await patch_nodes(operation="Install", targets="deb-a,deb-c",
+                                     inventory=str(fleet.inventory), store=str(store),
+                                     reboot_option="NoReboot", refresh=False,
+                                     node_lock_timeout=2)
 
-    message = asyncio.run(scenario())
-    assert "another run is installing on deb-a" in message
-    assert "node_lock_timeout" in message
-    assert _versions(fleet, "deb-a") == before  # nothing was installed
-    assert not list(store.glob("node_summaries/**/*.parquet"))
+    try:
+        summary = asyncio.run(scenario())
+        rows = {r["node_id"]: r for r in summary["nodes"]}
+        assert rows["deb-a"]["status"] == "FAILED"
+        reason = rows["deb-a"]["failure_reason"]
+        assert reason.startswith("BUSY: another patchfleet run is installing on this node")
+        assert "node_lock_timeout" in reason
+        assert _versions(fleet, "deb-a") == before  # nothing was done on the busy node
+        assert rows["deb-c"]["status"] != "FAILED"  # the rest of the rollout went on
+        assert "libfakessl3 1.1" in _versions(fleet, "deb-c")
+    finally:
+        fleet.reset("deb-c")
 
 
 def test_overlapping_installs_take_turns_on_the_shared_node(
