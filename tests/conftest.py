@@ -32,10 +32,10 @@ def prefect_api() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def moto_s3_endpoint() -> Iterator[str]:
-    """A real S3 API on loopback (moto's server) for the whole session; its URL.
+def moto_endpoint() -> Iterator[str]:
+    """A real AWS API (S3, EC2, ...) on loopback, moto's server, for the whole session; its URL.
 
-    moto keeps its state per process, so every test uses its own bucket names.
+    moto keeps its state per process, so every test uses its own bucket names and EC2 tags.
     """
     pytest.importorskip("flask", reason="the moto S3 server needs moto[server]")
     from moto.server import ThreadedMotoServer

@@ -158,3 +158,19 @@ def rpm_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeFleet]:
     zypper), fresh: every fake rpm at 1.0 with updates and advisories pending
     (``testnodes/rpmrepo.py``)."""
     yield from _node_fleet(tmp_path_factory, "rpm-testnodes", RPM_FLEET_NODES)
+
+
+@pytest.fixture
+def clean(fleet: NodeFleet) -> Iterator[NodeFleet]:
+    """The Debian fleet, with every node reset to its start state after the test."""
+    yield fleet
+    for name in fleet.names:
+        fleet.reset(name)
+
+
+@pytest.fixture
+def clean_rpm(rpm_fleet: NodeFleet) -> Iterator[NodeFleet]:
+    """The rpm fleet, with every node reset to its start state after the test."""
+    yield rpm_fleet
+    for name in rpm_fleet.names:
+        rpm_fleet.reset(name)

@@ -6,7 +6,6 @@ validates and honours its ``deadline`` parameter."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,6 @@ from patchfleet.runplan import plan_scan
 from patchfleet.scan import scan_nodes
 
 APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-fake"}
-
-
-@pytest.fixture
-def clean(fleet: Any) -> Iterator[Any]:
-    yield fleet
-    for name in fleet.names:
-        fleet.reset(name)
 
 
 def boot_id(fleet: Any, node: str) -> str:

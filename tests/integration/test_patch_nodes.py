@@ -4,12 +4,10 @@ lifecycle hooks, and rate control stopping a rollout."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from patchfleet.domain.records import NodeStatus, Operation, PatchState
@@ -21,13 +19,6 @@ from patchfleet.store.writer import write_run
 
 P = PatchState.INSTALLED_PENDING_REBOOT
 APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-fake"}
-
-
-@pytest.fixture
-def clean(fleet: Any) -> Iterator[Any]:
-    yield fleet
-    for name in fleet.names:
-        fleet.reset(name)
 
 
 def run(fleet: Any, store: Path, targets: str, options: InstallOptions, *,

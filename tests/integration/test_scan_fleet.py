@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +51,6 @@ def baseline_file(tmp_path: Path, name: str, body: str) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"name: {name}\noperating_system: DEBIAN\n" + textwrap.dedent(body))
     return str(path)
-
-
-@pytest.fixture
-def clean(fleet: Any) -> Iterator[Any]:
-    """The fleet, with every node reset to its start state after the test."""
-    yield fleet
-    for name in fleet.names:
-        fleet.reset(name)
 
 
 def test_security_only_default_baseline(fleet: Any, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import textwrap
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,13 +60,6 @@ def baseline_file(tmp_path: Path, name: str, os_name: str, body: str) -> str:
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"name: {name}\noperating_system: {os_name}\n" + textwrap.dedent(body))
     return str(path)
-
-
-@pytest.fixture
-def clean_rpm(rpm_fleet: Any) -> Iterator[Any]:
-    yield rpm_fleet
-    for name in rpm_fleet.names:
-        rpm_fleet.reset(name)
 
 
 def test_default_baselines_of_each_family(rpm_fleet: Any, tmp_path: Path) -> None:

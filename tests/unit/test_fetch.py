@@ -106,16 +106,9 @@ def test_https_connection_error_is_a_config_error() -> None:
         fetch_text("https://127.0.0.1:9/list.yaml", timeout=5)
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    pytest.importorskip("flask", reason="the moto S3 server needs moto[server]")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+@pytest.fixture(scope="session")
+def s3_endpoint(moto_endpoint: str) -> str:
+    return moto_endpoint
 
 
 def _client_factory(endpoint: str) -> Any:

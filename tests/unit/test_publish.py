@@ -50,11 +50,11 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str | None, tmp_path: Pa
 
 
 @pytest.fixture()
-def s3(moto_s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     """An S3 client of the loopback server, with the environment pointing boto3 at it."""
     import boto3
 
-    _aws_env(monkeypatch, moto_s3_endpoint, tmp_path)
+    _aws_env(monkeypatch, moto_endpoint, tmp_path)
     return boto3.client("s3")
 
 
@@ -230,10 +230,10 @@ def test_unreachable_endpoint_names_the_setting(
 
 
 def test_no_credentials_says_where_they_come_from(
-    moto_s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _aws_env(monkeypatch, None, tmp_path)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_s3_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
     uri = "s3://pf-no-creds/r"
     files = write_reports_from_results(tmp_path, results(), uri_prefix=normalize_s3_uri(uri))
     with pytest.raises(PublishError, match=r"no usable AWS credentials.*AWS_PROFILE"):

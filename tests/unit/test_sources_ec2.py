@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,16 +13,9 @@ from patchfleet.sources.ec2 import discover_ec2, load_ec2_inventory, parse_ec2_u
 REGION = "eu-west-1"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    pytest.importorskip("flask", reason="the moto server needs moto[server]")
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+@pytest.fixture(scope="session")
+def endpoint(moto_endpoint: str) -> str:
+    return moto_endpoint
 
 
 def _factory(endpoint: str, region: str = REGION) -> Callable[[], Any]:
