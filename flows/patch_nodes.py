@@ -128,6 +128,16 @@ async def patch_nodes(
     )
     run_id = str(flow_run.id or uuid.uuid4())
     install = operation == "Install"
+
+    def install_settings(nodes: int) -> InstallSettings:
+        return plan_install_settings(
+            nodes=nodes, reboot_option=reboot_option,
+            install_override_list=install_override_list, baseline_override=baseline_override,
+            hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors,
+            dry_run=dry_run, run_id=run_id, snapshot_id=snapshot_id)
+
+    if install:  # bad install input fails before any node is contacted, even to read its OS
+        install_settings(len(plan.nodes))
     keys = KeyRing()
     try:
         chosen = await resolve_os_targets(plan.nodes, targets, keys,
@@ -143,12 +153,8 @@ async def patch_nodes(
     total = len(plan.nodes) + len(unresolved)
     await _rename(f"{label + ' ' if label else ''}{operation.lower()}-{total}-node"
                   f"{'' if total == 1 else 's'}")
-    settings = plan_install_settings(
-        nodes=len(plan.nodes), reboot_option=reboot_option,
-        install_override_list=install_override_list, baseline_override=baseline_override,
-        hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
-        run_id=run_id, snapshot_id=snapshot_id,
-    ) if install else None
+    # percentages count the nodes that are really targeted
+    settings = install_settings(len(plan.nodes)) if install else None
     ctx = RunContext(
         run_id=run_id,
         operation=Operation.INSTALL if install else Operation.SCAN,

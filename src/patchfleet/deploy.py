@@ -18,7 +18,7 @@ from typing import Any
 
 from patchfleet.deploy_plan import GENERATED_TAG, DeploymentSpec
 from patchfleet.domain.schedule_export import DeploySchedule
-from patchfleet.errors import DeployError
+from patchfleet.errors import ConfigError, DeployError
 
 __all__ = ["ApplyReport", "apply_specs", "prefect_schedule"]
 
@@ -68,8 +68,9 @@ async def apply_specs(specs: list[DeploymentSpec], *, repo: Path, pool: str,
                           "PREFECT_API_URL=http://127.0.0.1:4200/api")
     for entry in {s.entrypoint.split(":")[0] for s in specs}:
         if not (repo / entry).is_file():
-            raise DeployError(f"{repo / entry} does not exist: --repo must be the patchfleet "
-                              "checkout that the workers run (the folder holding flows/)")
+            raise ConfigError(f"{repo / entry} does not exist: pass the patchfleet checkout "
+                              "that the workers run (the folder holding flows/)",
+                              source="--repo")
     report = ApplyReport()
     pull_steps = [{"prefect.deployments.steps.set_working_directory":
                    {"directory": str(repo)}}]
