@@ -8,6 +8,8 @@ one process:
 - ``ensure``: the same on later runs (lists only);
 - ``lock``: per node, acquire + release of its slot, 50 nodes at a time (the rollout's usual
   concurrency), as wall time for all N and per node.
+- ``concurrent``: the same lock requests sent concurrently instead of one at a time (what
+  NodeLocks serialises; N <= 100);
 - ``all-at-once``: the rejected design, one request for every node's slot (Prefect 3.9 emits an
   event per limit naming every other one: quadratic, and it fails past 100 limits).
 
@@ -71,6 +73,14 @@ def server() -> Iterator[None]:
             proc.wait(timeout=30)
 
 
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
 async def measure(n: int) -> dict[str, float]:
     from prefect.concurrency.asyncio import concurrency
 
@@ -97,6 +107,16 @@ async def measure(n: int) -> dict[str, float]:
     out["lock"] = time.perf_counter() - t0
     if n <= 100:
         t0 = time.perf_counter()
+        async with NodeLocks(timeout_seconds=60) as free:
+            free._serial = _NoLock()  # type: ignore[assignment]
+
+            async def two(node: str) -> None:
+                async with sem, free.lock(node):
+                    pass
+
+            await asyncio.gather(*(two(x) for x in nodes))
+        out["concurrent"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         async with concurrency([lock_name(x) for x in nodes], occupy=1, timeout_seconds=60,
                                strict=True):
             pass
@@ -110,12 +130,13 @@ def main() -> None:
     args = ap.parse_args()
     with server():
         print(f"{'nodes':>6} {'create (s)':>10} {'ensure (s)':>10} {'lock all (s)':>12} "
-              f"{'per node (ms)':>13} {'all-at-once (s)':>15}")
+              f"{'per node (ms)':>13} {'concurrent (s)':>14} {'all-at-once (s)':>15}")
         for n in args.nodes:
             r = asyncio.run(measure(n))
             once = f"{r['all_at_once']:.2f}" if "all_at_once" in r else "fails >100"
+            conc = f"{r['concurrent']:.2f}" if "concurrent" in r else "-"
             print(f"{n:>6} {r['create']:>10.2f} {r['ensure']:>10.2f} {r['lock']:>12.2f} "
-                  f"{1000 * r['lock'] / n:>13.1f} {once:>15}")
+                  f"{1000 * r['lock'] / n:>13.1f} {conc:>14} {once:>15}")
 
 
 if __name__ == "__main__":
