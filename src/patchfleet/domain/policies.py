@@ -43,7 +43,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -54,10 +53,11 @@ from patchfleet.domain.rollout import parse_rate
 from patchfleet.domain.schedule_export import policy_schedule
 from patchfleet.domain.targets import select_targets
 from patchfleet.domain.windows import (
-    NAME_RE,
     CronSchedule,
     MaintenanceWindow,
     RateSchedule,
+    check_name,
+    check_timezone,
     load_window,
     next_runs,
     parse_schedule,
@@ -81,12 +81,6 @@ DEFAULT_INSTALL_SCHEDULE = "cron(0 2 ? * SUN *)"
 OVERLAP_OCCURRENCES = 20
 
 InventoryLoader = Callable[[str | None], Inventory]
-
-
-def _name(v: str) -> str:
-    if not NAME_RE.match(v):
-        raise ValueError(f"{v!r} is not a valid name: use 3-128 letters, digits, '_', '-', '.'")
-    return v
 
 
 def _rate(v: Any, field: str) -> str | None:
@@ -147,7 +141,7 @@ class PatchPolicy(_RateControlled):
     @field_validator("name")
     @classmethod
     def _v_name(cls, v: str) -> str:
-        return _name(v)
+        return check_name(v)
 
     @field_validator("scan_schedule", "install_schedule")
     @classmethod
@@ -168,7 +162,7 @@ class PatchPolicy(_RateControlled):
     @field_validator("schedule_timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        return _timezone(v)
+        return check_timezone(v)
 
     @field_validator("report_uri")
     @classmethod
@@ -196,15 +190,6 @@ def _report_uri(v: str | None) -> str | None:
         normalize_s3_uri(v, source="report_uri")
     except ConfigError as err:
         raise ValueError(err.message) from None
-    return v
-
-
-def _timezone(v: str) -> str:
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {v!r}; use an IANA name such as UTC, "
-                         "America/New_York or Europe/Berlin") from None
     return v
 
 

@@ -64,6 +64,8 @@ __all__ = [
     "RateSchedule",
     "Schedule",
     "WindowPhase",
+    "check_name",
+    "check_timezone",
     "current_window_start",
     "load_window",
     "next_runs",
@@ -348,6 +350,25 @@ class CutoffBehavior(StrEnum):
     """Running work is cancelled at the cutoff where possible."""
 
 
+def check_name(v: str) -> str:
+    """A window, policy or task name as AWS allows it (pydantic validator: ValueError)."""
+    if not NAME_RE.match(v):
+        raise ValueError(f"{v!r} is not a valid name: use 3-128 letters, digits, '_', '-', '.'")
+    return v
+
+
+def check_timezone(v: str) -> str:
+    """An IANA timezone name (pydantic validator: ValueError with the fix)."""
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {v!r}; use an IANA name such as UTC, America/New_York "
+            "or Europe/Berlin"
+        ) from None
+    return v
+
+
 def _aware(value: Any, name: str) -> Any:
     fix = f"write {name} as ISO-8601 with an offset, e.g. 2026-01-01T00:00:00+00:00"
     if isinstance(value, str):
@@ -379,9 +400,7 @@ class MaintenanceWindow(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid name: use 3-128 letters, digits, '_', '-', '.'")
-        return v
+        return check_name(v)
 
     @field_validator("schedule")
     @classmethod
@@ -395,14 +414,7 @@ class MaintenanceWindow(BaseModel):
     @field_validator("schedule_timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown timezone {v!r}; use an IANA name such as UTC, America/New_York "
-                "or Europe/Berlin"
-            ) from None
-        return v
+        return check_timezone(v)
 
     @field_validator("schedule_offset")
     @classmethod
