@@ -53,6 +53,12 @@ def load_testnodes() -> ModuleType:
     return module
 
 
+@pytest.fixture(scope="session")
+def testnodes() -> ModuleType:
+    """``testnodes/testnodes.py``, loaded once (tests that manage their own nodes use it)."""
+    return load_testnodes()
+
+
 @dataclass
 class NodeFleet:
     """What the ``fleet`` and ``rpm_fleet`` fixtures yield.

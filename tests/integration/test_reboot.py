@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,30 +22,17 @@ from patchfleet.reboot import RebootTimeout, reboot_and_wait
 from patchfleet.transport.keys import KeyRing
 
 pytestmark = pytest.mark.nodes
-REPO = Path(__file__).resolve().parents[2]
 
 NODES = {"rb-deb": "default", "rb-rocky": "rocky9", "rb-sles": "sles15"}
 
 
-def load_testnodes() -> ModuleType:
-    """The module conftest.py loaded (same object, so its Fleet class is shared)."""
-    if "testnodes" in sys.modules and hasattr(sys.modules["testnodes"], "Fleet"):
-        return sys.modules["testnodes"]
-    spec = importlib.util.spec_from_file_location("testnodes", REPO / "testnodes/testnodes.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["testnodes"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def rb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def rb(tmp_path_factory: pytest.TempPathFactory, testnodes: ModuleType) -> Iterator[Any]:
     import os
 
     if os.geteuid() != 0:
         pytest.fail("the reboot tests need root (test nodes)", pytrace=False)
-    tn = load_testnodes()
+    tn = testnodes
     state = tmp_path_factory.mktemp("reboot-testnodes")
     manager = tn.Fleet(state_dir=state, tie_to_parent=True)
     started: list[str] = []
@@ -128,23 +112,22 @@ def test_systemctl_shim_only_reboots(rb: Any) -> None:
     assert boot_id(rb, "rb-deb") == before
 
 
-def test_stop_after_inside_reboot_leaves_no_process(rb: Any) -> None:
+def test_stop_after_inside_reboot_leaves_no_process(rb: Any, testnodes: ModuleType) -> None:
     before = boot_id(rb, "rb-deb")
     rb.ssh("rb-deb", "reboot", check=True)
     wait_new_boot(rb, "rb-deb", before)
     info = rb._run_info("rb-deb")
     pids = [info["supervisor_pid"], info["pid1"], info["unshare_pid"]]
     assert rb.stop("rb-deb")
-    tn = load_testnodes()
-    assert not any(tn._pid_alive(p) for p in pids)
+    assert not any(testnodes._pid_alive(p) for p in pids)
     # host-side reboot still works and brings a fresh supervisor
     rb.start("rb-deb")
     again = rb._run_info("rb-deb")
-    assert tn._pid_alive(again["supervisor_pid"]) and again["supervisor_pid"] not in pids
+    assert testnodes._pid_alive(again["supervisor_pid"]) and again["supervisor_pid"] not in pids
     old = boot_id(rb, "rb-deb")
     rb.reboot("rb-deb")
     assert boot_id(rb, "rb-deb") != old
-    assert not tn._pid_alive(again["supervisor_pid"])
+    assert not testnodes._pid_alive(again["supervisor_pid"])
 
 
 @pytest.mark.parametrize("name", ["rb-deb", "rb-sles"])
