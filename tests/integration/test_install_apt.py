@@ -3,54 +3,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import install_runs
 import pytest
 
 from patchfleet.domain.records import PatchState
 from patchfleet.domain.results import NodeResult
-from patchfleet.install import InstallNodeResult, install_node, request_from_records
-from patchfleet.runplan import RunPlan, plan_scan
-from patchfleet.scan import scan_node
-from patchfleet.transport import KeyRing
+from patchfleet.install import InstallNodeResult
 
 NODE = "deb-a"
 SECURITY_APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-fake"}
 
 
-def plan(fleet: Any, tmp_path: Path, baseline: str | None = None) -> RunPlan:
-    return plan_scan(inventory=str(fleet.inventory), targets=NODE, baseline=baseline,
-                     store=str(tmp_path / "store"))
-
-
 def scan_and_install(fleet: Any, tmp_path: Path, baseline: str | None = None,
                      block: tuple[str, ...] = (), lock_timeout: int = 60,
                      during: Any = None) -> tuple[NodeResult, InstallNodeResult]:
-    p = plan(fleet, tmp_path, baseline)
-    node = p.nodes[0]
-
-    async def run() -> tuple[NodeResult, InstallNodeResult]:
-        keys = KeyRing()
-        try:
-            scanned = await scan_node(node, p.registry, keys, p.options)
-            assert not scanned.failed, scanned.failure_reason
-            base = next(iter(p.options.baseline_overrides.values()), None) or (
-                p.registry.get(str(scanned.baseline_id)))
-            request = request_from_records(scanned.records, block=block,
-                                           lock_timeout=lock_timeout)
-            if during is not None:
-                threading.Thread(target=during, daemon=True).start()
-            return scanned, await install_node(node, keys, base, request)
-        finally:
-            keys.close()
-
-    return asyncio.run(run())
+    return install_runs.scan_and_install(fleet, tmp_path, NODE, baseline, block, lock_timeout,
+                                         during)
 
 
 def dpkg_versions(fleet: Any) -> dict[str, str]:

@@ -4,45 +4,20 @@ independently with ``rpm -q``."""
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from install_runs import scan_and_install
 
 from patchfleet.domain.records import PatchState
 from patchfleet.domain.results import NodeResult
-from patchfleet.install import InstallNodeResult, install_node, request_from_records
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_node
-from patchfleet.transport import KeyRing
 
 ROCKY_APPROVED = {"fake-openssl-libs", "fake-curl", "fake-libcurl", "fake-coreutils",
                   "fake-tzdata", "fake-daemon", "fake-libzypp", "fake-sudo"}
 SLES_APPROVED = {"fake-openssl-libs", "fake-curl", "fake-libcurl"}
-
-
-def scan_and_install(fleet: Any, tmp_path: Path, node_id: str, baseline: str | None = None,
-                     block: tuple[str, ...] = ()) -> tuple[NodeResult, InstallNodeResult]:
-    p = plan_scan(inventory=str(fleet.inventory), targets=node_id, baseline=baseline,
-                  store=str(tmp_path / "store"))
-    node = p.nodes[0]
-
-    async def run() -> tuple[NodeResult, InstallNodeResult]:
-        keys = KeyRing()
-        try:
-            scanned = await scan_node(node, p.registry, keys, p.options)
-            assert not scanned.failed, scanned.failure_reason
-            base = next(iter(p.options.baseline_overrides.values()), None) or (
-                p.registry.get(str(scanned.baseline_id)))
-            request = request_from_records(scanned.records, block=block)
-            return scanned, await install_node(node, keys, base, request)
-        finally:
-            keys.close()
-
-    return asyncio.run(run())
 
 
 def rpm_versions(fleet: Any, node_id: str) -> dict[str, set[str]]:
