@@ -33,7 +33,13 @@ from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.snapshot import extend
 from patchfleet.errors import ConfigError
 from patchfleet.report.publish import normalize_s3_uri
-from patchfleet.runplan import InstallSettings, RunPlan, plan_install_settings, plan_scan
+from patchfleet.runplan import (
+    InstallSettings,
+    RunPlan,
+    install_rates,
+    plan_install_settings,
+    plan_scan,
+)
 from patchfleet.store.snapshots import load_snapshot, save_snapshot
 from patchfleet.targeting import resolve_os_targets
 from patchfleet.transport import KeyRing
@@ -129,15 +135,14 @@ async def patch_nodes(
     run_id = str(flow_run.id or uuid.uuid4())
     install = operation == "Install"
 
-    def install_settings(nodes: int) -> InstallSettings:
-        return plan_install_settings(
-            nodes=nodes, reboot_option=reboot_option,
-            install_override_list=install_override_list, baseline_override=baseline_override,
-            hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors,
-            dry_run=dry_run, run_id=run_id, snapshot_id=snapshot_id)
-
-    if install:  # bad install input fails before any node is contacted, even to read its OS
-        install_settings(len(plan.nodes))
+    # bad install input fails before any node is contacted, even to read its OS
+    settings = plan_install_settings(
+        nodes=len(plan.nodes), reboot_option=reboot_option,
+        install_override_list=install_override_list, baseline_override=baseline_override,
+        hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors,
+        dry_run=dry_run, run_id=run_id, snapshot_id=snapshot_id,
+    ) if install else None
+    candidates = len(plan.nodes)
     keys = KeyRing()
     try:
         chosen = await resolve_os_targets(plan.nodes, targets, keys,
@@ -153,8 +158,10 @@ async def patch_nodes(
     total = len(plan.nodes) + len(unresolved)
     await _rename(f"{label + ' ' if label else ''}{operation.lower()}-{total}-node"
                   f"{'' if total == 1 else 's'}")
-    # percentages count the nodes that are really targeted
-    settings = install_settings(len(plan.nodes)) if install else None
+    if settings is not None and len(plan.nodes) != candidates:
+        # Patch now's default rates depend on how many nodes are really targeted
+        rates = install_rates(len(plan.nodes), max_concurrency, max_errors)
+        settings = replace(settings, max_concurrency=rates[0], max_errors=rates[1])
     ctx = RunContext(
         run_id=run_id,
         operation=Operation.INSTALL if install else Operation.SCAN,

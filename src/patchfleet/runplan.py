@@ -153,6 +153,17 @@ class InstallSettings:
     max_errors: Rate
 
 
+def install_rates(nodes: int, max_concurrency: str | None,
+                  max_errors: str | None) -> tuple[Rate, Rate]:
+    """MaxConcurrency and MaxErrors as given, else Patch now's defaults for ``nodes`` nodes."""
+    defaults = patch_now_defaults(nodes, "Install")
+    concurrency = (parse_rate(max_concurrency, "max_concurrency") if max_concurrency
+                   else defaults.max_concurrency)
+    errors = (parse_rate(max_errors, "max_errors") if max_errors is not None
+              else defaults.max_errors)
+    return concurrency, errors
+
+
 def plan_install_settings(
     *,
     nodes: int,
@@ -186,11 +197,7 @@ def plan_install_settings(
         except yaml.YAMLError as err:
             raise ConfigError(f"not valid YAML: {err}", source=str(path)) from None
         hook_cfg = load_hooks(data, str(path))
-    defaults = patch_now_defaults(nodes, "Install")
-    concurrency = (parse_rate(max_concurrency, "max_concurrency") if max_concurrency
-                   else defaults.max_concurrency)
-    errors = (parse_rate(max_errors, "max_errors") if max_errors is not None
-              else defaults.max_errors)
+    concurrency, errors = install_rates(nodes, max_concurrency, max_errors)
     return InstallSettings(
         options=InstallOptions(reboot_option=reboot_option, hooks=hook_cfg, override=override,
                                dry_run=dry_run, run_id=run_id, snapshot_id=snapshot_id),
