@@ -74,9 +74,8 @@ async def apply_specs(specs: list[DeploymentSpec], *, repo: Path, pool: str,
     report = ApplyReport()
     pull_steps = [{"prefect.deployments.steps.set_working_directory":
                    {"directory": str(repo)}}]
-    schemas = {s.entrypoint: parameter_schema_from_entrypoint(
-        f"{repo / s.entrypoint.split(':')[0]}:{s.entrypoint.split(':')[1]}"
-    ).model_dump_for_openapi() for s in specs}
+    schemas = {entry: parameter_schema_from_entrypoint(f"{repo / entry}").model_dump_for_openapi()
+               for entry in {s.entrypoint for s in specs}}
     try:
         async with get_client() as client:
             try:

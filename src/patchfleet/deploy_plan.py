@@ -16,7 +16,7 @@ from typing import Any
 
 from patchfleet.domain.policies import DeploymentsFile, PatchPolicy, WindowConfig
 from patchfleet.domain.schedule_export import DeploySchedule, policy_schedule, window_schedule
-from patchfleet.domain.windows import CronSchedule, next_runs, parse_schedule
+from patchfleet.domain.windows import MaintenanceWindow, next_runs
 from patchfleet.errors import ConfigError
 
 __all__ = ["GENERATED_TAG", "DeploymentSpec", "build_specs"]
@@ -61,8 +61,6 @@ def _policy_specs(p: PatchPolicy, file: str, source: str, index: int,
             sched = policy_schedule(expr, p.schedule_timezone, where)
         except ConfigError as err:
             raise ConfigError(err.message, source=source, field=where) from None
-        cron = parse_schedule(expr)
-        assert isinstance(cron, CronSchedule)
         out.append(DeploymentSpec(
             flow_name=POLICY_FLOW[0], name=f"{p.name}-{op.lower()}", entrypoint=POLICY_FLOW[1],
             parameters={"policy": p.name, "operation": op, "file": file},
@@ -70,16 +68,15 @@ def _policy_specs(p: PatchPolicy, file: str, source: str, index: int,
             description=(f"Patch policy {p.name}: {op} of {p.targets} on {expr} "
                          f"({p.schedule_timezone}). Generated from {file} by "
                          "`patchfleet deployments apply`; edit the file, not this deployment."),
-            run_now=run_now, upcoming=tuple(_cron_upcoming(cron, p.schedule_timezone, now)),
+            run_now=run_now, upcoming=tuple(_cron_upcoming(expr, p.schedule_timezone, now)),
         ))
     return out
 
 
-def _cron_upcoming(cron: CronSchedule, tz: str, now: datetime) -> list[datetime]:
-    from patchfleet.domain.windows import MaintenanceWindow
-
-    probe = MaintenanceWindow(name="policy-schedule", schedule=cron.expression,
-                              schedule_timezone=tz, duration_hours=1)
+def _cron_upcoming(expr: str, tz: str, now: datetime) -> list[datetime]:
+    """A policy cron's next three runs, by the window arithmetic (same cron semantics)."""
+    probe = MaintenanceWindow(name="policy-schedule", schedule=expr, schedule_timezone=tz,
+                              duration_hours=1)
     return next_runs(probe, now, 3)
 
 
