@@ -157,14 +157,18 @@ def test_dpkg_lock_held(node: Any, tmp_path: Path) -> None:
 def test_connection_lost_mid_install(node: Any, tmp_path: Path) -> None:
     # Make dpkg slow from the node's side (a Pre-Invoke hook in apt.conf.d), then, while the
     # install waits in it, kill the ssh session carrying it and the install itself (what a
-    # node crash does to both). The node manager is not thread-safe, so the killer uses ssh.
+    # node crash does to both). The session's sshd processes die first, so sshd can never
+    # report the install's exit status before the connection drops (killing both in one go
+    # raced: sometimes sshd still sent "exited -9"). The node manager is not thread-safe, so
+    # the killer uses ssh.
     node.ssh(NODE, "echo 'DPkg::Pre-Invoke { \"sleep 30\"; };' > /etc/apt/apt.conf.d/99slow",
              check=True)
     kill = (
         "for i in $(seq 100); do p=$(pgrep -xo apt-get) && break; sleep 0.2; done; "
-        "g=$(ps -o pgid= -p $p | tr -d ' '); s=$p; "
+        "g=$(ps -o pgid= -p $p | tr -d ' '); s=$p; up=; "
         "while [ \"$(ps -o ppid= -p $s | tr -d ' ')\" != 1 ]; do s=$(ps -o ppid= -p $s "
-        "| tr -d ' '); done; kill -9 -- -$g $s"
+        "| tr -d ' '); case $(ps -o comm= -p $s) in sshd*) up=\"$up $s\";; esac; "
+        "done; kill -9 $up && kill -9 -- -$g"
     )
     _, done = scan_and_install(node, tmp_path, during=lambda: node.ssh(NODE, kill, check=True))
     o = done.outcome
