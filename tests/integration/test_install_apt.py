@@ -11,6 +11,7 @@ from typing import Any
 
 import install_runs
 import pytest
+from lock_holders import apt_lock_held
 
 from patchfleet.domain.records import PatchState
 from patchfleet.domain.results import NodeResult
@@ -138,23 +139,17 @@ def test_allow_as_dependency(node: Any, tmp_path: Path) -> None:
 
 def test_dpkg_lock_held(node: Any, tmp_path: Path) -> None:
     # A real apt-get holding /var/lib/dpkg/lock-frontend: its DPkg::Pre-Invoke sleeps inside
-    # the locked section. Wait for that sleep (the lock is held) rather than for a fixed time.
-    holder = node.ssh(NODE, "nohup apt-get -y -o DPkg::Pre-Invoke::='sleep 60.5' install "
-                      "--reinstall fake-stable-only >/tmp/holder.log 2>&1 & "
-                      "for i in $(seq 150); do pgrep -fx 'sleep 60.5' >/dev/null && exit 0; "
-                      "sleep 0.2; done; exit 1", check=True)
-    assert holder.returncode == 0
-    before = dpkg_versions(node)
-    _, done = scan_and_install(node, tmp_path, lock_timeout=2)
-    o = done.outcome
-    assert not o.ok
-    assert o.reason and o.reason.startswith("LOCKED: dpkg lock held by process ")
-    assert "(apt-get)" in o.reason
-    assert {k: v for k, v in dpkg_versions(node).items()} == before
-    assert states(done.result)["libfakessl3"] is PatchState.FAILED
-    # End the holder: its hook fails, apt-get gives up before dpkg runs and drops the lock.
-    node.ssh(NODE, "pkill -fx 'sleep 60.5'; while pgrep -x apt-get >/dev/null; do sleep 0.2; "
-             "done", timeout=60)
+    # the locked section.
+    with apt_lock_held(node, NODE, "DPkg::Pre-Invoke::",
+                       "-y install --reinstall fake-stable-only"):
+        before = dpkg_versions(node)
+        _, done = scan_and_install(node, tmp_path, lock_timeout=2)
+        o = done.outcome
+        assert not o.ok
+        assert o.reason and o.reason.startswith("LOCKED: dpkg lock held by process ")
+        assert "(apt-get)" in o.reason
+        assert {k: v for k, v in dpkg_versions(node).items()} == before
+        assert states(done.result)["libfakessl3"] is PatchState.FAILED
 
 
 def test_connection_lost_mid_install(node: Any, tmp_path: Path) -> None:

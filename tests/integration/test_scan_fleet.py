@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from lock_holders import apt_lock_held
 
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.domain.results import NodeResult
@@ -218,14 +219,9 @@ def test_command_timeout_fails_the_node(clean: Any, tmp_path: Path) -> None:
 
 
 def test_held_apt_lock_skips_the_refresh_but_not_the_scan(clean: Any, tmp_path: Path) -> None:
-    # A real apt-get update that holds the lists lock while its Pre-Invoke hook sleeps; the
-    # scan starts once that sleep runs (the lock is held), not after a fixed time.
-    clean.ssh("deb-a", "nohup apt-get -o 'APT::Update::Pre-Invoke::=sleep 60.5' update "
-              ">/dev/null 2>&1 & for i in $(seq 150); do pgrep -fx 'sleep 60.5' >/dev/null "
-              "&& exit 0; sleep 0.2; done; exit 1", check=True)
-    r = scan(clean, tmp_path, targets="deb-a", lock_timeout=1)["deb-a"]
-    clean.ssh("deb-a", "pkill -fx 'sleep 60.5'; while pgrep -x apt-get >/dev/null; do "
-              "sleep 0.2; done", timeout=60)
+    # A real apt-get update that holds the lists lock while its Pre-Invoke hook sleeps.
+    with apt_lock_held(clean, "deb-a", "APT::Update::Pre-Invoke::", "update"):
+        r = scan(clean, tmp_path, targets="deb-a", lock_timeout=1)["deb-a"]
     assert r.summary.status is NodeStatus.NON_COMPLIANT
     assert missing(r) == SECURITY_UPDATES
     assert any("held by process" in w for w in r.warnings), r.warnings
