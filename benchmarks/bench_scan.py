@@ -28,13 +28,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from patchfleet.collect import CollectOptions, collect_facts
 from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_nodes
+from patchfleet.managers.collect import CollectOptions, collect_facts
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.scan import scan_nodes
 from patchfleet.transport.replay import ReplayTransport, load_replay_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ land in the Parquet store and the CSV reports, and the flow publishes a table ar
 row per node and a markdown summary.
 
 Targets are resolved when the run starts (dynamic scopes): ``os:`` selectors read the OS of
-nodes that don't declare one (:mod:`patchfleet.targeting`), then the run is renamed to say what
+nodes that don't declare one (:mod:`patchfleet.ops.targeting`), then the run is renamed to say what
 it does (``[label ]operation-N-nodes``). An Install holds each node's lock on the Prefect server
 while it works on that node (:mod:`tasks.locks`): two runs never install on one node at once.
 """
@@ -27,21 +27,21 @@ from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 
-from patchfleet import runsummary
 from patchfleet.domain.records import ExecutionType, Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.snapshot import extend
 from patchfleet.errors import ConfigError
-from patchfleet.report.publish import normalize_s3_uri
-from patchfleet.runplan import (
+from patchfleet.ops import summary as runsummary
+from patchfleet.ops.plan import (
     InstallSettings,
     RunPlan,
     install_rates,
     plan_install_settings,
     plan_scan,
 )
-from patchfleet.store.snapshots import load_snapshot, save_snapshot
-from patchfleet.targeting import resolve_os_targets
+from patchfleet.ops.targeting import resolve_os_targets
+from patchfleet.report.publish import normalize_s3_uri
+from patchfleet.store.snapshot_files import load_snapshot, save_snapshot
 from patchfleet.transport import KeyRing
 from tasks.install import install_rollout
 from tasks.locks import ensure_node_limits

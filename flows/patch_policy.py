@@ -20,10 +20,10 @@ from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
-from patchfleet.domain.baseline_io import to_aws_json
+from patchfleet.config.baseline_io import to_aws_json
 from patchfleet.domain.policies import DEFAULT_FILE, load_deployments
 from patchfleet.errors import ConfigError
-from patchfleet.runplan import load_registry
+from patchfleet.ops.plan import load_registry
 
 OPERATIONS = ("Scan", "Install")
 

@@ -11,9 +11,9 @@ from prefect.cache_policies import NO_CACHE
 
 from patchfleet.domain.baseline import BaselineRegistry
 from patchfleet.domain.inventory import ResolvedNode
-from patchfleet.patch import PatchNodeResult, patch_nodes
-from patchfleet.runplan import InstallSettings
-from patchfleet.scan import ScanOptions
+from patchfleet.ops.plan import InstallSettings
+from patchfleet.ops.rollout import PatchNodeResult, patch_nodes
+from patchfleet.ops.scan import ScanOptions
 from patchfleet.transport import KeyRing
 from tasks.locks import NodeLocks
 

@@ -9,8 +9,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from patchfleet import runsummary
 from patchfleet.domain.results import NodeResult, RunContext
+from patchfleet.ops import summary as runsummary
 from patchfleet.store.writer import WrittenRun
 
 

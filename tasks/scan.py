@@ -11,7 +11,7 @@ from patchfleet.domain.baseline import BaselineRegistry
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.records import NodeStatus
 from patchfleet.domain.results import NodeResult
-from patchfleet.scan import ScanOptions, scan_nodes
+from patchfleet.ops.scan import ScanOptions, scan_nodes
 from patchfleet.transport import KeyRing
 
 

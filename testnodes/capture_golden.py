@@ -3,7 +3,7 @@
 
 Each case brings a node of some variant to a state (fresh, upgraded, rebooted, locked, with a
 broken repository...) and runs every probe of that node's package manager in
-``patchfleet.probes`` over the system ``ssh`` client, with exactly the string
+``patchfleet.managers.probes`` over the system ``ssh`` client, with exactly the string
 ``Command.render(sudo=False)`` gives, as a scan would. Output lands in
 ``tests/golden/<family>/<case>/<probe>.stdout|.stderr|.exit|.cmd`` (family: apt, dnf or
 zypper). What the steps that made the state printed (``dnf -y upgrade``, ``zypper patch``...)
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rpmrepo  # the sibling modules, found through the sys.path line above
 
 import testnodes as tn
-from patchfleet import probes
+from patchfleet.managers import probes
 from patchfleet.transport.base import Command
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from patchfleet.domain.results import NodeResult
-from patchfleet.install import InstallNodeResult, install_node, request_from_records
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_node
+from patchfleet.ops.install import InstallNodeResult, install_node, request_from_records
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.scan import scan_node
 from patchfleet.transport import KeyRing
 
 

@@ -20,7 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from patchfleet import collect_rpm, probes
+from patchfleet.managers import probes
+
+from patchfleet.managers import collect_rpm
 from patchfleet.errors import NodeError
 from patchfleet.parsers import apt, dnf, dpkg, os_release, reboot, rpm, updateinfo, zypper
 from patchfleet.transport.base import Command, CommandResult

@@ -14,10 +14,10 @@ import pytest
 
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.errors import ConfigError
-from patchfleet.hooks import load_hooks
-from patchfleet.patch import InstallOptions, patch_nodes
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_nodes
+from patchfleet.ops.hooks import load_hooks
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.rollout import InstallOptions, patch_nodes
+from patchfleet.ops.scan import scan_nodes
 
 APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-fake"}
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from patchfleet.collect import collect_os
-from patchfleet.collect_post import PostInstallState, collect_post_install
-from patchfleet.runplan import plan_scan
+from patchfleet.managers.collect import collect_os
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.post_install import PostInstallState, collect_post_install
 from patchfleet.transport import KeyRing, open_transport
 
 GOLDEN_CAPTURE = Path(__file__).resolve().parents[1] / "golden" / "post" / "capture.py"

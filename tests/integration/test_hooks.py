@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from patchfleet.domain.inventory import ResolvedNode, load_inventory
-from patchfleet.hooks import HookPhase, HookResult, HookSpec, load_hooks, run_hook
+from patchfleet.ops.hooks import HookPhase, HookResult, HookSpec, load_hooks, run_hook
 from patchfleet.transport import open_transport
 from patchfleet.transport.keys import KeyRing
 

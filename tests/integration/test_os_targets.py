@@ -15,8 +15,8 @@ import yaml
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.records import NodeStatus
 from patchfleet.errors import ConfigError
-from patchfleet.runplan import plan_scan
-from patchfleet.targeting import OsTargets, resolve_os_targets
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.targeting import OsTargets, resolve_os_targets
 
 
 def mixed_inventory(fleet: Any, rpm_fleet: Any, path: Path,

@@ -12,9 +12,9 @@ import yaml
 
 from patchfleet.domain.records import NodeStatus, Operation, PatchState
 from patchfleet.domain.results import RunContext
-from patchfleet.hooks import load_hooks
-from patchfleet.patch import InstallOptions, PatchNodeResult, patch_nodes
-from patchfleet.runplan import plan_scan
+from patchfleet.ops.hooks import load_hooks
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.rollout import InstallOptions, PatchNodeResult, patch_nodes
 from patchfleet.store.writer import write_run
 
 P = PatchState.INSTALLED_PENDING_REBOOT
@@ -57,7 +57,7 @@ def test_no_reboot_then_reboot_if_needed(clean: Any, tmp_path: Path) -> None:
 
     # a later scan on the same boot still reports them pending (from the store)
     plan = plan_scan(inventory=str(clean.inventory), targets="deb-a", store=str(store))
-    from patchfleet.scan import scan_nodes
+    from patchfleet.ops.scan import scan_nodes
 
     (scan,) = asyncio.run(scan_nodes(plan.nodes, plan.registry, plan.options))
     assert {r.package for r in scan.records if r.state is P} >= APPROVED

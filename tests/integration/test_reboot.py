@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from patchfleet.domain.inventory import ResolvedNode, load_inventory
-from patchfleet.reboot import RebootTimeout, reboot_and_wait
+from patchfleet.ops.reboot import RebootTimeout, reboot_and_wait
 from patchfleet.transport.keys import KeyRing
 
 pytestmark = pytest.mark.nodes

@@ -17,8 +17,8 @@ from lock_holders import apt_lock_held
 
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.domain.results import NodeResult
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_nodes
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.scan import scan_nodes
 
 INS, OTH, M, P, R = (
     PatchState.INSTALLED,

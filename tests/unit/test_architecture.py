@@ -17,7 +17,7 @@ SRC = Path(patchfleet.__file__).parent
 
 
 def _pure_modules() -> list[str]:
-    mods = ["patchfleet.probes"]
+    mods = ["patchfleet.managers.probes"]
     for pkg in ("domain", "parsers"):
         for info in pkgutil.iter_modules([str(SRC / pkg)]):
             mods.append(f"patchfleet.{pkg}.{info.name}")

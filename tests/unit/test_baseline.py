@@ -11,6 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
+from patchfleet.config.baseline_io import (
+    baseline_from_aws_json,
+    baselines_from_aws_json,
+    load_aws_json_file,
+    to_aws_json,
+    to_yaml_data,
+)
 from patchfleet.domain.baseline import (
     PREDEFINED_DEFAULTS,
     Baseline,
@@ -22,13 +29,6 @@ from patchfleet.domain.baseline import (
     load_baselines,
     os_family,
     parse_baseline,
-)
-from patchfleet.domain.baseline_io import (
-    baseline_from_aws_json,
-    baselines_from_aws_json,
-    load_aws_json_file,
-    to_aws_json,
-    to_yaml_data,
 )
 from patchfleet.domain.records import ComplianceLevel
 from patchfleet.errors import ConfigError, UnknownBaselineError

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from patchfleet.domain.inventory import load_inventory
-from patchfleet.hooks import load_hooks
+from patchfleet.ops.hooks import load_hooks
 
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 

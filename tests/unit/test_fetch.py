@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from patchfleet.config.fetch import fetch_text
 from patchfleet.errors import ConfigError
-from patchfleet.fetch import fetch_text
 
 DOC = "patches:\n  - id: 'kernel.x86_64'\n"
 

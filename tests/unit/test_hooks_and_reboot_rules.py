@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from patchfleet.errors import ConfigError
-from patchfleet.hooks import Hooks, HookSpec, hook_env, hook_plan, load_hooks, plan_names
-from patchfleet.reboot import MAX_REBOOTS_PER_RUN, decide_reboot, reboot_command, should_reboot
+from patchfleet.ops.hooks import Hooks, HookSpec, hook_env, hook_plan, load_hooks, plan_names
+from patchfleet.ops.reboot import MAX_REBOOTS_PER_RUN, decide_reboot, reboot_command, should_reboot
 from patchfleet.transport.base import Command
 
 # -- decide_reboot: option, installed, pending, os_says -> reboot ---------------------------

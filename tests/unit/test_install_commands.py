@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from patchfleet.domain.records import PatchRecord, PatchState
-from patchfleet.install import InstallRequest, apt_failure, post_install_records, zypper_failure
-from patchfleet.install_commands import (
+from patchfleet.managers.install_commands import (
     PackageSpec,
     apt_install,
     apt_mark,
@@ -16,6 +15,7 @@ from patchfleet.install_commands import (
     zypper_lock,
     zypper_update,
 )
+from patchfleet.ops.install import InstallRequest, apt_failure, post_install_records, zypper_failure
 from patchfleet.transport.base import CommandResult
 
 

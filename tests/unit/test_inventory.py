@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from patchfleet.domain.inventory import default_inventory, load_inventory
-from patchfleet.domain.targets import select_targets
+from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
 
 GOOD = """

@@ -17,7 +17,7 @@ from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
 from patchfleet.domain.inventory import Inventory, Node
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import RunContext
-from patchfleet.scan import ScanOptions, scan_node
+from patchfleet.ops.scan import ScanOptions, scan_node
 from patchfleet.store.writer import write_run
 from patchfleet.transport import KeyRing, ReplayTransport, load_replay_dir
 
@@ -40,7 +40,7 @@ def _write_replayed_run(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def replay(node, keys):  # type: ignore[no-untyped-def]
         return ReplayTransport(node.id, load_replay_dir(GOLDEN / cases[node.id]))
 
-    monkeypatch.setattr("patchfleet.scan.open_transport", replay)
+    monkeypatch.setattr("patchfleet.ops.scan.open_transport", replay)
     results = [asyncio.run(scan_node(n, registry, KeyRing(), ScanOptions()))
                for n in inv.resolved()]
     assert all(not r.failed for r in results)

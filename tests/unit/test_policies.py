@@ -18,7 +18,7 @@ from patchfleet.domain.policies import (
     validate_deployments,
 )
 from patchfleet.errors import ConfigError
-from patchfleet.runplan import load_registry
+from patchfleet.ops.plan import load_registry
 
 INVENTORY = {
     "nodes": [

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet import collect_rpm, probes
-from patchfleet.collect import CollectOptions, collect_facts
 from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.errors import CommandError, LockError, ParseError, UnsupportedOSError
+from patchfleet.managers import collect_rpm, probes
+from patchfleet.managers.collect import CollectOptions, collect_facts
 from patchfleet.transport.replay import Recorded, ReplayTransport, load_replay_dir
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from patchfleet.config.sources.ec2 import discover_ec2, load_ec2_inventory, parse_ec2_url
 from patchfleet.errors import ConfigError
-from patchfleet.sources.ec2 import discover_ec2, load_ec2_inventory, parse_ec2_url
 
 REGION = "eu-west-1"
 
@@ -163,7 +163,7 @@ def test_every_page_is_read(endpoint: str) -> None:
 
 
 def test_os_tag_declares_the_node_os(endpoint: str, fleet: dict[str, list[str]]) -> None:
-    from patchfleet.domain.targets import select_targets
+    from patchfleet.domain.selectors import select_targets
 
     c = _factory(endpoint)()
     deb = _run(c, {"Env": "os-tagged", "patchfleet:os": "DEBIAN"})

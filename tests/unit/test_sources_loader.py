@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from patchfleet.config.sources import load_nodes_source
 from patchfleet.errors import ConfigError
-from patchfleet.sources import load_nodes_source
 
 PATCHFLEET = """\
 defaults: {user: admin}

@@ -16,10 +16,10 @@ import pytest
 
 from patchfleet.domain.inventory import ResolvedNode, parse_inventory
 from patchfleet.domain.records import NodeStatus
-from patchfleet.domain.targets import node_selected, parse_targets, select_targets
+from patchfleet.domain.selectors import node_selected, parse_targets, select_targets
 from patchfleet.errors import ConfigError
+from patchfleet.ops.targeting import resolve_os_targets
 from patchfleet.parsers.os_release import os_info, parse_os_release
-from patchfleet.targeting import resolve_os_targets
 
 INVENTORY: dict[str, Any] = {
     "defaults": {"os": "DEBIAN"},

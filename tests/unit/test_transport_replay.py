@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet import probes
 from patchfleet.errors import AuthError, ConfigError, ConnectError
+from patchfleet.managers import probes
 from patchfleet.transport import (
     Command,
     Recorded,
@@ -126,7 +126,7 @@ def test_empty_or_missing_folder(tmp_path: Path) -> None:
 def test_replay_and_local_need_no_asyncssh() -> None:
     # probes.py (pure) imports transport.base, so the package must not import asyncssh eagerly.
     code = (
-        "import sys, patchfleet.probes, patchfleet.transport as t\n"
+        "import sys, patchfleet.managers.probes, patchfleet.transport as t\n"
         "t.ReplayTransport, t.LocalTransport, t.load_replay_dir\n"
         "print('asyncssh' in sys.modules)\n"
     )

@@ -52,7 +52,7 @@ from pydantic import (
     model_validator,
 )
 
-from patchfleet.domain.files import read_text_file
+from patchfleet.config.files import read_text_file
 from patchfleet.domain.records import ComplianceLevel
 from patchfleet.errors import ConfigError, UnknownBaselineError
 
@@ -761,7 +761,7 @@ class BaselineRegistry:
                     source=str(explicit),
                 )
             if path.suffix.lower() == ".json":
-                from patchfleet.domain.baseline_io import load_aws_json_file
+                from patchfleet.config.baseline_io import load_aws_json_file
 
                 return list(load_aws_json_file(path))
             return [load_baseline(path)]

@@ -41,8 +41,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from patchfleet.config.files import read_text_file
 from patchfleet.domain.facts import InstalledPackage, NodeFacts, PackageManager
-from patchfleet.domain.files import read_text_file
 from patchfleet.domain.versions import dpkg_compare, parse_evr, rpm_compare
 from patchfleet.errors import ConfigError
 
@@ -110,7 +110,7 @@ def parse_install_override(data: Any, source: str) -> InstallOverrideList:
 
 
 def parse_install_override_text(text: str, source: str) -> InstallOverrideList:
-    """Parse the YAML text of an InstallOverrideList (as :func:`patchfleet.fetch.fetch_text`
+    """Parse the YAML text of an InstallOverrideList (as :func:`patchfleet.config.fetch.fetch_text`
     returns it)."""
     try:
         data = yaml.safe_load(text)

@@ -21,7 +21,7 @@ The YAML contract (DESIGN.md)::
 
 Unknown keys are errors; messages name the file, the field and the fix. ``os`` is an AWS
 OperatingSystem value (case-insensitive); a node that declares none has its OS read over SSH
-when a run's targets select by OS (:mod:`patchfleet.targeting`).
+when a run's targets select by OS (:mod:`patchfleet.ops.targeting`).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from patchfleet.config.files import read_text_file
 from patchfleet.domain.baseline import OperatingSystem
-from patchfleet.domain.files import read_text_file
 from patchfleet.errors import ConfigError
 
 LOCAL_NODE_ID = "local"

@@ -51,7 +51,7 @@ from patchfleet.domain.baseline import BaselineRegistry, OperatingSystem
 from patchfleet.domain.inventory import Inventory, ResolvedNode
 from patchfleet.domain.rollout import parse_rate
 from patchfleet.domain.schedule_export import policy_schedule
-from patchfleet.domain.targets import select_targets
+from patchfleet.domain.selectors import select_targets
 from patchfleet.domain.windows import (
     CronSchedule,
     MaintenanceWindow,

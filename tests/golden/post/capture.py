@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "src"))
-from patchfleet import probes  # noqa: E402
+from patchfleet.managers import probes  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 TN = [sys.executable, str(REPO / "testnodes/testnodes.py")]

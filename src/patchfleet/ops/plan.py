@@ -13,7 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from patchfleet.collect import CollectOptions
+from patchfleet.config.baseline_io import load_aws_json_file
+from patchfleet.config.fetch import fetch_text
+from patchfleet.config.files import read_text_file
+from patchfleet.config.paths import store_root
+from patchfleet.config.sources import load_nodes_source
 from patchfleet.domain.baseline import (
     Baseline,
     BaselineRegistry,
@@ -21,22 +25,18 @@ from patchfleet.domain.baseline import (
     load_baseline,
     load_baselines,
 )
-from patchfleet.domain.baseline_io import load_aws_json_file
-from patchfleet.domain.files import read_text_file
 from patchfleet.domain.firstseen import first_seen
 from patchfleet.domain.install_override import parse_install_override_text
 from patchfleet.domain.install_plan import check_override_combination
 from patchfleet.domain.inventory import Inventory, ResolvedNode, default_inventory
 from patchfleet.domain.pending import PendingInstalls
 from patchfleet.domain.rollout import Rate, parse_rate, patch_now_defaults
-from patchfleet.domain.targets import select_targets
+from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
-from patchfleet.fetch import fetch_text
-from patchfleet.hooks import Hooks, load_hooks
-from patchfleet.patch import InstallOptions
-from patchfleet.paths import store_root
-from patchfleet.scan import ScanOptions
-from patchfleet.sources import load_nodes_source
+from patchfleet.managers.collect import CollectOptions
+from patchfleet.ops.hooks import Hooks, load_hooks
+from patchfleet.ops.rollout import InstallOptions
+from patchfleet.ops.scan import ScanOptions
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.writer import check_writable
 

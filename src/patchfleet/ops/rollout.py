@@ -26,7 +26,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from patchfleet.collect_post import collect_post_install
 from patchfleet.domain.baseline import BaselineRegistry
 from patchfleet.domain.compliance import failed_summary
 from patchfleet.domain.install_override import InstallOverrideList
@@ -42,14 +41,15 @@ from patchfleet.domain.rollout import (
     seconds_left,
 )
 from patchfleet.errors import NodeBusyError, NodeError
-from patchfleet.hooks import HookPhase, HookResult, Hooks, run_hook
-from patchfleet.install import InstallRequest, install_node
-from patchfleet.install_commands import PackageSpec
-from patchfleet.reboot import decide_reboot, reboot_and_wait
-from patchfleet.scan import ScanOptions, failed_result, scan_node_full, with_post_state
+from patchfleet.managers.install_commands import PackageSpec
+from patchfleet.ops.hooks import HookPhase, HookResult, Hooks, run_hook
+from patchfleet.ops.install import InstallRequest, install_node
+from patchfleet.ops.post_install import collect_post_install
+from patchfleet.ops.reboot import decide_reboot, reboot_and_wait
+from patchfleet.ops.scan import ScanOptions, failed_result, scan_node_full, with_post_state
 from patchfleet.transport import KeyRing, open_transport
 
-log = logging.getLogger("patchfleet.patch")
+log = logging.getLogger("patchfleet.ops.rollout")
 
 _CUTOFF = "the maintenance window's cutoff passed (CANCEL_TASK)"
 

@@ -2,7 +2,7 @@
 
 The file is validated first (:func:`patchfleet.domain.policies.validate_deployments`: schedules,
 timezones, cutoffs, baselines, targets), so a bad file never reaches the server. Then, for every
-:class:`~patchfleet.deploy_plan.DeploymentSpec`, the deployment is created or updated in place
+:class:`~patchfleet.ops.deploy_plan.DeploymentSpec`, the deployment is created or updated in place
 (Prefect upserts by flow and name and replaces the schedules), pointed at the checkout on the
 worker machines with a ``set_working_directory`` pull step like ``deployments/prefect.yaml``,
 limited to one run at a time (ENQUEUE), and given the flow's parameter schema so a mistyped
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from patchfleet.deploy_plan import GENERATED_TAG, DeploymentSpec
 from patchfleet.domain.schedule_export import DeploySchedule
 from patchfleet.errors import ConfigError, DeployError
+from patchfleet.ops.deploy_plan import GENERATED_TAG, DeploymentSpec
 
 __all__ = ["ApplyReport", "apply_specs", "prefect_schedule"]
 

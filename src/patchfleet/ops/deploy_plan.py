@@ -5,7 +5,7 @@ ScanAndInstall, ``patch-policy/P-install`` (its install schedule). Every mainten
 becomes ``maintenance-window/W`` (its schedule; paused when the window is disabled). Each is
 tagged ``patchfleet``, ``patchfleet-generated`` (what ``deployments apply --prune`` may delete)
 and ``policy/P`` or ``window/W``, and runs one at a time per deployment.
-:mod:`patchfleet.deploy` registers them with a Prefect server.
+:mod:`patchfleet.cli.deploy` registers them with a Prefect server.
 """
 
 from __future__ import annotations

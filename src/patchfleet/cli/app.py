@@ -20,7 +20,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from patchfleet import prefect_env
+from patchfleet.config import prefect_env
 from patchfleet.errors import InputError, PatchfleetError
 
 app = typer.Typer(
@@ -117,7 +117,7 @@ def scan(
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
 ) -> None:
     """Scan nodes against their patch baselines (AWS-RunPatchBaseline Operation=Scan)."""
-    from patchfleet.runplan import plan_scan
+    from patchfleet.ops.plan import plan_scan
 
     params: dict[str, Any] = dict(
         operation="Scan",
@@ -204,7 +204,7 @@ def install(
 ) -> None:
     """Scan and install approved patches (AWS-RunPatchBaseline Operation=Install), with reboot
     options, lifecycle hooks and rate control. Exit 3 when the error threshold stopped the run."""
-    from patchfleet.runplan import plan_install_settings, plan_scan
+    from patchfleet.ops.plan import plan_install_settings, plan_scan
 
     params: dict[str, Any] = dict(
         operation="Install", inventory=inventory, targets=targets, baselines_dir=baselines_dir,
@@ -290,7 +290,7 @@ def query(
     output: Annotated[QueryFormat, typer.Option("--output", "-o")] = QueryFormat.table,
 ) -> None:
     """Run SQL on the compliance store with DuckDB."""
-    from patchfleet.paths import store_root
+    from patchfleet.config.paths import store_root
     from patchfleet.store.query import ComplianceStore
 
     try:
@@ -332,7 +332,7 @@ def report(
 ) -> None:
     """(Re)write the AWS-format CSV compliance reports from the store, and optionally publish
     them to S3 (any S3 endpoint)."""
-    from patchfleet.paths import reports_dir, store_root
+    from patchfleet.config.paths import reports_dir, store_root
     from patchfleet.report.csv_reports import write_reports_from_store
     from patchfleet.report.publish import normalize_s3_uri, publish_reports
 
@@ -357,8 +357,8 @@ def baseline_validate(
     files: Annotated[list[Path], typer.Argument(help="Baseline YAML or AWS JSON files.")],
 ) -> None:
     """Check baseline files; exit 2 naming the file and field of the first problem."""
+    from patchfleet.config.baseline_io import load_aws_json_file
     from patchfleet.domain.baseline import load_baseline
-    from patchfleet.domain.baseline_io import load_aws_json_file
 
     try:
         for f in files:
@@ -376,8 +376,8 @@ def baseline_show(
     fmt: Annotated[str, typer.Option("--format", help="yaml or aws-json")] = "yaml",
 ) -> None:
     """Print a baseline (embedded or from --baselines-dir) as YAML or AWS JSON."""
-    from patchfleet.domain.baseline_io import to_aws_json, to_yaml_data
-    from patchfleet.runplan import load_registry
+    from patchfleet.config.baseline_io import to_aws_json, to_yaml_data
+    from patchfleet.ops.plan import load_registry
 
     try:
         b = load_registry(baselines_dir).get(name)
@@ -399,8 +399,8 @@ def baseline_export(
                                                   "stdout).")] = None,
 ) -> None:
     """Export a baseline as AWS get-patch-baseline JSON."""
-    from patchfleet.domain.baseline_io import to_aws_json
-    from patchfleet.runplan import load_registry
+    from patchfleet.config.baseline_io import to_aws_json
+    from patchfleet.ops.plan import load_registry
 
     try:
         text = json.dumps(to_aws_json(load_registry(baselines_dir).get(name)), indent=2) + "\n"
@@ -422,7 +422,7 @@ def baseline_import(
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
 ) -> None:
     """Convert AWS baseline JSON to patchfleet baseline YAML files."""
-    from patchfleet.domain.baseline_io import load_aws_json_file, to_yaml_data
+    from patchfleet.config.baseline_io import load_aws_json_file, to_yaml_data
 
     try:
         baselines = load_aws_json_file(file)
@@ -463,10 +463,10 @@ def deployments_validate(
     """Check patch policies and maintenance windows: schedules, timezones, cutoffs, baselines and
     that every target expression selects nodes. Exit 2 on the first error; warn about windows
     that overlap on the same nodes."""
+    from patchfleet.config.sources import load_nodes_source
     from patchfleet.domain.inventory import default_inventory
     from patchfleet.domain.policies import load_deployments, validate_deployments
-    from patchfleet.runplan import load_registry
-    from patchfleet.sources import load_nodes_source
+    from patchfleet.ops.plan import load_registry
 
     try:
         warnings = validate_deployments(
@@ -516,11 +516,11 @@ def deployments_apply(
     file (nothing is deployed), 1 if the server refuses."""
     from datetime import UTC, datetime
 
-    from patchfleet.deploy_plan import build_specs
+    from patchfleet.config.sources import load_nodes_source
     from patchfleet.domain.inventory import default_inventory
     from patchfleet.domain.policies import load_deployments, validate_deployments
-    from patchfleet.runplan import load_registry
-    from patchfleet.sources import load_nodes_source
+    from patchfleet.ops.deploy_plan import build_specs
+    from patchfleet.ops.plan import load_registry
 
     now = datetime.now(UTC)
     try:
@@ -543,7 +543,7 @@ def deployments_apply(
         out.print(f"dry run: {len(specs)} deployment(s) not applied", highlight=False)
         return
     prefect_env.apply_defaults()
-    from patchfleet.deploy import apply_specs
+    from patchfleet.cli.deploy import apply_specs
 
     try:
         report = asyncio.run(apply_specs(specs, repo=repo.resolve(), pool=pool, queue=queue,

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from patchfleet.probes import DEB_NAME_RE, DEB_VERSION_RE
+from patchfleet.managers.probes import DEB_NAME_RE, DEB_VERSION_RE
 from patchfleet.transport.base import Command
 
 # rpm names: letters, digits and . _ + - (no leading dash). EVR: [epoch:]version-release, each
@@ -93,7 +93,7 @@ def apt_install(specs: Iterable[PackageSpec], lock_timeout: int) -> Command:
     node's changed config files (confold) and waits ``lock_timeout`` s for dpkg's lock.
 
     A held package is refused by apt ("Held packages were changed"), so callers leave held
-    packages out (see :mod:`patchfleet.install`)."""
+    packages out (see :mod:`patchfleet.ops.install`)."""
     args = _nonempty([apt_spec(s) for s in specs], "apt_install")
     return Command(
         ("apt-get", "-y", "-q", "-o", f"DPkg::Lock::Timeout={int(lock_timeout)}",

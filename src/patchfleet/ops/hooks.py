@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from patchfleet.errors import CommandTimeout, ConfigError
-from patchfleet.reboot import decide_reboot
+from patchfleet.ops.reboot import decide_reboot
 from patchfleet.transport.base import Command, Transport
 
 HookPhase = Literal["pre_install", "post_install", "on_exit"]

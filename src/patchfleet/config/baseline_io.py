@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from patchfleet.config.files import read_text_file
 from patchfleet.domain.baseline import Baseline, PatchFilter, PatchRule, parse_baseline
-from patchfleet.domain.files import read_text_file
 from patchfleet.errors import ConfigError
 
 __all__ = [

@@ -21,8 +21,6 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from patchfleet import probes
-from patchfleet.collect import CollectOptions, _command_failure, refresh_skipped
 from patchfleet.domain.facts import (
     Advisory,
     AvailableUpdate,
@@ -34,6 +32,8 @@ from patchfleet.domain.facts import (
     RpmRef,
 )
 from patchfleet.errors import CommandError, LockError
+from patchfleet.managers import probes
+from patchfleet.managers.collect import CollectOptions, _command_failure, refresh_skipped
 from patchfleet.parsers import dnf, rpm, updateinfo, zypper
 from patchfleet.transport.base import Command, CommandResult, Transport
 

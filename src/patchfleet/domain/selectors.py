@@ -12,7 +12,7 @@ An expression is a comma-separated list of selectors; a node is targeted when it
 
 patchfleet is agentless, so a node's OS is known up front only when the inventory declares it
 (``os:`` on the node or in ``defaults``). Statically, a node without a declared OS *may* match an
-``os:`` selector and stays selected; at run time :mod:`patchfleet.targeting` reads its
+``os:`` selector and stays selected; at run time :mod:`patchfleet.ops.targeting` reads its
 /etc/os-release and decides (:func:`node_selected` with the OS it found).
 """
 

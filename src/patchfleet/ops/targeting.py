@@ -1,6 +1,6 @@
 """Run-time target resolution: decide ``os:`` selectors by reading the nodes' OS.
 
-:func:`~patchfleet.domain.targets.select_targets` keeps a node that declares no OS whenever an
+:func:`~patchfleet.domain.selectors.select_targets` keeps a node that declares no OS whenever an
 ``os:`` selector might match it. Before anything is scanned or installed, :func:`resolve_os_targets`
 reads /etc/os-release on each such node (the scan's own probe and parser, over the node's
 transport, concurrently) and evaluates the whole expression again with the OS it found, so
@@ -20,15 +20,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from patchfleet.collect import collect_os
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.results import NodeResult
-from patchfleet.domain.targets import node_selected, os_selectors, parse_targets
+from patchfleet.domain.selectors import node_selected, os_selectors, parse_targets
 from patchfleet.errors import ConfigError, NodeError, PatchfleetError, UnsupportedOSError
-from patchfleet.scan import failed_result
+from patchfleet.managers.collect import collect_os
+from patchfleet.ops.scan import failed_result
 from patchfleet.transport import KeyRing, open_transport
 
-log = logging.getLogger("patchfleet.targeting")
+log = logging.getLogger("patchfleet.ops.targeting")
 
 
 class OsTargets(NamedTuple):

@@ -4,7 +4,7 @@ The sequence for an apt node: os-release, an optional ``apt-get update`` (AWS re
 a held lock or a failing mirror is recorded, and the scan goes on with the lists the node has),
 the reboot state, dpkg's database, apt's releases and version tables, the resolver's plan, and
 Priority/Section of every newer version. Scanning never changes the node beyond apt's lists.
-dnf and zypper nodes are collected by :mod:`patchfleet.collect_rpm`.
+dnf and zypper nodes are collected by :mod:`patchfleet.managers.collect_rpm`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from patchfleet import probes
 from patchfleet.domain.facts import (
     NodeFacts,
     OsInfo,
@@ -25,6 +24,7 @@ from patchfleet.domain.facts import (
 )
 from patchfleet.domain.versions import dpkg_compare
 from patchfleet.errors import CommandError, LockError, NodeError, UnsupportedOSError
+from patchfleet.managers import probes
 from patchfleet.parsers import apt, dpkg, os_release, reboot
 from patchfleet.transport.base import Command, CommandResult, Transport
 
@@ -188,7 +188,7 @@ async def collect_facts(
         return await collect_apt(
             transport, node_id, host, os, node_sudo=node_sudo, options=options, progress=progress
         )
-    from patchfleet import collect_rpm  # imports this module: import it when first needed
+    from patchfleet.managers import collect_rpm  # imports this module: import it when first needed
 
     if os.package_manager is PackageManager.DNF:
         return await collect_rpm.collect_dnf(

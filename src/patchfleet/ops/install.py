@@ -30,16 +30,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from patchfleet import probes
-from patchfleet.collect import CollectOptions, collect_facts, collect_os
-from patchfleet.collect_rpm import DNF_LOCKED_EXIT
 from patchfleet.domain.baseline import Baseline
 from patchfleet.domain.facts import InstalledPackage, OsInfo, PackageManager
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.records import PatchRecord, PatchState
 from patchfleet.domain.results import NodeResult
 from patchfleet.errors import CommandTimeout, ConnectError, NodeError, PatchfleetError
-from patchfleet.install_commands import (
+from patchfleet.managers import probes
+from patchfleet.managers.collect import CollectOptions, collect_facts, collect_os
+from patchfleet.managers.collect_rpm import DNF_LOCKED_EXIT
+from patchfleet.managers.install_commands import (
     APT_SHOWHOLD,
     PackageSpec,
     apt_install,
@@ -50,12 +50,12 @@ from patchfleet.install_commands import (
     zypper_locks,
     zypper_update,
 )
+from patchfleet.ops.scan import ScanOptions, failed_result, judge, node_result
 from patchfleet.parsers import dpkg, reboot, rpm
-from patchfleet.scan import ScanOptions, failed_result, judge, node_result
 from patchfleet.transport import KeyRing, open_transport
 from patchfleet.transport.base import Command, CommandResult, Transport
 
-log = logging.getLogger("patchfleet.install")
+log = logging.getLogger("patchfleet.ops.install")
 
 TAIL_LINES = 40
 CONNECTION_LOST = "connection lost during install; the next scan tells the truth"

@@ -17,8 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from patchfleet.collect import CollectOptions, collect_facts
-from patchfleet.collect_post import PostInstallState, collect_post_install
 from patchfleet.domain.baseline import Baseline, BaselineRegistry
 from patchfleet.domain.compliance import failed_summary, summarize
 from patchfleet.domain.evaluate import evaluate, evaluation_warnings
@@ -30,9 +28,11 @@ from patchfleet.domain.results import NodeResult
 from patchfleet.domain.rollout import cutoff_reason, deadline_passed
 from patchfleet.domain.snapshot import Snapshot, apply_snapshot
 from patchfleet.errors import NodeError, PatchfleetError
+from patchfleet.managers.collect import CollectOptions, collect_facts
+from patchfleet.ops.post_install import PostInstallState, collect_post_install
 from patchfleet.transport import KeyRing, open_transport
 
-log = logging.getLogger("patchfleet.scan")
+log = logging.getLogger("patchfleet.ops.scan")
 
 ProgressCallback = Callable[[NodeResult, int, int], None]
 

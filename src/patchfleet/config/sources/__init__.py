@@ -7,6 +7,6 @@ Public surface::
 
 from __future__ import annotations
 
-from patchfleet.sources.loader import load_nodes_source
+from patchfleet.config.sources.loader import load_nodes_source
 
 __all__ = ["load_nodes_source"]

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from patchfleet import probes
 from patchfleet.domain.facts import OsInfo, PackageManager
 from patchfleet.errors import ParseError
+from patchfleet.managers import probes
 from patchfleet.parsers import restarts
 from patchfleet.parsers.restarts import AutoUpdaters, RestartState
 from patchfleet.transport.base import Command, Transport
