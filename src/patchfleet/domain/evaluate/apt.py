@@ -1,7 +1,6 @@
-"""Baseline x facts -> one PatchRecord per installed package (spec §1.3–1.5, §4.1).
-
-:func:`evaluate` picks the evaluator by package manager: apt here, dnf/yum/zypper in
-:mod:`patchfleet.domain.evaluate_rpm` (which reuses this module's filter and rule helpers).
+"""Baseline x facts for apt nodes (Debian, Ubuntu, Raspbian): one PatchRecord per installed
+package (spec §1.3–1.5, §4.1). The filter and rule machinery is shared with the rpm evaluator
+(:mod:`patchfleet.domain.evaluate.rules`).
 
 patchfleet's reading of AWS for apt nodes, step by step (the README repeats it for users):
 
@@ -37,46 +36,30 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
-from patchfleet.domain.baseline import (
-    Baseline,
-    OperatingSystem,
-    OsFamily,
-    PatchFilter,
-    PatchRule,
-    RejectedPatchesAction,
+from patchfleet.domain.baseline import Baseline, OsFamily, RejectedPatchesAction
+from patchfleet.domain.evaluate.rules import (
+    Filters,
+    FirstSeen,
+    Rule,
+    check_baseline_fits,
+    highest_level,
 )
 from patchfleet.domain.facts import (
     InstalledPackage,
     NodeFacts,
     PackageCandidates,
-    PackageManager,
     PackageOrigin,
     PackageVersion,
 )
-from patchfleet.domain.records import LEVEL_ORDER, ComplianceLevel, PatchRecord, PatchState
+from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState
 from patchfleet.domain.versions import dpkg_compare
-from patchfleet.errors import ConfigError, UnsupportedOSError
 
-__all__ = [
-    "FirstSeen",
-    "check_baseline_fits",
-    "evaluate",
-    "evaluate_apt",
-    "evaluation_warnings",
-]
-
-FirstSeen = Mapping[tuple[str, str], datetime | None]
-"""(package, version) -> when patchfleet first saw that version offered to the node."""
+__all__ = ["evaluate_apt"]
 
 _SECURITY = "Security"
-
-
-def _pattern(value: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(value.lower()))
 
 
 class _Names:
@@ -91,61 +74,6 @@ class _Names:
         if name in self.exact:
             return True
         return isinstance(name, str) and any(p.match(name) for p in self.patterns)
-
-
-class _Filters:
-    """One filter group, compiled: each key's value patterns."""
-
-    def __init__(self, filters: Iterable[PatchFilter]) -> None:
-        self.filters = tuple((f.key, tuple(_pattern(v) for v in f.values)) for f in filters)
-
-    def matches(self, subjects: Mapping[str, Sequence[str]], skip: Container[str] = ()) -> bool:
-        """Every filter matches one of its key's subjects. Keys in ``skip`` are not checked; a
-        key with no subjects (data the OS doesn't have) never matches."""
-        for key, patterns in self.filters:
-            if key in skip:
-                continue
-            lowered = [s.lower() for s in subjects.get(key, ())]
-            if not any(p.match(s) for p in patterns for s in lowered):
-                return False
-        return True
-
-    def passes(self, product: str, priority: str, section: str) -> bool:
-        return self.matches(
-            {
-                "PRODUCT": (product,),
-                "PRIORITY": (priority,),
-                "SECTION": (section, section.rsplit("/", 1)[-1]),
-            }
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    filters: _Filters
-    level: ComplianceLevel
-    non_security: bool
-    after_days: int | None
-    until: datetime | None
-
-    @classmethod
-    def of(cls, rule: PatchRule) -> _Rule:
-        until = None
-        if rule.approve_until_date is not None:
-            d = rule.approve_until_date
-            until = datetime(d.year, d.month, d.day, 23, 59, 59, tzinfo=UTC)
-        return cls(
-            _Filters(rule.patch_filters),
-            rule.compliance_level,
-            rule.enable_non_security,
-            rule.approve_after_days,
-            until,
-        )
-
-
-def _highest_level(levels: Iterable[ComplianceLevel]) -> ComplianceLevel | None:
-    ranked = sorted(levels, key=LEVEL_ORDER.index)
-    return ranked[0] if ranked else None
 
 
 def _newest(versions: Iterable[PackageVersion]) -> PackageVersion | None:
@@ -178,8 +106,8 @@ class _AptEvaluator:
         self.now = now if now.tzinfo else now.replace(tzinfo=UTC)
         self.first_seen = first_seen
         self.product = facts.os.product
-        self.global_filters = _Filters(baseline.global_filters)
-        self.rules = tuple(_Rule.of(r) for r in baseline.approval_rules)
+        self.global_filters = Filters(baseline.global_filters)
+        self.rules = tuple(Rule.of(r) for r in baseline.approval_rules)
         self.approved = _Names(baseline.approved_patches)
         self.rejected = _Names(baseline.rejected_patches)
         self.block = baseline.rejected_patches_action is RejectedPatchesAction.BLOCK
@@ -189,17 +117,15 @@ class _AptEvaluator:
     def _candidates_of(self, pkg: InstalledPackage) -> PackageCandidates | None:
         return self.candidates.get(f"{pkg.name}:{pkg.arch}") or self.candidates.get(pkg.name)
 
-    def _date_ok(self, rule: _Rule, pkg: InstalledPackage, version: str) -> bool:
-        if self.first_seen is None or (rule.after_days is None and rule.until is None):
+    def _date_ok(self, rule: Rule, pkg: InstalledPackage, version: str) -> bool:
+        if self.first_seen is None or not rule.delayed:
             return True
         seen = self.first_seen.get((pkg.name, version)) or self.now
         if seen.tzinfo is None:
             seen = seen.replace(tzinfo=UTC)
-        if rule.after_days is not None:
-            return seen + timedelta(days=rule.after_days) <= self.now
-        return rule.until is not None and seen <= rule.until
+        return rule.released_in_time(seen, self.now)
 
-    def _passes(self, filters: _Filters, pkg: InstalledPackage, v: PackageVersion) -> bool:
+    def _passes(self, filters: Filters, pkg: InstalledPackage, v: PackageVersion) -> bool:
         priority = v.priority or pkg.priority
         section = v.section or pkg.section
         return filters.passes(self.product, priority, section)
@@ -262,7 +188,7 @@ class _AptEvaluator:
             state = PatchState.INSTALLED_REJECTED if self.block else PatchState.INSTALLED_OTHER
         elif approvals:
             relevant = _newest(v for v, _ in approvals) or installed_v
-            level = _highest_level(lv for v, lv in approvals if v.version == relevant.version)
+            level = highest_level(lv for v, lv in approvals if v.version == relevant.version)
             state = PatchState.MISSING
         else:
             level = self._installed_level(pkg, installed_v)
@@ -314,23 +240,7 @@ class _AptEvaluator:
                 if (rule.non_security or installed_v.security)
                 and self._passes(rule.filters, pkg, installed_v)
             ]
-        return _highest_level(levels)
-
-
-def check_baseline_fits(facts: NodeFacts, baseline: Baseline, family: OsFamily) -> None:
-    """Raise ConfigError unless ``baseline`` is of ``family`` and, when the node's OS is one AWS
-    names, of that very OS (a Rocky baseline never judges a RHEL node)."""
-    if baseline.family is not family or (
-        facts.os.operating_system in OperatingSystem.__members__
-        and baseline.operating_system != facts.os.operating_system
-    ):
-        raise ConfigError(
-            f"baseline {baseline.name!r} is for {baseline.operating_system.value}, but node "
-            f"{facts.node_id!r} runs {facts.os.operating_system or facts.os.pretty_name}; use a "
-            f"baseline whose operating_system is {facts.os.operating_system}",
-            source=baseline.name,
-            field="operating_system",
-        )
+        return highest_level(levels)
 
 
 def evaluate_apt(
@@ -346,37 +256,3 @@ def evaluate_apt(
     """
     check_baseline_fits(facts, baseline, OsFamily.APT)
     return _AptEvaluator(facts, baseline, now, first_seen).evaluate()
-
-
-_RPM_MANAGERS = (PackageManager.DNF, PackageManager.YUM, PackageManager.ZYPPER)
-
-
-def evaluate(
-    facts: NodeFacts,
-    baseline: Baseline,
-    now: datetime,
-    first_seen: FirstSeen | None = None,
-) -> tuple[PatchRecord, ...]:
-    """Per-package states of one node under ``baseline``, by the node's package manager."""
-    if facts.os.package_manager == PackageManager.APT:
-        return evaluate_apt(facts, baseline, now, first_seen)
-    if facts.os.package_manager in _RPM_MANAGERS:
-        # Imported here: evaluate_rpm builds on this module's helpers.
-        from patchfleet.domain.evaluate_rpm import evaluate_rpm
-
-        return evaluate_rpm(facts, baseline, now, first_seen)
-    raise UnsupportedOSError(
-        f"{facts.os.pretty_name or facts.os.id} uses {facts.os.package_manager.value}, which "
-        "patchfleet cannot evaluate; supported: apt, dnf, yum, zypper",
-        node_id=facts.node_id,
-    )
-
-
-def evaluation_warnings(facts: NodeFacts) -> tuple[str, ...]:
-    """What evaluation had to disregard in ``facts`` (for example an advisory with an unknown
-    severity, treated as no advisory). Depends on the facts only, not on the baseline."""
-    if facts.os.package_manager in _RPM_MANAGERS:
-        from patchfleet.domain.evaluate_rpm import rpm_evaluation_warnings
-
-        return rpm_evaluation_warnings(facts)
-    return ()

@@ -95,20 +95,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from patchfleet.domain.baseline import Baseline, OsFamily, RejectedPatchesAction
-from patchfleet.domain.evaluate import (
+from patchfleet.domain.evaluate.rules import (
+    Filters,
     FirstSeen,
-    _Filters,
-    _highest_level,
-    _Rule,
+    Rule,
     check_baseline_fits,
+    highest_level,
+    node_family,
 )
-from patchfleet.domain.facts import (
-    Advisory,
-    AvailableUpdate,
-    InstalledPackage,
-    NodeFacts,
-    PackageManager,
-)
+from patchfleet.domain.facts import Advisory, AvailableUpdate, InstalledPackage, NodeFacts
 from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState
 from patchfleet.domain.versions import Evr, parse_evr, rpm_compare
 
@@ -128,6 +123,7 @@ _SUSE_TYPES = {
     "document": "Document",
     "yast": "Yast",
 }
+_FAMILY_TYPES = {OsFamily.SUSE: _SUSE_TYPES}  # every other rpm family: _YUM_TYPES
 _SEVERITIES = {
     "critical": "Critical",
     "important": "Important",
@@ -225,13 +221,9 @@ class _Notice:
         )
 
 
-def _family(facts: NodeFacts) -> OsFamily:
-    return OsFamily.SUSE if facts.os.package_manager is PackageManager.ZYPPER else OsFamily.YUM
-
-
 def _normalise(advisory: Advisory, family: OsFamily, collected_at: datetime) -> _Notice | str:
     """The notice in AWS terms, or why it is malformed."""
-    types = _SUSE_TYPES if family is OsFamily.SUSE else _YUM_TYPES
+    types = _FAMILY_TYPES.get(family, _YUM_TYPES)
     classification = types.get(advisory.type.strip().lower())
     if classification is None:
         return f"type {advisory.type!r} is not one of {', '.join(types)}"
@@ -260,7 +252,7 @@ def _installed_keys(facts: NodeFacts) -> set[tuple[str, str]]:
 def rpm_evaluation_warnings(facts: NodeFacts) -> tuple[str, ...]:
     """One line per malformed advisory that lists an installed package: evaluation treats its
     packages as in no advisory (spec §1.4). Independent of the baseline."""
-    family = _family(facts)
+    family = node_family(facts)
     collected_at = _utc(facts.collected_at) or facts.collected_at
     installed = _installed_keys(facts)
     warnings = set()
@@ -403,10 +395,10 @@ class _RpmEvaluator:
         self.baseline = baseline
         self.now = _utc(now) or now
         self.first_seen = first_seen
-        family = _family(facts)
+        family = node_family(facts)
         self.product = facts.os.product
-        self.global_filters = _Filters(baseline.global_filters)
-        self.rules = tuple(_Rule.of(r) for r in baseline.approval_rules)
+        self.global_filters = Filters(baseline.global_filters)
+        self.rules = tuple(Rule.of(r) for r in baseline.approval_rules)
         self.block = baseline.rejected_patches_action is RejectedPatchesAction.BLOCK
 
         collected_at = _utc(facts.collected_at) or facts.collected_at
@@ -439,7 +431,7 @@ class _RpmEvaluator:
 
     # --- filters and dates --------------------------------------------------------------------
 
-    def _passes(self, rule: _Rule, notice: _Notice | None) -> bool:
+    def _passes(self, rule: Rule, notice: _Notice | None) -> bool:
         """Global filters and the rule's filters; ``None``: a package in no notice."""
         if notice is None:
             return self._filters_pass(rule, None)
@@ -449,7 +441,7 @@ class _RpmEvaluator:
             passed = self._passed[key] = self._filters_pass(rule, notice)
         return passed
 
-    def _filters_pass(self, rule: _Rule, notice: _Notice | None) -> bool:
+    def _filters_pass(self, rule: Rule, notice: _Notice | None) -> bool:
         subjects: dict[str, tuple[str, ...]]
         if notice is None:
             subjects = {"PRODUCT": (self.product,)}
@@ -474,14 +466,8 @@ class _RpmEvaluator:
             return _utc(self.first_seen.get((name, version))) or self.now
         return None
 
-    def _date_ok(self, rule: _Rule, released: datetime | None) -> bool:
-        if released is None:
-            return True
-        if rule.after_days is not None:
-            return released + timedelta(days=rule.after_days) <= self.now
-        if rule.until is not None:
-            return released <= rule.until
-        return True
+    def _date_ok(self, rule: Rule, released: datetime | None) -> bool:
+        return released is None or rule.released_in_time(released, self.now)
 
     def _version_rejected(self, name: str, arch: str, evr: str) -> bool:
         return bool(self.rejected) and self.rejected.any(name, arch, evr)
@@ -552,7 +538,7 @@ class _RpmEvaluator:
         if approvals:
             version = max((a.version for a in approvals), key=_key)
             chosen = [a for a in approvals if a.version == version]
-            level = _highest_level(a.level for a in chosen)
+            level = highest_level(a.level for a in chosen)
             shown = _unique(n for a in chosen for n in a.notices)
             listed = _unique(e.notice for e in applicable if _cmp(e.evr, version) <= 0)
             primary = _primary(shown)
@@ -694,7 +680,7 @@ class _RpmEvaluator:
                 approving += passing
             elif rule.non_security and in_no_notice and self._passes(rule, None):
                 levels.append(rule.level)
-        return _highest_level(levels), approving
+        return highest_level(levels), approving
 
     @staticmethod
     def _pending_or_installed(
@@ -739,6 +725,5 @@ def evaluate_rpm(
     """Evaluate a dnf, yum or zypper node against a baseline of its OS (rules in the module
     docstring). ``first_seen`` (package, version) -> date is the last fallback for a release
     date, after the notice's dates and the package's build time."""
-    family = OsFamily.SUSE if facts.os.package_manager is PackageManager.ZYPPER else OsFamily.YUM
-    check_baseline_fits(facts, baseline, family)
+    check_baseline_fits(facts, baseline, node_family(facts))
     return _RpmEvaluator(facts, baseline, now, first_seen).evaluate()
