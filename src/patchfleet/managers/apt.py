@@ -51,6 +51,7 @@ from patchfleet.managers.common import (
     install_around_holds,
     must,
     nonempty,
+    refresh_first,
     refresh_skipped,
     run_checked,
     short,
@@ -343,11 +344,9 @@ class AptSupport:
     async def collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
                       node_sudo: bool = False, options: CollectOptions | None = None,
                       progress: Progress | None = None) -> NodeFacts:
-        options = options or CollectOptions()
-        note = progress or (lambda _msg: None)
-        note("refreshing package lists")
-        refresh = await self.refresh(transport, node_sudo=node_sudo, options=options)
-        note("reading package state")
+        options, refresh = await refresh_first(self, transport, node_sudo=node_sudo,
+                                               options=options, progress=progress,
+                                               what="package lists")
         outputs = ProbeOutputs()
 
         async def run(probe: Probe[T]) -> T:

@@ -16,9 +16,11 @@ from patchfleet.managers.base import (
     CollectOptions,
     InstallOutcome,
     InstallRequest,
+    PackageManagerSupport,
     PackageSpec,
     Probe,
     ProbeOutputs,
+    Progress,
     on_stdout,
 )
 from patchfleet.parsers import os_release
@@ -80,6 +82,20 @@ def refresh_skipped(
             "set sudo: true for this node (scanned with the metadata already on the node)",
         )
     return None
+
+
+async def refresh_first(support: PackageManagerSupport, transport: Transport, *,
+                        node_sudo: bool, options: CollectOptions | None,
+                        progress: Progress | None, what: str = "repository metadata"
+                        ) -> tuple[CollectOptions, RefreshResult]:
+    """How every collector starts: the refresh (announced as ``refreshing {what}``), then the
+    announcement of the read-only probes. Returns the options in effect and the refresh."""
+    options = options or CollectOptions()
+    note = progress or (lambda _msg: None)
+    note(f"refreshing {what}")
+    refresh = await support.refresh(transport, node_sudo=node_sudo, options=options)
+    note("reading package state")
+    return options, refresh
 
 
 # ---------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from patchfleet.managers.common import (
     arch_part,
     check_result,
     nonempty,
+    refresh_first,
     refresh_skipped,
     run_retrying,
     short,
@@ -281,11 +282,8 @@ class DnfSupport:
     async def collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
                       node_sudo: bool = False, options: CollectOptions | None = None,
                       progress: Progress | None = None) -> NodeFacts:
-        options = options or CollectOptions()
-        note = progress or (lambda _msg: None)
-        note("refreshing repository metadata")
-        refresh = await self.refresh(transport, node_sudo=node_sudo, options=options)
-        note("reading package state")
+        options, refresh = await refresh_first(self, transport, node_sudo=node_sudo,
+                                               options=options, progress=progress)
         outputs = ProbeOutputs()
 
         async def q(probe: Probe[T]) -> T:

@@ -52,6 +52,7 @@ from patchfleet.managers.common import (
     install_around_holds,
     never_locked,
     nonempty,
+    refresh_first,
     refresh_skipped,
     short,
     tail,
@@ -311,11 +312,8 @@ class ZypperSupport:
     async def collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
                       node_sudo: bool = False, options: CollectOptions | None = None,
                       progress: Progress | None = None) -> NodeFacts:
-        options = options or CollectOptions()
-        note = progress or (lambda _msg: None)
-        note("refreshing repository metadata")
-        refresh = await self.refresh(transport, node_sudo=node_sudo, options=options)
-        note("reading package state")
+        options, refresh = await refresh_first(self, transport, node_sudo=node_sudo,
+                                               options=options, progress=progress)
         warnings: list[str] = []
         outputs = ProbeOutputs()
 
