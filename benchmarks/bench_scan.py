@@ -32,7 +32,8 @@ from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts
-from patchfleet.managers.collect import CollectOptions, collect_facts
+from patchfleet.managers.base import CollectOptions
+from patchfleet.managers.registry import collect_facts
 from patchfleet.ops.plan import plan_scan
 from patchfleet.ops.scan import scan_nodes
 from patchfleet.transport.replay import ReplayTransport, load_replay_dir

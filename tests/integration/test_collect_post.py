@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from patchfleet.managers.collect import collect_os
+from patchfleet.managers.common import collect_os
 from patchfleet.ops.plan import plan_scan
 from patchfleet.ops.post_install import PostInstallState, collect_post_install
 from patchfleet.transport import KeyRing, open_transport

@@ -183,7 +183,8 @@ def test_connection_lost_mid_install(node: Any, tmp_path: Path) -> None:
 def test_apt_command_runs_as_rendered(fleet: Any) -> None:
     # The exact install command, rendered as the transport sends it, is accepted by the node's
     # apt-get (simulated).
-    from patchfleet.managers.install_commands import PackageSpec, apt_install
+    from patchfleet.managers.apt import apt_install
+    from patchfleet.managers.base import PackageSpec
 
     cmd = apt_install([PackageSpec("libfakessl3", "amd64", "1.1")], 5)
     rendered = cmd.render(sudo=False).replace("install --only-upgrade", "-s install --only-upgrade")

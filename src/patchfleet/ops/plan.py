@@ -33,7 +33,7 @@ from patchfleet.domain.pending import PendingInstalls
 from patchfleet.domain.rollout import Rate, parse_rate, patch_now_defaults
 from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
-from patchfleet.managers.collect import CollectOptions
+from patchfleet.managers.base import CollectOptions
 from patchfleet.ops.hooks import Hooks, load_hooks
 from patchfleet.ops.rollout import InstallOptions
 from patchfleet.ops.scan import ScanOptions

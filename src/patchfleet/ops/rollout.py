@@ -41,7 +41,7 @@ from patchfleet.domain.rollout import (
     seconds_left,
 )
 from patchfleet.errors import NodeBusyError, NodeError
-from patchfleet.managers.install_commands import PackageSpec
+from patchfleet.managers.base import PackageSpec
 from patchfleet.ops.hooks import HookPhase, HookResult, Hooks, run_hook
 from patchfleet.ops.install import InstallRequest, install_node
 from patchfleet.ops.post_install import collect_post_install

@@ -28,7 +28,8 @@ from patchfleet.domain.results import NodeResult
 from patchfleet.domain.rollout import cutoff_reason, deadline_passed
 from patchfleet.domain.snapshot import Snapshot, apply_snapshot
 from patchfleet.errors import NodeError, PatchfleetError
-from patchfleet.managers.collect import CollectOptions, collect_facts
+from patchfleet.managers.base import CollectOptions
+from patchfleet.managers.registry import collect_facts
 from patchfleet.ops.post_install import PostInstallState, collect_post_install
 from patchfleet.transport import KeyRing, open_transport
 

@@ -24,7 +24,7 @@ from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.results import NodeResult
 from patchfleet.domain.selectors import node_selected, os_selectors, parse_targets
 from patchfleet.errors import ConfigError, NodeError, PatchfleetError, UnsupportedOSError
-from patchfleet.managers.collect import collect_os
+from patchfleet.managers.common import collect_os
 from patchfleet.ops.scan import failed_result
 from patchfleet.transport import KeyRing, open_transport
 
