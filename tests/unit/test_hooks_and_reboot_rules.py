@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from patchfleet.config.hooks import Hooks, HookSpec, load_hooks
 from patchfleet.errors import ConfigError
-from patchfleet.ops.hooks import Hooks, HookSpec, hook_env, hook_plan, load_hooks, plan_names
+from patchfleet.ops.hooks import hook_env, hook_plan, plan_names
 from patchfleet.ops.reboot import MAX_REBOOTS_PER_RUN, decide_reboot, reboot_command, should_reboot
 from patchfleet.transport.base import Command
 

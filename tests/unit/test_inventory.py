@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet.domain.inventory import default_inventory, load_inventory
+from patchfleet.config.inventory import load_inventory
+from patchfleet.domain.inventory import default_inventory
 from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
 

@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from patchfleet.config.policies import load_deployments, validate_deployments
 from patchfleet.domain.inventory import Inventory, parse_inventory
-from patchfleet.domain.policies import (
-    PatchPolicy,
-    load_deployments,
-    validate_deployments,
-)
+from patchfleet.domain.policies import PatchPolicy
 from patchfleet.errors import ConfigError
 from patchfleet.ops.plan import load_registry
 
