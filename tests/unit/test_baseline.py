@@ -528,6 +528,10 @@ def test_aws_json_file_errors(tmp_path: Path) -> None:
     scalar.write_text("3")
     with pytest.raises(ConfigError, match="expected a get-patch-baseline JSON object"):
         load_aws_json_file(scalar)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match=r"deep\.json: JSON nested too deeply"):
+        load_aws_json_file(deep)
 
 
 def test_tags_and_nulls() -> None:
