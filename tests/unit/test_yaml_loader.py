@@ -61,6 +61,12 @@ def test_merge_keys_may_be_overridden_but_not_repeated() -> None:
     assert "duplicate key 'port' (first at line 4)" in str(error(text + "  port: 2223\n"))
 
 
+def test_chained_merges_are_not_duplicates() -> None:
+    """A merge splices a mapping's keys into another; only keys written twice are duplicates."""
+    text = "a: &a {x: 1}\nx: {b: &b {<<: *a, x: 2}}\nc: {<<: *b, y: 3}\n"
+    assert parse_yaml(text, "f.yaml")["x"] == {"b": {"x": 2}}
+
+
 def test_syntax_error_names_line_and_column() -> None:
     err = error("nodes:\n  - id: a\n   host: b\n")
     assert str(err).startswith("f.yaml: not valid YAML at line 3, column")

@@ -76,6 +76,7 @@ class StrictLoader(yaml.SafeLoader):
         self._open_anchors: set[str] = set()
         self._expanded = 0
         self._measured: dict[int, tuple[int, int]] = {}
+        self._own_keys: dict[int, list[Node]] = {}
 
     # -- scanning: the scanner reads ahead over flow brackets, so it is bounded too -----------
 
@@ -111,6 +112,14 @@ class StrictLoader(yaml.SafeLoader):
             self._depth -= 1
             if anchor is not None:
                 self._open_anchors.discard(anchor)
+
+    def compose_mapping_node(self, anchor: Any) -> MappingNode:
+        node: MappingNode = super().compose_mapping_node(anchor)
+        # The keys written in this mapping: a ``<<`` merge elsewhere may later splice another
+        # mapping's keys into ``node.value`` before this one is constructed.
+        self._own_keys[id(node)] = [k for k, _ in node.value
+                                    if isinstance(k, ScalarNode) and k.tag != _MERGE_TAG]
+        return node
 
     def _too_deep(self, mark: Any, alias: bool = False) -> _LimitError:
         return _LimitError(
@@ -170,9 +179,7 @@ class StrictLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
-                continue
+        for key_node in self._own_keys.get(id(node), []):
             key = self.construct_object(key_node)
             line = key_node.start_mark.line + 1
             if key in seen:
