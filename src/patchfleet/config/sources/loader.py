@@ -18,6 +18,7 @@ from typing import Any
 from patchfleet.config.ansible_inventory import parse_ansible_ini, parse_ansible_yaml
 from patchfleet.config.files import read_bounded_text
 from patchfleet.config.inventory import MISSING_INVENTORY
+from patchfleet.config.sources.ec2 import load_ec2_inventory
 from patchfleet.config.yaml_loader import parse_yaml
 from patchfleet.domain.inventory import Inventory, parse_inventory
 from patchfleet.errors import ConfigError
@@ -44,8 +45,6 @@ def load_nodes_source(
 ) -> Inventory:
     """The inventory that ``spec`` (a path or an ``ec2://`` URL) describes."""
     if spec.startswith("ec2:"):
-        from patchfleet.config.sources.ec2 import load_ec2_inventory
-
         return load_ec2_inventory(spec, ec2_client_factory)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", spec):
         raise ConfigError(f"unsupported URL scheme; {SOURCES_HELP}", source=spec)
