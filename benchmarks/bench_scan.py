@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
+from patchfleet.config.baselines import embedded_baselines_dir, load_baselines
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts

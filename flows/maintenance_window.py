@@ -38,7 +38,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
-from patchfleet.domain.policies import DEFAULT_FILE, WindowConfig, WindowTask, load_deployments
+from patchfleet.config.policies import load_deployments
+from patchfleet.domain.policies import DEFAULT_FILE, WindowConfig, WindowTask
 from patchfleet.domain.rollout import is_timed_out
 from patchfleet.domain.windows import (
     CutoffBehavior,

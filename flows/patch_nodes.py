@@ -30,6 +30,7 @@ from prefect.runtime import flow_run
 from patchfleet.domain.records import ExecutionType, Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.snapshot import extend
+from patchfleet.domain.uris import normalize_s3_uri
 from patchfleet.errors import ConfigError
 from patchfleet.ops import summary as runsummary
 from patchfleet.ops.plan import (
@@ -40,7 +41,6 @@ from patchfleet.ops.plan import (
     plan_scan,
 )
 from patchfleet.ops.targeting import resolve_os_targets
-from patchfleet.report.publish import normalize_s3_uri
 from patchfleet.store.snapshot_files import load_snapshot, save_snapshot
 from patchfleet.transport import KeyRing
 from tasks.install import install_rollout

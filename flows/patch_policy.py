@@ -20,8 +20,9 @@ from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
-from patchfleet.config.baseline_io import to_aws_json
-from patchfleet.domain.policies import DEFAULT_FILE, load_deployments
+from patchfleet.config.policies import load_deployments
+from patchfleet.domain.baseline_aws import to_aws_json
+from patchfleet.domain.policies import DEFAULT_FILE
 from patchfleet.errors import ConfigError
 from patchfleet.ops.plan import load_registry
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from patchfleet.config.hooks import load_hooks
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.errors import ConfigError
-from patchfleet.ops.hooks import load_hooks
 from patchfleet.ops.plan import plan_scan
 from patchfleet.ops.rollout import InstallOptions, patch_nodes
 from patchfleet.ops.scan import scan_nodes

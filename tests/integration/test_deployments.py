@@ -322,7 +322,7 @@ async def _scheduled_starts(client: Any, name: str, at_least: int,
 def test_apply_generates_one_scheduled_deployment_per_policy_and_window(
     deployed: Deployed, fleet: Any, tmp_path: Path
 ) -> None:
-    from patchfleet.domain.policies import load_deployments
+    from patchfleet.config.policies import load_deployments
     from patchfleet.domain.windows import next_runs
 
     store = tmp_path / "store"

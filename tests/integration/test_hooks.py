@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from patchfleet.domain.inventory import ResolvedNode, load_inventory
-from patchfleet.ops.hooks import HookPhase, HookResult, HookSpec, load_hooks, run_hook
+from patchfleet.config.hooks import HookPhase, HookSpec, load_hooks
+from patchfleet.config.inventory import load_inventory
+from patchfleet.domain.inventory import ResolvedNode
+from patchfleet.ops.hooks import HookResult, run_hook
 from patchfleet.transport import open_transport
 from patchfleet.transport.keys import KeyRing
 

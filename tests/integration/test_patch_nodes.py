@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
+from patchfleet.config.hooks import load_hooks
 from patchfleet.domain.records import NodeStatus, Operation, PatchState
 from patchfleet.domain.results import RunContext
-from patchfleet.ops.hooks import load_hooks
 from patchfleet.ops.plan import plan_scan
 from patchfleet.ops.rollout import InstallOptions, PatchNodeResult, patch_nodes
 from patchfleet.store.writer import write_run
@@ -113,7 +113,7 @@ def test_dry_run_changes_nothing_and_prints_the_plan(clean: Any, tmp_path: Path)
 
 
 def test_install_override_list_installs_exactly_that_list(clean: Any, tmp_path: Path) -> None:
-    from patchfleet.domain.install_override import load_install_override
+    from patchfleet.config.overrides import load_install_override
 
     override = tmp_path / "override.yaml"
     override.write_text("patches:\n  - id: 'fake-editor*'\n    title: '*:1.1'\n"
@@ -132,7 +132,7 @@ def test_install_override_list_installs_exactly_that_list(clean: Any, tmp_path: 
 
 def test_reboot_if_required_reboots_only_when_the_os_says_so(clean: Any,
                                                              tmp_path: Path) -> None:
-    from patchfleet.domain.install_override import parse_install_override_text
+    from patchfleet.config.overrides import parse_install_override_text
 
     boot0 = boot_id(clean, "deb-c")
     editor_only = parse_install_override_text("patches:\n  - id: fake-editor\n", "test")

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from patchfleet.domain.inventory import ResolvedNode, load_inventory
+from patchfleet.config.inventory import load_inventory
+from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.ops.reboot import RebootTimeout, reboot_and_wait
 from patchfleet.transport.keys import KeyRing
 

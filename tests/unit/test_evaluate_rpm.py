@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import rpm_facts as C
 
-from patchfleet.domain.baseline import Baseline, load_baseline, parse_baseline
+from patchfleet.config.baselines import load_baseline
+from patchfleet.domain.baseline import Baseline, parse_baseline
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import (
     evaluate,

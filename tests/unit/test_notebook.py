@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
+from patchfleet.config.baselines import embedded_baselines_dir, load_baselines
 from patchfleet.domain.inventory import Inventory, Node
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import RunContext

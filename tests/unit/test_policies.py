@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from patchfleet.config.policies import load_deployments, validate_deployments
 from patchfleet.domain.inventory import Inventory, parse_inventory
-from patchfleet.domain.policies import (
-    PatchPolicy,
-    load_deployments,
-    validate_deployments,
-)
+from patchfleet.domain.policies import PatchPolicy
 from patchfleet.errors import ConfigError
 from patchfleet.ops.plan import load_registry
 
@@ -210,3 +207,26 @@ def test_cli_deployments_apply_dry_run_and_errors_before_any_server(tmp_path: Pa
                                         "inventory": str(inv)}]})
     res = _apply([str(lw), "--dry-run"], _env(tmp_path))
     assert res.returncode == 2 and "policies[0].scan_schedule" in res.stderr
+
+
+@pytest.mark.parametrize(("data", "field", "words"), [
+    ({"policies": [{"name": "pol-1", "schedul": "x"}]}, "policies[0].schedul",
+     "unknown key 'schedul'; remove it or check its spelling; allowed keys: max_concurrency, "
+     "max_errors, name, operation, scan_schedule,"),
+    ({"windows": [window(colour="red")]}, "windows[0].colour",
+     "unknown key 'colour'; remove it or check its spelling; allowed keys: name, schedule,"),
+    ({"windows": [window(tasks=[{"name": "t", "opration": "Scan"}])]},
+     "windows[0].tasks.0.opration",
+     "unknown key 'opration'; did you mean 'operation'? allowed keys: max_concurrency,"),
+])
+def test_unknown_keys_are_named_with_the_allowed_ones(tmp_path: Path, data: object, field: str,
+                                                      words: str) -> None:
+    err = error(tmp_path, data)
+    assert err.field == field, str(err)
+    assert err.message.startswith(words), str(err)
+
+
+def test_a_window_lists_its_registration_keys_as_allowed(tmp_path: Path) -> None:
+    err = error(tmp_path, {"windows": [window(colour="red")]})
+    assert err.message.endswith("enabled, inventory, targets, store, publish_report, report_uri, "
+                                "tasks"), str(err)

@@ -18,12 +18,11 @@ from typer.testing import CliRunner
 from patchfleet.cli import app
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import RunContext
+from patchfleet.domain.uris import normalize_s3_uri, parse_s3_uri
 from patchfleet.errors import ConfigError, PublishError
 from patchfleet.report.csv_reports import write_reports_from_results
 from patchfleet.report.publish import (
     explain_s3_error,
-    normalize_s3_uri,
-    parse_s3_uri,
     publish_reports,
     run_report_uri,
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
+from patchfleet.config.baselines import embedded_baselines_dir, load_baselines
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts

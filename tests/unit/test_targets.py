@@ -117,7 +117,7 @@ def test_parse_normalises_os_names() -> None:
 ])
 def test_bad_inventory_os_names_file_field_and_fix(tmp_path: Path, text: str,
                                                    needle: str) -> None:
-    from patchfleet.domain.inventory import load_inventory
+    from patchfleet.config.inventory import load_inventory
 
     path = tmp_path / "inventory.yaml"
     path.write_text(text)

@@ -20,6 +20,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from patchfleet.atomicio import write_atomic
 from patchfleet.config import prefect_env
 from patchfleet.errors import InputError, PatchfleetError
 
@@ -333,8 +334,9 @@ def report(
     """(Re)write the AWS-format CSV compliance reports from the store, and optionally publish
     them to S3 (any S3 endpoint)."""
     from patchfleet.config.paths import reports_dir, store_root
+    from patchfleet.domain.uris import normalize_s3_uri
     from patchfleet.report.csv_reports import write_reports_from_store
-    from patchfleet.report.publish import normalize_s3_uri, publish_reports
+    from patchfleet.report.publish import publish_reports
 
     root = store_root(store)
     target = Path(out_dir) if out_dir else reports_dir(root, run_id or "latest")
@@ -357,8 +359,7 @@ def baseline_validate(
     files: Annotated[list[Path], typer.Argument(help="Baseline YAML or AWS JSON files.")],
 ) -> None:
     """Check baseline files; exit 2 naming the file and field of the first problem."""
-    from patchfleet.config.baseline_io import load_aws_json_file
-    from patchfleet.domain.baseline import load_baseline
+    from patchfleet.config.baselines import load_aws_json_file, load_baseline
 
     try:
         for f in files:
@@ -376,7 +377,8 @@ def baseline_show(
     fmt: Annotated[str, typer.Option("--format", help="yaml or aws-json")] = "yaml",
 ) -> None:
     """Print a baseline (embedded or from --baselines-dir) as YAML or AWS JSON."""
-    from patchfleet.config.baseline_io import to_aws_json, to_yaml_data
+    from patchfleet.config.baselines import to_yaml_data
+    from patchfleet.domain.baseline_aws import to_aws_json
     from patchfleet.ops.plan import load_registry
 
     try:
@@ -399,7 +401,7 @@ def baseline_export(
                                                   "stdout).")] = None,
 ) -> None:
     """Export a baseline as AWS get-patch-baseline JSON."""
-    from patchfleet.config.baseline_io import to_aws_json
+    from patchfleet.domain.baseline_aws import to_aws_json
     from patchfleet.ops.plan import load_registry
 
     try:
@@ -407,7 +409,7 @@ def baseline_export(
     except PatchfleetError as e:
         _fail(e)
     if out_file:
-        _atomic_write(out_file, text)
+        write_atomic(out_file, text, parents=True)
         err.print(f"wrote {out_file}")
     else:
         sys.stdout.write(text)
@@ -422,7 +424,7 @@ def baseline_import(
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
 ) -> None:
     """Convert AWS baseline JSON to patchfleet baseline YAML files."""
-    from patchfleet.config.baseline_io import load_aws_json_file, to_yaml_data
+    from patchfleet.config.baselines import load_aws_json_file, to_yaml_data
 
     try:
         baselines = load_aws_json_file(file)
@@ -433,25 +435,8 @@ def baseline_import(
     if existing and not force:
         _fail(InputError(f"{', '.join(existing)} already exist(s); pass --force to overwrite"))
     for path, b in targets:
-        _atomic_write(path, yaml.safe_dump(to_yaml_data(b), sort_keys=False))
+        write_atomic(path, yaml.safe_dump(to_yaml_data(b), sort_keys=False), parents=True)
         out.print(f"wrote {path}", highlight=False)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 
 
 @deployments_app.command("validate")
@@ -463,9 +448,9 @@ def deployments_validate(
     """Check patch policies and maintenance windows: schedules, timezones, cutoffs, baselines and
     that every target expression selects nodes. Exit 2 on the first error; warn about windows
     that overlap on the same nodes."""
+    from patchfleet.config.policies import load_deployments, validate_deployments
     from patchfleet.config.sources import load_nodes_source
     from patchfleet.domain.inventory import default_inventory
-    from patchfleet.domain.policies import load_deployments, validate_deployments
     from patchfleet.ops.plan import load_registry
 
     try:
@@ -516,9 +501,9 @@ def deployments_apply(
     file (nothing is deployed), 1 if the server refuses."""
     from datetime import UTC, datetime
 
+    from patchfleet.config.policies import load_deployments, validate_deployments
     from patchfleet.config.sources import load_nodes_source
     from patchfleet.domain.inventory import default_inventory
-    from patchfleet.domain.policies import load_deployments, validate_deployments
     from patchfleet.ops.deploy_plan import build_specs
     from patchfleet.ops.plan import load_registry
 

@@ -1,6 +1,6 @@
 """Register the deployments of a policies file with a Prefect server (``deployments apply``).
 
-The file is validated first (:func:`patchfleet.domain.policies.validate_deployments`: schedules,
+The file is validated first (:func:`patchfleet.config.policies.validate_deployments`: schedules,
 timezones, cutoffs, baselines, targets), so a bad file never reaches the server. Then, for every
 :class:`~patchfleet.ops.deploy_plan.DeploymentSpec`, the deployment is created or updated in place
 (Prefect upserts by flow and name and replaces the schedules), pointed at the checkout on the

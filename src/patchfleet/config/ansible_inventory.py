@@ -262,7 +262,7 @@ def _yaml_group(model: _Model, name: str, data: Any, path: str) -> None:
 
 
 def parse_ansible_yaml(data: Any, source: str) -> Inventory:
-    """Parse an Ansible YAML inventory already loaded with ``yaml.safe_load``."""
+    """Parse an Ansible YAML inventory already loaded (with ``config.yaml_loader``)."""
     if not isinstance(data, dict) or not data:
         raise ConfigError(
             "an Ansible YAML inventory is a mapping whose top-level keys are groups, "
@@ -357,7 +357,7 @@ def _node(host: str, hvars: dict[str, _Var], groups: set[str], source: str, wher
     try:
         return Node.model_validate({**fields, "tags": tags})
     except ValidationError as err:
-        e = format_validation_error(err, source)
+        e = format_validation_error(err, source, Node)
         raise ConfigError(f"host {host!r}: {e.message}", source, where) from None
 
 

@@ -11,22 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from patchfleet.config.baseline_io import load_aws_json_file
-from patchfleet.config.fetch import fetch_text
-from patchfleet.config.files import read_text_file
-from patchfleet.config.paths import store_root
-from patchfleet.config.sources import load_nodes_source
-from patchfleet.domain.baseline import (
-    Baseline,
-    BaselineRegistry,
+from patchfleet.config.baselines import (
     embedded_baselines_dir,
+    load_aws_json_file,
     load_baseline,
     load_baselines,
 )
+from patchfleet.config.fetch import fetch_text
+from patchfleet.config.hooks import Hooks, load_hooks_file
+from patchfleet.config.overrides import parse_install_override_text
+from patchfleet.config.paths import store_root
+from patchfleet.config.sources import load_nodes_source
+from patchfleet.domain.baseline import Baseline, BaselineRegistry
 from patchfleet.domain.firstseen import first_seen
-from patchfleet.domain.install_override import parse_install_override_text
 from patchfleet.domain.install_plan import check_override_combination
 from patchfleet.domain.inventory import Inventory, ResolvedNode, default_inventory
 from patchfleet.domain.pending import PendingInstalls
@@ -34,7 +31,6 @@ from patchfleet.domain.rollout import Rate, parse_rate, patch_now_defaults
 from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
 from patchfleet.managers.base import CollectOptions
-from patchfleet.ops.hooks import Hooks, load_hooks
 from patchfleet.ops.rollout import InstallOptions
 from patchfleet.ops.scan import ScanOptions
 from patchfleet.store.query import ComplianceStore
@@ -189,14 +185,7 @@ def plan_install_settings(
     if install_override_list:
         text, source = fetch_text(install_override_list)
         override = parse_install_override_text(text, source)
-    hook_cfg = Hooks()
-    if hooks:
-        path = Path(hooks).expanduser()
-        try:
-            data = yaml.safe_load(read_text_file(path, "hooks file not found"))
-        except yaml.YAMLError as err:
-            raise ConfigError(f"not valid YAML: {err}", source=str(path)) from None
-        hook_cfg = load_hooks(data, str(path))
+    hook_cfg = load_hooks_file(Path(hooks).expanduser()) if hooks else Hooks()
     concurrency, errors = install_rates(nodes, max_concurrency, max_errors)
     return InstallSettings(
         options=InstallOptions(reboot_option=reboot_option, hooks=hook_cfg, override=override,

@@ -26,6 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from patchfleet.config.hooks import HookPhase, Hooks
 from patchfleet.domain.baseline import BaselineRegistry
 from patchfleet.domain.compliance import failed_summary
 from patchfleet.domain.install_override import InstallOverrideList
@@ -42,7 +43,7 @@ from patchfleet.domain.rollout import (
 )
 from patchfleet.errors import NodeBusyError, NodeError
 from patchfleet.managers.base import PackageSpec
-from patchfleet.ops.hooks import HookPhase, HookResult, Hooks, run_hook
+from patchfleet.ops.hooks import HookResult, run_hook
 from patchfleet.ops.install import InstallRequest, install_node
 from patchfleet.ops.post_install import collect_post_install
 from patchfleet.ops.reboot import decide_reboot, reboot_and_wait

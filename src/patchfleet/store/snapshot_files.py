@@ -7,11 +7,10 @@ SnapshotId is judged by the same decision even if a baseline or a repository cha
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from patchfleet.atomicio import write_atomic
 from patchfleet.domain.snapshot import Snapshot
 from patchfleet.errors import ConfigError, StoreError
 
@@ -40,14 +39,5 @@ def load_snapshot(root: Path, snapshot_id: str) -> Snapshot | None:
 def save_snapshot(root: Path, snapshot: Snapshot) -> Path:
     path = snapshot_path(root, snapshot.snapshot_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(snapshot.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, snapshot.to_json())
     return path

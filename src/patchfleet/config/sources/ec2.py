@@ -102,7 +102,7 @@ def parse_ec2_url(url: str) -> Ec2Source:
     try:
         defaults = NodeDefaults.model_validate(opts)
     except ValidationError as err:
-        raise format_validation_error(err, url) from None
+        raise format_validation_error(err, url, NodeDefaults) from None
     return Ec2Source(url=url, region=region, filters=filters, address=address, defaults=defaults)
 
 

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from patchfleet.config.ansible_inventory import parse_ansible_ini, parse_ansible_yaml
+from patchfleet.config.files import read_bounded_text
+from patchfleet.config.inventory import MISSING_INVENTORY
+from patchfleet.config.sources.ec2 import load_ec2_inventory
+from patchfleet.config.yaml_loader import parse_yaml
 from patchfleet.domain.inventory import Inventory, parse_inventory
 from patchfleet.errors import ConfigError
 
@@ -27,11 +29,9 @@ SOURCES_HELP = ("use a patchfleet inventory (.yaml/.yml), an Ansible inventory (
 
 def _read(p: Path) -> str:
     try:
-        return p.read_text(encoding="utf-8")
+        return read_bounded_text(p)
     except FileNotFoundError:
-        raise ConfigError(
-            "file not found; pass an existing inventory with --inventory", source=str(p)
-        ) from None
+        raise ConfigError(MISSING_INVENTORY, source=str(p)) from None
     except IsADirectoryError:
         raise ConfigError(f"is a directory; {SOURCES_HELP}", source=str(p)) from None
     except UnicodeDecodeError:
@@ -45,19 +45,13 @@ def load_nodes_source(
 ) -> Inventory:
     """The inventory that ``spec`` (a path or an ``ec2://`` URL) describes."""
     if spec.startswith("ec2:"):
-        from patchfleet.config.sources.ec2 import load_ec2_inventory
-
         return load_ec2_inventory(spec, ec2_client_factory)
     if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", spec):
         raise ConfigError(f"unsupported URL scheme; {SOURCES_HELP}", source=spec)
     p = Path(spec).expanduser()
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        text = _read(p)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"not valid YAML: {err}", source=str(p)) from None
+        data = parse_yaml(_read(p), str(p))
         if isinstance(data, dict) and "all" in data and "nodes" not in data:
             return parse_ansible_yaml(data, str(p))
         return parse_inventory(data, str(p))

@@ -1,4 +1,4 @@
-"""AWS baseline JSON in and out, and the YAML form of a baseline.
+"""AWS `get-patch-baseline` JSON <-> Baseline, as plain data (files: config/baselines.py).
 
 Import reads what ``aws ssm get-patch-baseline`` prints (one object), or a BaselineOverride
 document (a JSON array of such objects, one per OS). Export writes the same PascalCase shape, so a
@@ -15,21 +15,16 @@ error, so nothing is lost silently.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from patchfleet.config.files import read_text_file
 from patchfleet.domain.baseline import Baseline, PatchFilter, PatchRule, parse_baseline
 from patchfleet.errors import ConfigError
 
 __all__ = [
     "baseline_from_aws_json",
     "baselines_from_aws_json",
-    "load_aws_json_file",
     "to_aws_json",
-    "to_yaml_data",
 ]
 
 _IGNORED = frozenset(
@@ -200,19 +195,6 @@ def baselines_from_aws_json(data: Any, source: str = "(AWS JSON)") -> list[Basel
     return out
 
 
-def load_aws_json_file(path: str | Path) -> list[Baseline]:
-    """Read a file of AWS baseline JSON (one object or a BaselineOverride array)."""
-    p = Path(path).expanduser()
-    text = read_text_file(p)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(
-            f"not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}", source=str(p)
-        ) from None
-    return baselines_from_aws_json(data, str(p))
-
-
 def _filters_json(filters: tuple[PatchFilter, ...]) -> dict[str, Any]:
     return {"PatchFilters": [{"Key": f.key, "Values": list(f.values)} for f in filters]}
 
@@ -258,14 +240,3 @@ def to_aws_json(b: Baseline) -> dict[str, Any]:
         out["Tags"] = [{"Key": k, "Value": v} for k, v in b.tags.items()]
     return out
 
-
-def to_yaml_data(b: Baseline) -> dict[str, Any]:
-    """Baseline -> plain data for ``yaml.safe_dump`` (the baseline file format).
-
-    Only the fields that were set (in the file or JSON it came from) are written, so a file
-    read and written back keeps its shape; dates become ``YYYY-MM-DD`` strings.
-    """
-    data = b.model_dump(mode="json", exclude_unset=True)
-    data.setdefault("name", b.name)
-    data.setdefault("operating_system", b.operating_system.value)
-    return data
