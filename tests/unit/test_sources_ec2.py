@@ -1,5 +1,5 @@
 """ec2:// inventory URLs: parsing and their errors (discovery against a real moto server:
-tests/integration/test_sources_ec2.py)."""
+tests/integration/test_sources_ec2_discovery.py)."""
 
 from __future__ import annotations
 
