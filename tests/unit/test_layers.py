@@ -8,8 +8,8 @@ Layers, top to bottom (a module may import its own layer and any layer below it)
 
 ``patchfleet/__init__.py``, ``patchfleet/errors.py`` and ``patchfleet/atomicio.py`` (the one
 atomic file writer, stdlib only) are importable from every layer (so they import nothing of the
-project themselves; the pure core still may not write files). Siblings of one layer may import each other, but no
-module takes part in an import cycle.
+project themselves; the pure core still may not write files). Siblings of one layer may
+import each other, but no module takes part in an import cycle.
 
 Every ``import`` counts, wherever it sits: at module level, inside a function (an import moved
 into a function hides a cycle from the interpreter, not from the design), under
