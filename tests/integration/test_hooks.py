@@ -9,7 +9,7 @@ from typing import Any
 
 from patchfleet.domain.inventory import ResolvedNode, load_inventory
 from patchfleet.ops.hooks import HookPhase, HookResult, HookSpec, load_hooks, run_hook
-from patchfleet.transport import open_transport
+from patchfleet.transport.connector import open_transport
 from patchfleet.transport.keys import KeyRing
 
 NODE = "deb-a"

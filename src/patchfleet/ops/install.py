@@ -52,8 +52,7 @@ from patchfleet.managers.install_commands import (
 )
 from patchfleet.ops.scan import ScanOptions, failed_result, judge, node_result
 from patchfleet.parsers import dpkg, reboot, rpm
-from patchfleet.transport import KeyRing, open_transport
-from patchfleet.transport.base import Command, CommandResult, Transport
+from patchfleet.transport.base import Command, CommandResult, Connector, Transport
 
 log = logging.getLogger("patchfleet.ops.install")
 
@@ -387,7 +386,7 @@ def post_install_records(
 
 async def install_node(
     node: ResolvedNode,
-    keys: KeyRing,
+    connector: Connector,
     baseline: Baseline,
     request: InstallRequest,
     *,
@@ -404,7 +403,7 @@ async def install_node(
     before: dict[tuple[str, str], str] = {}
     os: OsInfo | None = None
     try:
-        async with open_transport(node, keys) as transport:
+        async with connector.open(node) as transport:
             os = await collect_os(transport)
             before = await _installed(transport, os)
             if request.packages:
@@ -419,7 +418,7 @@ async def install_node(
         log.warning("%s: install failed: %s", node.id, outcome.reason)
 
     try:
-        async with open_transport(node, keys) as transport:
+        async with connector.open(node) as transport:
             if outcome.unblock_pending and os is not None:
                 await unblock(transport, os, outcome.unblock_pending, request.lock_timeout)
                 outcome = replace(outcome, unblock_pending=())
