@@ -11,7 +11,7 @@ from patchfleet.config.hooks import HookPhase, HookSpec, load_hooks
 from patchfleet.config.inventory import load_inventory
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.ops.hooks import HookResult, run_hook
-from patchfleet.transport import open_transport
+from patchfleet.transport.connector import open_transport
 from patchfleet.transport.keys import KeyRing
 
 NODE = "deb-a"

@@ -19,7 +19,7 @@ from patchfleet.domain.records import Operation
 from patchfleet.domain.results import RunContext
 from patchfleet.ops.scan import ScanOptions, scan_node
 from patchfleet.store.writer import write_run
-from patchfleet.transport import KeyRing, ReplayTransport, load_replay_dir
+from patchfleet.transport import ReplayConnector
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "compliance.ipynb"
@@ -32,16 +32,12 @@ def store_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     yield tmp_path / "store"
 
 
-def _write_replayed_run(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _write_replayed_run(store: Path) -> None:
     registry = load_baselines(embedded_baselines_dir())
     inv = Inventory(nodes=[Node(id="deb-fresh"), Node(id="deb-upgraded")])
-    cases = {"deb-fresh": "debian12-fresh", "deb-upgraded": "debian12-upgraded"}
-
-    def replay(node, keys):  # type: ignore[no-untyped-def]
-        return ReplayTransport(node.id, load_replay_dir(GOLDEN / cases[node.id]))
-
-    monkeypatch.setattr("patchfleet.ops.scan.open_transport", replay)
-    results = [asyncio.run(scan_node(n, registry, KeyRing(), ScanOptions()))
+    replay = ReplayConnector.from_dirs({"deb-fresh": GOLDEN / "debian12-fresh",
+                                        "deb-upgraded": GOLDEN / "debian12-upgraded"})
+    results = [asyncio.run(scan_node(n, registry, replay, ScanOptions()))
                for n in inv.resolved()]
     assert all(not r.failed for r in results)
     write_run(store, RunContext(run_id="nb-run-1", operation=Operation.SCAN,
@@ -55,8 +51,8 @@ def _execute() -> nbformat.NotebookNode:
     return nb
 
 
-def test_notebook_runs_on_a_store(store_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _write_replayed_run(store_env, monkeypatch)
+def test_notebook_runs_on_a_store(store_env: Path) -> None:
+    _write_replayed_run(store_env)
     nb = _execute()
     text = "\n".join(
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))

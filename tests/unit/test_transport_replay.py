@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from patchfleet.domain.inventory import Inventory, Node
 from patchfleet.errors import AuthError, ConfigError, ConnectError
 from patchfleet.managers import apt
 from patchfleet.managers.common import OS_RELEASE
 from patchfleet.transport import (
     Command,
     Recorded,
+    ReplayConnector,
     ReplayTransport,
     UnrecordedCommandError,
     load_replay_dir,
@@ -133,3 +135,27 @@ def test_replay_and_local_need_no_asyncssh() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_replay_connector_gives_each_node_its_recorded_outputs() -> None:
+    fresh = GOLDEN_APT.parent / "debian12-fresh"
+    nodes = Inventory(nodes=[Node(id="a"), Node(id="b"), Node(id="c")]).resolved()
+    connector = ReplayConnector.from_dirs({"a": GOLDEN_APT, "b": fresh})
+    async with connector.open(nodes[0]) as ta, connector.open(nodes[1]) as tb:
+        assert ta.node_id == "a" and tb.node_id == "b"
+        assert (await ta.run(apt.DPKG_QUERY.command)).stdout == (
+            GOLDEN_APT / "dpkg-query.stdout").read_text()
+        assert (await tb.run(apt.DPKG_QUERY.command)).stdout == (
+            fresh / "dpkg-query.stdout").read_text()
+    with pytest.raises(UnrecordedCommandError, match="no recorded outputs for node 'c'"):
+        connector.open(nodes[2])
+    connector.close()
+
+
+async def test_replay_connector_fleet_answers_every_node_alike() -> None:
+    connector = ReplayConnector.fleet(GOLDEN_APT, is_root=False, sudo=True, user="ops")
+    nodes = Inventory(nodes=[Node(id=f"n{i}") for i in range(3)]).resolved()
+    for node in nodes:
+        async with connector.open(node) as t:
+            assert t.node_id == node.id and t.uses_sudo
+            assert "ID=debian" in (await t.run(OS_RELEASE.command)).stdout

@@ -22,7 +22,9 @@ from rich.table import Table
 
 from patchfleet.atomicio import write_atomic
 from patchfleet.config import prefect_env
+from patchfleet.domain.requests import Operation, PatchRequest
 from patchfleet.errors import InputError, PatchfleetError
+from patchfleet.ops.summary import RunSummary
 
 app = typer.Typer(
     name="patchfleet",
@@ -121,7 +123,7 @@ def scan(
     from patchfleet.ops.plan import plan_scan
 
     params: dict[str, Any] = dict(
-        operation="Scan",
+        operation=Operation.SCAN,
         inventory=inventory,
         targets=targets,
         baselines_dir=baselines_dir,
@@ -143,17 +145,15 @@ def scan(
             f"{plan.store_root}",
             highlight=False,
         )
-    summary = _run_flow(
-        dict(
-            params,
-            baseline_override=baseline,
-            snapshot_id=snapshot_id,
-            batch_size=batch_size,
-            report_dir=report_dir,
-        )
-    )
+    summary = _run_flow(PatchRequest(
+        **params,
+        baseline_override=baseline,
+        snapshot_id=snapshot_id,
+        batch_size=batch_size,
+        report_dir=report_dir,
+    ))
     if output is OutputFormat.json:
-        out.print_json(json.dumps(summary, default=str))
+        out.print_json(json.dumps(summary.output(), default=str))
     else:
         _print_summary(summary)
 
@@ -208,8 +208,8 @@ def install(
     from patchfleet.ops.plan import plan_install_settings, plan_scan
 
     params: dict[str, Any] = dict(
-        operation="Install", inventory=inventory, targets=targets, baselines_dir=baselines_dir,
-        store=store, refresh=refresh, lock_timeout=lock_timeout,
+        operation=Operation.INSTALL, inventory=inventory, targets=targets,
+        baselines_dir=baselines_dir, store=store, refresh=refresh, lock_timeout=lock_timeout,
     )
     extra: dict[str, Any] = dict(
         reboot_option=reboot_option, install_override_list=install_override_list,
@@ -220,66 +220,63 @@ def install(
         plan_install_settings(nodes=len(plan.nodes), baseline_override=baseline, **extra)
     except PatchfleetError as e:
         _fail(e)
-    summary = _run_flow(dict(params, baseline_override=baseline, snapshot_id=snapshot_id,
-                             report_dir=report_dir, **extra))
+    summary = _run_flow(PatchRequest(**params, baseline_override=baseline,
+                                     snapshot_id=snapshot_id, report_dir=report_dir, **extra))
     if output is OutputFormat.json:
-        out.print_json(json.dumps(summary, default=str))
+        out.print_json(json.dumps(summary.output(), default=str))
     else:
-        if summary.get("dry_run"):
-            for node_id, lines in summary["plans"].items():
+        if summary.dry_run:
+            for node_id, lines in summary.plans.items():
                 out.print(f"[bold]{node_id}[/]")
                 for line in lines or ["nothing to install"]:
                     out.print(f"  {line}", highlight=False)
         else:
             _print_summary(summary)
-    if summary.get("stopped"):
+    if summary.stopped:
         err.print("[bold red]the error threshold (max errors) stopped the rollout[/]")
         raise typer.Exit(3)
 
 
-def _run_flow(params: dict[str, Any]) -> dict[str, Any]:
+def _run_flow(request: PatchRequest) -> RunSummary:
+    """Run the ``patch-nodes`` flow on ``request`` (the deployments run the same flow)."""
     prefect_env.apply_defaults()
     from flows.patch_nodes import patch_nodes
 
     try:
-        result: dict[str, Any] = asyncio.run(patch_nodes(**params))
+        result: RunSummary = asyncio.run(patch_nodes(**request.flow_parameters()))
     except PatchfleetError as e:
         _fail(e)
     return result
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"run {summary['run_id']}", show_lines=False)
+def _print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"run {summary.run_id}", show_lines=False)
     for col in ("node", "platform", "baseline", "status", "severity", "missing", "installed",
                 "other", "reboot", "rejected", "reason"):
         table.add_column(col, overflow="fold")
     colors = {"COMPLIANT": "green", "NON_COMPLIANT": "yellow", "FAILED": "red"}
-    for row in summary["nodes"]:
-        status = row["status"]
+    for row in summary.nodes:
+        status = row.status
         table.add_row(
-            row["node_id"], row["platform"], row["baseline_id"],
-            f"[{colors.get(status, 'white')}]{status}[/]", row["overall_severity"],
-            str(row["missing"]), str(row["installed"]), str(row["installed_other"]),
-            str(row["pending_reboot"]), str(row["rejected"]),
-            row["failure_reason"] or row["warnings"],
+            row.node_id, row.platform, row.baseline_id,
+            f"[{colors.get(status, 'white')}]{status}[/]", row.overall_severity,
+            str(row.missing), str(row.installed), str(row.installed_other),
+            str(row.pending_reboot), str(row.rejected),
+            row.failure_reason or row.warnings,
         )
     out.print(table)
     out.print(
-        f"{summary['compliant']} compliant, {summary['non_compliant']} non-compliant, "
-        f"{summary['failed']} failed",
+        f"{summary.compliant} compliant, {summary.non_compliant} non-compliant, "
+        f"{summary.failed} failed",
         highlight=False,
     )
-    out.print(f"Compliance store: {summary['store']}", highlight=False, soft_wrap=True)
-    for key in ("node_summaries_file", "patch_states_file"):
-        out.print(f"Parquet snapshot: {summary[key]}", highlight=False, soft_wrap=True)
-    for path in summary.get("report_files", []):
+    out.print(f"Compliance store: {summary.store}", highlight=False, soft_wrap=True)
+    for path in (summary.node_summaries_file, summary.patch_states_file):
+        out.print(f"Parquet snapshot: {path}", highlight=False, soft_wrap=True)
+    for path in summary.report_files:
         out.print(f"CSV report: {path}", highlight=False, soft_wrap=True)
-    out.print(
-        'Ask the store: patchfleet query "SELECT * FROM noncompliant_nodes"'
-        + (f" --store {summary['store']}" if summary.get("store_explicit") else ""),
-        highlight=False,
-        soft_wrap=True,
-    )
+    out.print('Ask the store: patchfleet query "SELECT * FROM noncompliant_nodes"',
+              highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from patchfleet.config.hooks import HookPhase, HookSpec
-from patchfleet.errors import CommandTimeout, ConfigError
+from patchfleet.domain.inventory import ResolvedNode
+from patchfleet.errors import CommandTimeout, ConfigError, NodeError
 from patchfleet.ops.reboot import decide_reboot
-from patchfleet.transport.base import Command, Transport
+from patchfleet.transport.base import Command, Connector, Transport
 
 TAIL_CHARS = 2000
 
@@ -106,6 +107,27 @@ async def run_hook(
         res.duration,
         f"{phase} hook ({spec.label}) exited {res.exit_status}",
     )
+
+
+async def run_node_hook(
+    node: ResolvedNode,
+    connector: Connector,
+    phase: HookPhase,
+    spec: HookSpec,
+    *,
+    run_id: str,
+    operation: str,
+    snapshot_id: str | None = None,
+) -> HookResult:
+    """Run one hook on ``node`` over its own connection; a node error (unreachable, lost
+    connection) becomes a failed result with its reason instead of an exception."""
+    try:
+        async with connector.open(node) as transport:
+            return await run_hook(transport, phase, spec, run_id=run_id, node_id=node.id,
+                                  operation=operation, snapshot_id=snapshot_id)
+    except NodeError as err:
+        return HookResult(phase=phase, ok=False, exit_status=None, output_tail="",
+                          duration=0.0, reason=err.reason)
 
 
 # -- the WithHooks flow ------------------------------------------------------------------------

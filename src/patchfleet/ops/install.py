@@ -45,8 +45,7 @@ from patchfleet.managers.base import (
 from patchfleet.managers.common import collect_os, must
 from patchfleet.managers.registry import collect_facts, find
 from patchfleet.ops.scan import ScanOptions, failed_result, judge, node_result
-from patchfleet.transport import KeyRing, open_transport
-from patchfleet.transport.base import Transport
+from patchfleet.transport.base import Connector, Transport
 
 __all__ = [
     "CONNECTION_LOST",
@@ -177,7 +176,7 @@ def post_install_records(
 
 async def install_node(
     node: ResolvedNode,
-    keys: KeyRing,
+    connector: Connector,
     baseline: Baseline,
     request: InstallRequest,
     *,
@@ -194,7 +193,7 @@ async def install_node(
     before: InstalledVersions = {}
     os: OsInfo | None = None
     try:
-        async with open_transport(node, keys) as transport:
+        async with connector.open(node) as transport:
             os = await collect_os(transport)
             before = await _installed(transport, os)
             if request.packages:
@@ -209,7 +208,7 @@ async def install_node(
         log.warning("%s: install failed: %s", node.id, outcome.reason)
 
     try:
-        async with open_transport(node, keys) as transport:
+        async with connector.open(node) as transport:
             if outcome.unblock_pending and os is not None:
                 await unblock(transport, os, outcome.unblock_pending, request.lock_timeout)
                 outcome = replace(outcome, unblock_pending=())

@@ -8,6 +8,7 @@ is scanned or written. The CLI calls this before starting Prefect; the flow call
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,10 @@ from patchfleet.domain.firstseen import first_seen
 from patchfleet.domain.install_plan import check_override_combination
 from patchfleet.domain.inventory import Inventory, ResolvedNode, default_inventory
 from patchfleet.domain.pending import PendingInstalls
+from patchfleet.domain.requests import PatchRequest
 from patchfleet.domain.rollout import Rate, parse_rate, patch_now_defaults
 from patchfleet.domain.selectors import select_targets
+from patchfleet.domain.uris import normalize_s3_uri
 from patchfleet.errors import ConfigError
 from patchfleet.managers.base import CollectOptions
 from patchfleet.ops.rollout import InstallOptions
@@ -60,9 +63,13 @@ def load_registry(baselines_dir: str | None) -> BaselineRegistry:
     return registry
 
 
-def load_override(spec: str, registry: BaselineRegistry) -> dict[str, Baseline]:
+def load_override(spec: str | Mapping[str, str], registry: BaselineRegistry
+                  ) -> dict[str, Baseline]:
     """``--baseline`` / BaselineOverride: a baseline name, a YAML file, or AWS JSON (one
-    get-patch-baseline object or an array of them, one per OS)."""
+    get-patch-baseline object or an array of them, one per OS); or OperatingSystem -> baseline
+    name (a patch policy's baselines, taken from ``registry``)."""
+    if not isinstance(spec, str):
+        return _one_per_os([registry.get(name) for name in spec.values()], "baselines")
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix.lower() == ".json":
@@ -74,6 +81,10 @@ def load_override(spec: str, registry: BaselineRegistry) -> dict[str, Baseline]:
                           source=spec)
     else:
         baselines = [registry.get(spec)]
+    return _one_per_os(baselines, spec)
+
+
+def _one_per_os(baselines: list[Baseline], spec: str) -> dict[str, Baseline]:
     out: dict[str, Baseline] = {}
     for b in baselines:
         if b.operating_system in out:
@@ -90,7 +101,7 @@ def plan_scan(
     operation: str = "Scan",
     inventory: str | None = None,
     targets: str = "*",
-    baseline: str | None = None,
+    baseline: str | Mapping[str, str] | None = None,
     baselines_dir: str | None = None,
     store: str | None = None,
     refresh: bool = True,
@@ -165,7 +176,7 @@ def plan_install_settings(
     nodes: int,
     reboot_option: str = "RebootIfNeeded",
     install_override_list: str | None = None,
-    baseline_override: str | None = None,
+    baseline_override: str | Mapping[str, str] | None = None,
     hooks: str | None = None,
     max_concurrency: str | None = None,
     max_errors: str | None = None,
@@ -192,4 +203,26 @@ def plan_install_settings(
                                dry_run=dry_run, run_id=run_id, snapshot_id=snapshot_id),
         max_concurrency=concurrency,
         max_errors=errors,
+    )
+
+
+def plan_request(request: PatchRequest, run_id: str) -> tuple[RunPlan, InstallSettings | None]:
+    """Check a whole ``patch-nodes`` request before any node is contacted: the scan plan, and
+    for an Install its settings (reboot option, override list, hooks, rates)."""
+    if request.report_uri:  # a bad URI is bad input: refuse before anything is scanned
+        normalize_s3_uri(request.report_uri, source="report_uri")
+    plan = plan_scan(
+        operation=request.operation, inventory=request.inventory, targets=request.targets,
+        baseline=request.baseline_override, baselines_dir=request.baselines_dir,
+        store=request.store, refresh=request.refresh, concurrency=request.concurrency,
+        lock_timeout=request.lock_timeout,
+    )
+    if not request.install:
+        return plan, None
+    return plan, plan_install_settings(
+        nodes=len(plan.nodes), reboot_option=request.reboot_option,
+        install_override_list=request.install_override_list,
+        baseline_override=request.baseline_override, hooks=request.hooks,
+        max_concurrency=request.max_concurrency, max_errors=request.max_errors,
+        dry_run=request.dry_run, run_id=run_id, snapshot_id=request.snapshot_id,
     )

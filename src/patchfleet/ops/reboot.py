@@ -8,7 +8,8 @@ Pure decisions (no I/O)::
 
 I/O::
 
-    await reboot_and_wait(node, keys, timeout=600, poll=2, boot_id_before=None) -> RebootResult
+    await reboot_and_wait(node, connector, timeout=600, poll=2, boot_id_before=None)
+        -> RebootResult
 
 Reboot options (AWS Patch Manager section 2.3, plus one extension):
 
@@ -37,14 +38,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
+from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.errors import CommandError, ConfigError, NodeError
-from patchfleet.transport.base import Command, script
-
-if TYPE_CHECKING:
-    from patchfleet.domain.inventory import ResolvedNode
-    from patchfleet.transport.keys import KeyRing
+from patchfleet.transport.base import Command, Connector, script
 
 RebootOption = Literal["RebootIfNeeded", "NoReboot", "RebootIfRequired"]
 REBOOT_OPTIONS: tuple[str, ...] = ("RebootIfNeeded", "NoReboot", "RebootIfRequired")
@@ -168,11 +166,10 @@ def _probe_command(timeout: float) -> Command:
     return Command(script(_PROBE_SCRIPT, REBOOT_LOG), timeout=timeout, name="boot-id")
 
 
-async def _read_boot(node: ResolvedNode, keys: KeyRing, timeout: float) -> tuple[str, str]:
+async def _read_boot(node: ResolvedNode, connector: Connector, timeout: float
+                     ) -> tuple[str, str]:
     """(boot id, reboot log) from a fresh connection."""
-    from patchfleet.transport import open_transport
-
-    async with open_transport(node, keys) as t:
+    async with connector.open(node) as t:
         res = await t.run(_probe_command(timeout))
     if res.exit_status != 0:
         raise CommandError(
@@ -189,7 +186,7 @@ async def _read_boot(node: ResolvedNode, keys: KeyRing, timeout: float) -> tuple
 
 async def reboot_and_wait(
     node: ResolvedNode,
-    keys: KeyRing,
+    connector: Connector,
     *,
     timeout: float = 600,
     poll: float = 2,
@@ -198,14 +195,12 @@ async def reboot_and_wait(
     """Reboot ``node`` and wait until it answers with a new boot id (at most ``timeout`` s
     from sending the reboot). Raises :class:`RebootTimeout`, :class:`RebootFailed`, or the
     transport's terminal errors (auth, host key) as they come."""
-    from patchfleet.transport import open_transport
-
     if boot_id_before is None:
-        boot_id_before, _ = await _read_boot(node, keys, min(30.0, timeout))
+        boot_id_before, _ = await _read_boot(node, connector, min(30.0, timeout))
     sent = time.monotonic()
     deadline = sent + timeout
     try:
-        async with open_transport(node, keys) as t:
+        async with connector.open(node) as t:
             res = await t.run(reboot_command())
         if res.exit_status != 0:
             raise RebootFailed(
@@ -231,7 +226,7 @@ async def reboot_and_wait(
         attempts += 1
         try:
             boot_id, log = await asyncio.wait_for(
-                _read_boot(node, keys, max(1.0, min(30.0, left))), timeout=max(1.0, left)
+                _read_boot(node, connector, max(1.0, min(30.0, left))), timeout=max(1.0, left)
             )
         except (NodeError, TimeoutError) as err:
             if isinstance(err, NodeError) and not err.transient:

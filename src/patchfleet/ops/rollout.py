@@ -1,4 +1,5 @@
-"""Scan and install on one node, and a rate-controlled rollout over many. No Prefect here.
+"""Scan and install on one node (:func:`rollout_node`), and a rate-controlled rollout over many
+(:func:`run_rollout`). Nodes are reached through the caller's Connector. No Prefect here.
 
 One node follows AWS-RunPatchBaselineWithHooks (spec §3.2): scan; if nothing is missing and
 nothing is pending a reboot, go straight to the on-exit hook; otherwise the pre-install hook
@@ -43,12 +44,12 @@ from patchfleet.domain.rollout import (
 )
 from patchfleet.errors import NodeBusyError, NodeError
 from patchfleet.managers.base import PackageSpec
-from patchfleet.ops.hooks import HookResult, run_hook
+from patchfleet.ops.hooks import HookResult, run_node_hook
 from patchfleet.ops.install import InstallRequest, install_node
 from patchfleet.ops.post_install import collect_post_install
 from patchfleet.ops.reboot import decide_reboot, reboot_and_wait
 from patchfleet.ops.scan import ScanOptions, failed_result, scan_node_full, with_post_state
-from patchfleet.transport import KeyRing, open_transport
+from patchfleet.transport.base import Connector
 
 log = logging.getLogger("patchfleet.ops.rollout")
 
@@ -70,7 +71,7 @@ class InstallOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class PatchNodeResult:
+class RolloutNodeResult:
     result: NodeResult
     plan: tuple[str, ...] = ()
     """The plan's lines (what would be / was installed)."""
@@ -89,19 +90,13 @@ def _with_failure(result: NodeResult, reason: str) -> NodeResult:
     return replace(result, failure_reason=joined)
 
 
-async def _hook(node: ResolvedNode, keys: KeyRing, phase: HookPhase, options: InstallOptions
-                ) -> HookResult | None:
+async def _hook(node: ResolvedNode, connector: Connector, phase: HookPhase,
+                options: InstallOptions) -> HookResult | None:
     spec = options.hooks.get(phase)
     if spec is None:
         return None
-    try:
-        async with open_transport(node, keys) as transport:
-            return await run_hook(transport, phase, spec, run_id=options.run_id,
-                                  node_id=node.id, operation="Install",
-                                  snapshot_id=options.snapshot_id)
-    except NodeError as err:
-        return HookResult(phase=phase, ok=False, exit_status=None, output_tail="",
-                          duration=0.0, reason=err.reason)
+    return await run_node_hook(node, connector, phase, spec, run_id=options.run_id,
+                               operation="Install", snapshot_id=options.snapshot_id)
 
 
 def _late(options: InstallOptions, what: str) -> str | None:
@@ -119,28 +114,28 @@ def _request(plan: InstallPlan, lock_timeout: int) -> InstallRequest:
     )
 
 
-async def patch_node(
+async def rollout_node(
     node: ResolvedNode,
     registry: BaselineRegistry,
-    keys: KeyRing,
+    connector: Connector,
     scan_options: ScanOptions,
     options: InstallOptions,
-) -> PatchNodeResult:
+) -> RolloutNodeResult:
     """Scan and install one node. Every expected failure is recorded, never raised."""
     started = datetime.now(UTC)
-    scanned, facts, baseline = await scan_node_full(node, registry, keys, scan_options)
+    scanned, facts, baseline = await scan_node_full(node, registry, connector, scan_options)
     if facts is None or baseline is None:
-        return PatchNodeResult(scanned)
+        return RolloutNodeResult(scanned)
     plan = plan_install(facts, scanned.records, baseline, options.override)
     lines = tuple(plan.describe())
     pending = scanned.summary.installed_pending_reboot_count
     if options.dry_run:
-        return PatchNodeResult(scanned, plan=lines)
+        return RolloutNodeResult(scanned, plan=lines)
 
     hooks: list[HookResult] = []
 
     async def hook(phase: HookPhase) -> HookResult | None:
-        res = await _hook(node, keys, phase, options)
+        res = await _hook(node, connector, phase, options)
         if res is not None:
             hooks.append(res)
         return res
@@ -165,7 +160,7 @@ async def patch_node(
             result, skip_reason = _with_failure(result, late), _CUTOFF
     if not skip_reason:
         if not plan.empty:
-            done = await install_node(node, keys, baseline, _request(plan,
+            done = await install_node(node, connector, baseline, _request(plan,
                                       scan_options.collect.lock_timeout),
                                       options=scan_options)
             result = done.result
@@ -196,10 +191,10 @@ async def patch_node(
         # at most one reboot per node and run: the boot-loop guard
         elif decision.reboot:
             try:
-                await reboot_and_wait(node, keys, timeout=options.reboot_timeout,
+                await reboot_and_wait(node, connector, timeout=options.reboot_timeout,
                                       boot_id_before=scanned.boot_id)
                 rebooted = True
-                result, _, _ = await scan_node_full(node, registry, keys,
+                result, _, _ = await scan_node_full(node, registry, connector,
                                                     replace(scan_options, pending={}))
             except NodeError as err:
                 result = _with_failure(result, err.reason)
@@ -208,7 +203,7 @@ async def patch_node(
 
     if installed_count and not rebooted and not result.failed and scan_options.post_state:
         try:  # what still runs the replaced files, after the install
-            async with open_transport(node, keys) as transport:
+            async with connector.open(node) as transport:
                 os_info = facts.os
                 result = with_post_state(replace(result, restart_needed=(), auto_updaters=()),
                                          await collect_post_install(transport, os_info))
@@ -222,21 +217,22 @@ async def patch_node(
     result = replace(result, operation_start_time=started,
                      operation_end_time=datetime.now(UTC))
     log.info("%s: %s (%s)", node.id, result.summary.status.value, reboot_reason)
-    return PatchNodeResult(result, plan=lines, hooks=tuple(hooks), rebooted=rebooted,
-                           reboot_reason=reboot_reason)
+    return RolloutNodeResult(result, plan=lines, hooks=tuple(hooks), rebooted=rebooted,
+                             reboot_reason=reboot_reason)
 
 
-def unstarted(node: ResolvedNode, reason: str, at: datetime | None = None) -> PatchNodeResult:
+def unstarted(node: ResolvedNode, reason: str, at: datetime | None = None
+              ) -> RolloutNodeResult:
     """A node the rollout never started: FAILED, no records, ``reason`` as failure_reason;
     ``at`` (default now) is when it was given up."""
     now = at or datetime.now(UTC)
-    return PatchNodeResult(NodeResult(
+    return RolloutNodeResult(NodeResult(
         node_id=node.id, host=node.host, summary=failed_summary(), records=(),
         operation_start_time=now, operation_end_time=now, patch_group=node.patch_group,
         failure_reason=reason))
 
 
-def not_attempted(node: ResolvedNode, why: str) -> PatchNodeResult:
+def not_attempted(node: ResolvedNode, why: str) -> RolloutNodeResult:
     return unstarted(node, f"NOT_ATTEMPTED: {why}")
 
 
@@ -244,32 +240,32 @@ NodeGuard = Callable[[str], AbstractAsyncContextManager[object]]
 """Per-node mutual exclusion around a node's scan-and-install (see tasks/locks.py)."""
 
 
-async def _guarded(node: ResolvedNode, registry: BaselineRegistry, keys: KeyRing,
+async def _guarded(node: ResolvedNode, registry: BaselineRegistry, connector: Connector,
                    scan_options: ScanOptions, options: InstallOptions,
-                   guard: NodeGuard | None) -> PatchNodeResult:
+                   guard: NodeGuard | None) -> RolloutNodeResult:
     if guard is None:
-        return await patch_node(node, registry, keys, scan_options, options)
+        return await rollout_node(node, registry, connector, scan_options, options)
     started = datetime.now(UTC)
     try:
         async with guard(node.id):
-            return await patch_node(node, registry, keys, scan_options, options)
+            return await rollout_node(node, registry, connector, scan_options, options)
     except NodeBusyError as err:
         log.warning("%s: %s", node.id, err.reason)
-        return PatchNodeResult(failed_result(node, started, err.reason))
+        return RolloutNodeResult(failed_result(node, started, err.reason))
 
 
-async def patch_nodes(
+async def run_rollout(
     nodes: Sequence[ResolvedNode],
     registry: BaselineRegistry,
     scan_options: ScanOptions,
     options: InstallOptions,
+    connector: Connector,
     *,
     max_concurrency: int | Rate,
     max_errors: int | Rate,
-    keys: KeyRing | None = None,
-    progress: Callable[[PatchNodeResult, int, int], None] | None = None,
+    progress: Callable[[RolloutNodeResult, int, int], None] | None = None,
     guard: NodeGuard | None = None,
-) -> list[PatchNodeResult]:
+) -> list[RolloutNodeResult]:
     """Scan-and-install ``nodes`` under AWS rate control, results in input order.
 
     ``guard(node_id)``, when given, is entered around each node's work (the flow passes the
@@ -282,40 +278,35 @@ async def patch_nodes(
     by_id = {n.id: n for n in nodes}
     rollout = Rollout([n.id for n in nodes], max_concurrency, max_errors)
     deadline = options.deadline
-    keyring = keys or KeyRing()
-    results: dict[str, PatchNodeResult] = {}
-    running: dict[asyncio.Task[PatchNodeResult], str] = {}
+    results: dict[str, RolloutNodeResult] = {}
+    running: dict[asyncio.Task[RolloutNodeResult], str] = {}
     halted_at: datetime | None = None
-    try:
-        while not rollout.done:
-            now = datetime.now(UTC)
-            if deadline_passed(deadline, now) and not rollout.stopped:
-                log.warning("the deadline %s passed: no further node starts", deadline)
-                rollout.halt("deadline", timed_out=True)
-                halted_at = now
-            for node_id in rollout.start_next():
-                task = asyncio.create_task(_guarded(by_id[node_id], registry, keyring,
-                                                    scan_options, options, guard))
-                running[task] = node_id
-            if not running:
-                continue  # halted with nothing running: the rollout is done
-            wake = None if rollout.stopped else seconds_left(deadline, datetime.now(UTC))
-            finished, _ = await asyncio.wait(running, timeout=wake,
-                                             return_when=asyncio.FIRST_COMPLETED)
-            for task in finished:
-                node_id = running.pop(task)
-                res = task.result()
-                results[node_id] = res
-                rollout.finish(node_id, res.ok)
-                if progress is not None:
-                    progress(res, len(results), len(nodes))
-    finally:
-        if keys is None:
-            keyring.close()
+    while not rollout.done:
+        now = datetime.now(UTC)
+        if deadline_passed(deadline, now) and not rollout.stopped:
+            log.warning("the deadline %s passed: no further node starts", deadline)
+            rollout.halt("deadline", timed_out=True)
+            halted_at = now
+        for node_id in rollout.start_next():
+            task = asyncio.create_task(_guarded(by_id[node_id], registry, connector,
+                                                scan_options, options, guard))
+            running[task] = node_id
+        if not running:
+            continue  # halted with nothing running: the rollout is done
+        wake = None if rollout.stopped else seconds_left(deadline, datetime.now(UTC))
+        finished, _ = await asyncio.wait(running, timeout=wake,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        for task in finished:
+            node_id = running.pop(task)
+            res = task.result()
+            results[node_id] = res
+            rollout.finish(node_id, res.ok)
+            if progress is not None:
+                progress(res, len(results), len(nodes))
     why = (f"more than {rollout.max_errors} node(s) failed (max errors), so the rollout "
            "stopped before this node started")
 
-    def never_started(node: ResolvedNode) -> PatchNodeResult:
+    def never_started(node: ResolvedNode) -> RolloutNodeResult:
         if deadline is not None and rollout.state(node.id) is NodeRunState.TIMED_OUT:
             return unstarted(node, cutoff_reason(deadline, "before this node started"),
                              halted_at)

@@ -1,11 +1,12 @@
 """Scan nodes: connect, collect facts, evaluate against the selected baseline, summarise.
 
-This is the whole Scan operation for one node (:func:`scan_node`) and the asyncio fan-out over
-many (:func:`scan_nodes`) with bounded concurrency. No Prefect: the flow's tasks call these, and
-so can tests and benchmarks. A node that fails becomes a FAILED :class:`NodeResult` with its
-reason; it never raises out of here. With a deadline (a CANCEL_TASK maintenance window's cutoff)
-a node whose turn comes after it is not scanned and is recorded FAILED, ``TIMED_OUT: ...``;
-scans already running finish (they are read-only and short).
+This is the whole Scan operation for one node (:func:`scan_node`) and the asyncio fan-out over many
+(:func:`scan_nodes`, or :func:`scan_each` to take each result as it comes) with bounded
+concurrency. Nodes are reached through the :class:`~patchfleet.transport.Connector` the caller
+passes. No Prefect: the flow's tasks call these, and so can tests and benchmarks. A node that fails
+becomes a FAILED :class:`NodeResult` with its reason; it never raises out of here. With a deadline
+(a CANCEL_TASK maintenance window's cutoff) a node whose turn comes after it is not scanned and is
+recorded FAILED, ``TIMED_OUT: ...``; scans already running finish (they are read-only and short).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -31,7 +32,7 @@ from patchfleet.errors import NodeError, PatchfleetError
 from patchfleet.managers.base import CollectOptions
 from patchfleet.managers.registry import collect_facts
 from patchfleet.ops.post_install import PostInstallState, collect_post_install
-from patchfleet.transport import KeyRing, open_transport
+from patchfleet.transport.base import Connector
 
 log = logging.getLogger("patchfleet.ops.scan")
 
@@ -132,7 +133,7 @@ def select_baseline(
 async def scan_node_full(
     node: ResolvedNode,
     registry: BaselineRegistry,
-    keys: KeyRing,
+    connector: Connector,
     options: ScanOptions,
     now: datetime | None = None,
 ) -> tuple[NodeResult, NodeFacts | None, Baseline | None]:
@@ -141,7 +142,7 @@ async def scan_node_full(
     started = datetime.now(UTC)
     facts: NodeFacts | None = None
     try:
-        async with open_transport(node, keys) as transport:
+        async with connector.open(node) as transport:
             facts = await collect_facts(
                 transport, node.id, node.host, node_sudo=node.sudo, options=options.collect
             )
@@ -179,36 +180,33 @@ def with_post_state(result: NodeResult, post: PostInstallState) -> NodeResult:
 async def scan_node(
     node: ResolvedNode,
     registry: BaselineRegistry,
-    keys: KeyRing,
+    connector: Connector,
     options: ScanOptions,
     now: datetime | None = None,
 ) -> NodeResult:
     """Scan one node. Every expected failure becomes a FAILED result with a reason."""
-    result, _, _ = await scan_node_full(node, registry, keys, options, now)
+    result, _, _ = await scan_node_full(node, registry, connector, options, now)
     return result
 
 
-async def scan_nodes(
+async def scan_each(
     nodes: Sequence[ResolvedNode],
     registry: BaselineRegistry,
     options: ScanOptions,
-    keys: KeyRing | None = None,
-    progress: ProgressCallback | None = None,
+    connector: Connector,
+    *,
     deadline: datetime | None = None,
-) -> list[NodeResult]:
-    """Scan many nodes concurrently (at most ``options.concurrency`` at once), in input order.
+) -> AsyncIterator[tuple[int, NodeResult]]:
+    """Scan many nodes concurrently (at most ``options.concurrency`` at once) and yield
+    ``(index in nodes, result)`` as each node finishes, so a caller can write results away
+    and hold none of them.
 
     ``deadline`` (aware, wall clock): a node whose turn comes at or after it is not scanned; its
     result is FAILED with a ``TIMED_OUT:`` reason.
     """
-    own_keys = keys is None
-    keyring = keys or KeyRing()
     sem = asyncio.Semaphore(max(1, options.concurrency))
-    done = 0
-    total = len(nodes)
 
-    async def one(node: ResolvedNode) -> NodeResult:
-        nonlocal done
+    async def one(index: int, node: ResolvedNode) -> tuple[int, NodeResult]:
         async with sem:
             t0 = time.perf_counter()
             now = datetime.now(UTC)
@@ -216,15 +214,35 @@ async def scan_nodes(
                 result = failed_result(node, now, cutoff_reason(
                     deadline, "before this node's scan started"))
             else:
-                result = await scan_node(node, registry, keyring, options)
-        done += 1
+                result = await scan_node(node, registry, connector, options)
         log.debug("scanned %s in %.2fs", node.id, time.perf_counter() - t0)
-        if progress is not None:
-            progress(result, done, total)
-        return result
+        return index, result
 
+    pending = [asyncio.ensure_future(one(i, n)) for i, n in enumerate(nodes)]
     try:
-        return list(await asyncio.gather(*(one(n) for n in nodes)))
+        for next_done in asyncio.as_completed(pending):
+            yield await next_done
     finally:
-        if own_keys:
-            keyring.close()
+        for task in pending:
+            task.cancel()
+
+
+async def scan_nodes(
+    nodes: Sequence[ResolvedNode],
+    registry: BaselineRegistry,
+    options: ScanOptions,
+    connector: Connector,
+    *,
+    progress: ProgressCallback | None = None,
+    deadline: datetime | None = None,
+) -> list[NodeResult]:
+    """Scan many nodes concurrently (see :func:`scan_each`); the results in input order."""
+    results: list[NodeResult | None] = [None] * len(nodes)
+    done = 0
+    async for index, result in scan_each(nodes, registry, options, connector,
+                                         deadline=deadline):
+        results[index] = result
+        done += 1
+        if progress is not None:
+            progress(result, done, len(nodes))
+    return [r for r in results if r is not None]

@@ -2,8 +2,8 @@
 
 :func:`~patchfleet.domain.selectors.select_targets` keeps a node that declares no OS whenever an
 ``os:`` selector might match it. Before anything is scanned or installed, :func:`resolve_os_targets`
-reads /etc/os-release on each such node (the scan's own probe and parser, over the node's
-transport, concurrently) and evaluates the whole expression again with the OS it found, so
+reads /etc/os-release on each such node (the scan's own probe and parser, through the caller's
+connector, concurrently) and evaluates the whole expression again with the OS it found, so
 ``web-*,os:DEBIAN`` keeps every web node and every Debian node. A node whose OS cannot be read
 becomes a FAILED result and is neither scanned nor patched: running an install on a node whose
 OS was never confirmed could patch the wrong fleet. A node whose os-release names an OS outside
@@ -26,7 +26,7 @@ from patchfleet.domain.selectors import node_selected, os_selectors, parse_targe
 from patchfleet.errors import ConfigError, NodeError, PatchfleetError, UnsupportedOSError
 from patchfleet.managers.common import collect_os
 from patchfleet.ops.scan import failed_result
-from patchfleet.transport import KeyRing, open_transport
+from patchfleet.transport.base import Connector
 
 log = logging.getLogger("patchfleet.ops.targeting")
 
@@ -42,15 +42,15 @@ class OsTargets(NamedTuple):
     """Node id -> the OS it runs (or why it has none), for nodes the expression does not select."""
 
 
-async def _read_os(node: ResolvedNode, keys: KeyRing) -> str:
-    async with open_transport(node, keys) as transport:
+async def _read_os(node: ResolvedNode, connector: Connector) -> str:
+    async with connector.open(node) as transport:
         return (await collect_os(transport)).operating_system
 
 
 async def resolve_os_targets(
     nodes: Sequence[ResolvedNode],
     expression: str,
-    keys: KeyRing | None = None,
+    connector: Connector,
     *,
     concurrency: int = 50,
     source: str = "--targets",
@@ -77,15 +77,13 @@ async def resolve_os_targets(
             dropped[node.id] = str(node.os) if node.os else "not targeted"
 
     if undecided:
-        own_keys = keys is None
-        keyring = keys or KeyRing()
         sem = asyncio.Semaphore(max(1, concurrency))
 
         async def one(node: ResolvedNode) -> None:
             async with sem:
                 started = datetime.now(UTC)
                 try:
-                    found = await _read_os(node, keyring)
+                    found = await _read_os(node, connector)
                 except UnsupportedOSError as err:
                     dropped[node.id] = f"{err.reason_code}: {err.message}"
                     return
@@ -107,11 +105,7 @@ async def resolve_os_targets(
                 f"target selector {wanted}, so it was neither scanned nor patched: {why[1]}",
             )
 
-        try:
-            await asyncio.gather(*(one(n) for n in undecided))
-        finally:
-            if own_keys:
-                keyring.close()
+        await asyncio.gather(*(one(n) for n in undecided))
 
     order = [n.id for n in nodes]
     result = OsTargets(
