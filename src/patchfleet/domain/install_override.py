@@ -42,7 +42,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from patchfleet.domain.facts import InstalledPackage, NodeFacts, PackageManager
+from patchfleet.domain.baseline import OsFamily
+from patchfleet.domain.evaluate.rules import FAMILY_OF_MANAGER
+from patchfleet.domain.facts import InstalledPackage, NodeFacts
 from patchfleet.domain.model_errors import short_repr
 from patchfleet.domain.versions import dpkg_compare, parse_evr, rpm_compare
 from patchfleet.errors import ConfigError
@@ -189,7 +191,7 @@ def resolve_override(facts: NodeFacts, override: InstallOverrideList) -> Overrid
     """The exact (name, arch, version) to install on this node for each package the list
     selects. When several entries select one package, the first entry that yields a version
     wins (list order is the author's priority)."""
-    rpm = facts.os.package_manager != PackageManager.APT
+    rpm = FAMILY_OF_MANAGER[facts.os.package_manager] is not OsFamily.APT
     cmp = rpm_compare if rpm else dpkg_compare
     chosen: dict[tuple[str, str], OverrideSelection] = {}
     unmatched: list[str] = []
