@@ -436,11 +436,8 @@ def test_pure_core_does_no_io() -> None:
 
 def test_pure_core_loads_no_io_library() -> None:
     """Importing the pure core, in a fresh interpreter (so other tests' imports don't mask it),
-    loads no I/O library, directly or through anything it imports. ``managers/probes.py`` is
-    held to this too while it exists (it pairs probes with parsers and runs nothing)."""
+    loads no I/O library, directly or through anything it imports."""
     pure = _pure_modules()
-    if "patchfleet.managers.probes" in modules():
-        pure.append("patchfleet.managers.probes")
     code = (
         "import importlib, sys\n"
         f"for m in {pure!r}: importlib.import_module(m)\n"
