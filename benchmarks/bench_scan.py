@@ -28,13 +28,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from patchfleet.collect import CollectOptions, collect_facts
-from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
+from patchfleet.config.baselines import embedded_baselines_dir, load_baselines
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_nodes
+from patchfleet.managers.base import CollectOptions
+from patchfleet.managers.registry import collect_facts
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.scan import scan_nodes
+from patchfleet.transport.connector import SSHConnector
 from patchfleet.transport.replay import ReplayTransport, load_replay_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,7 +121,9 @@ def fleet(n: int, repeats: int) -> None:
                 plan = plan_scan(inventory=str(inventory), refresh=False, concurrency=conc,
                                  store=str(state / "store"))
                 t0 = time.perf_counter()
-                results = asyncio.run(scan_nodes(plan.nodes, plan.registry, plan.options))
+                with SSHConnector() as connector:
+                    results = asyncio.run(scan_nodes(plan.nodes, plan.registry, plan.options,
+                                                     connector))
                 walls.append(time.perf_counter() - t0)
                 ok = sum(1 for r in results if not r.failed)
             print(f"| {conc} | {stats(walls)} | {statistics.median(walls) / n:.3f} | {ok}/{n} |")

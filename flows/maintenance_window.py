@@ -34,11 +34,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger, tags
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
-from patchfleet.domain.policies import DEFAULT_FILE, WindowConfig, WindowTask, load_deployments
+from patchfleet.config.policies import load_deployments
+from patchfleet.domain.policies import DEFAULT_FILE, WindowConfig, WindowTask
 from patchfleet.domain.rollout import is_timed_out
 from patchfleet.domain.windows import (
     CutoffBehavior,
@@ -118,12 +119,11 @@ async def _run_task(cfg: WindowConfig, task: WindowTask, execution_id: str,
         logger.error("task %s failed: %s", task.name, err)
         return {"task": task.name, "priority": task.priority, "status": "FAILED",
                 "error": str(err)}
-    timed_out = [row["node_id"] for row in summary.get("nodes", ())
-                 if is_timed_out(row.get("failure_reason"))]
+    timed_out = [row.node_id for row in summary.nodes if is_timed_out(row.failure_reason)]
     status = "TIMED_OUT" if timed_out else \
-        "FAILED" if summary.get("failed") or summary.get("stopped") else "SUCCESS"
+        "FAILED" if summary.failed or summary.stopped else "SUCCESS"
     out = {"task": task.name, "priority": task.priority, "status": status,
-           "operation": task.operation, "summary": summary}
+           "operation": task.operation, "summary": summary.output()}
     return {**out, "timed_out": timed_out} if timed_out else out
 
 
@@ -202,5 +202,5 @@ def window_markdown(result: dict[str, Any]) -> str:
 
 
 async def _publish(result: dict[str, Any]) -> None:
-    await create_markdown_artifact(key="window-summary", markdown=window_markdown(result),
-                                   description=f"Maintenance window {result['window']}")
+    await acreate_markdown_artifact(key="window-summary", markdown=window_markdown(result),
+                                    description=f"Maintenance window {result['window']}")

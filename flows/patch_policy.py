@@ -3,29 +3,26 @@
 A policy has two deployments: its scan schedule runs ``patch_policy(policy, "Scan")`` and, for a
 ``ScanAndInstall`` policy, its install schedule runs ``patch_policy(policy, "Install")``. Each run
 is a ``patch-nodes`` subflow over the policy's inventory and targets, with the policy's baselines
-(one per OS, as a BaselineOverride) and rate control, recorded with execution type PATCH_POLICY.
-Patch groups don't apply (AWS ignores them for policies): the override covers every OS listed.
-The subflow is tagged ``policy/<name>`` and named ``<name> <operation>-<N>-nodes``; with
-``publish_report: false`` no CSV reports are written, with ``report_uri`` they are uploaded.
+(one per OS, passed by name as the BaselineOverride) and rate control, recorded with execution
+type PATCH_POLICY. Patch groups don't apply (AWS ignores them for policies): the override covers
+every OS listed. The subflow is tagged ``policy/<name>`` and named
+``<name> <operation>-<N>-nodes``; with ``publish_report: false`` no CSV reports are written, with
+``report_uri`` they are uploaded.
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from flows.patch_nodes import patch_nodes
-from patchfleet.domain.baseline_io import to_aws_json
-from patchfleet.domain.policies import DEFAULT_FILE, load_deployments
+from patchfleet.config.policies import load_deployments
+from patchfleet.domain.policies import DEFAULT_FILE
+from patchfleet.domain.requests import ExecutionType, Operation, RebootOption
 from patchfleet.errors import ConfigError
-from patchfleet.runplan import load_registry
-
-OPERATIONS = ("Scan", "Install")
+from patchfleet.ops.summary import RunSummary
 
 
 def _run_name() -> str:
@@ -36,35 +33,27 @@ def _run_name() -> str:
 @flow(name="patch-policy", flow_run_name=_run_name, log_prints=False)
 async def patch_policy(
     policy: str,
-    operation: str = "Scan",
+    operation: Operation = Operation.SCAN,
     file: str = DEFAULT_FILE,
     store: str | None = None,
     baselines_dir: str | None = None,
-) -> dict[str, Any]:
+) -> RunSummary:
     """Run ``operation`` (Scan or Install) of policy ``policy`` from ``file``."""
     logger = get_run_logger()
     pol = load_deployments(file).policy(policy)
-    if operation not in OPERATIONS:
-        raise ConfigError(f"{operation!r} is not Scan or Install", source="operation")
-    if operation == "Install" and pol.operation != "ScanAndInstall":
+    install = operation == Operation.INSTALL
+    if install and pol.operation != "ScanAndInstall":
         raise ConfigError(f"policy {pol.name} only scans; set operation: ScanAndInstall to "
                           "install", source=file, field="operation")
-    registry = load_registry(baselines_dir)
-    with tempfile.TemporaryDirectory(prefix="patchfleet-policy-") as tmp:
-        override: str | None = None
-        if pol.baselines:
-            override = str(Path(tmp) / "baselines.json")
-            Path(override).write_text(json.dumps(
-                [to_aws_json(registry.get(name)) for name in pol.baselines.values()]),
-                encoding="utf-8")
-        logger.info("policy %s: %s on %s", pol.name, operation, pol.targets)
-        with tags("patchfleet", f"policy/{pol.name}"):
-            return await patch_nodes(
-                operation=operation, targets=pol.targets, inventory=pol.inventory,
-                baseline_override=override, store=store or pol.store,
-                baselines_dir=baselines_dir, reboot_option=pol.reboot_option,
-                hooks=pol.hooks if operation == "Install" else None,
-                max_concurrency=pol.max_concurrency, max_errors=pol.max_errors,
-                execution_type="PATCH_POLICY", label=pol.name, reports=pol.publish_report,
-                report_uri=pol.report_uri if pol.publish_report else None,
-            )
+    logger.info("policy %s: %s on %s", pol.name, operation, pol.targets)
+    with tags("patchfleet", f"policy/{pol.name}"):
+        return await patch_nodes(
+            operation=operation, targets=pol.targets, inventory=pol.inventory,
+            baseline_override=dict(pol.baselines) or None, store=store or pol.store,
+            baselines_dir=baselines_dir, reboot_option=RebootOption(pol.reboot_option),
+            hooks=pol.hooks if install else None,
+            max_concurrency=pol.max_concurrency, max_errors=pol.max_errors,
+            execution_type=ExecutionType.PATCH_POLICY, label=pol.name,
+            reports=pol.publish_report,
+            report_uri=pol.report_uri if pol.publish_report else None,
+        )

@@ -11,10 +11,10 @@ from prefect.cache_policies import NO_CACHE
 
 from patchfleet.domain.baseline import BaselineRegistry
 from patchfleet.domain.inventory import ResolvedNode
-from patchfleet.patch import PatchNodeResult, patch_nodes
-from patchfleet.runplan import InstallSettings
-from patchfleet.scan import ScanOptions
-from patchfleet.transport import KeyRing
+from patchfleet.ops.plan import InstallSettings
+from patchfleet.ops.rollout import RolloutNodeResult, run_rollout
+from patchfleet.ops.scan import ScanOptions
+from patchfleet.transport import Connector
 from tasks.locks import NodeLocks
 
 
@@ -24,11 +24,11 @@ async def install_rollout(
     registry: BaselineRegistry,
     scan_options: ScanOptions,
     settings: InstallSettings,
-    keys: KeyRing,
+    connector: Connector,
     deadline: datetime | None = None,
     node_lock_timeout: float | None = None,
     run_id: str | None = None,
-) -> list[PatchNodeResult]:
+) -> list[RolloutNodeResult]:
     """``deadline`` (a CANCEL_TASK window's cutoff), when given, replaces the options' one:
     from then on no node starts and nodes in progress start no install and no reboot.
     ``node_lock_timeout``, when given, holds each node's lock on the Prefect server while it is
@@ -37,7 +37,7 @@ async def install_rollout(
     options = settings.options if deadline is None else replace(settings.options,
                                                                  deadline=deadline)
 
-    def progress(res: PatchNodeResult, done: int, total: int) -> None:
+    def progress(res: RolloutNodeResult, done: int, total: int) -> None:
         r = res.result
         status = r.summary.status.value
         extra = f"; {r.failure_reason}" if r.failure_reason else ""
@@ -49,11 +49,11 @@ async def install_rollout(
             logger.info("  %s: %s", r.node_id, line)
 
     if node_lock_timeout is None:
-        return await patch_nodes(nodes, registry, scan_options, options,
+        return await run_rollout(nodes, registry, scan_options, options, connector,
                                  max_concurrency=settings.max_concurrency,
-                                 max_errors=settings.max_errors, keys=keys, progress=progress)
+                                 max_errors=settings.max_errors, progress=progress)
     async with NodeLocks(node_lock_timeout, run_id) as locks:
-        return await patch_nodes(nodes, registry, scan_options, options,
+        return await run_rollout(nodes, registry, scan_options, options, connector,
                                  max_concurrency=settings.max_concurrency,
-                                 max_errors=settings.max_errors, keys=keys, progress=progress,
+                                 max_errors=settings.max_errors, progress=progress,
                                  guard=locks.lock)

@@ -11,8 +11,8 @@ from patchfleet.domain.baseline import BaselineRegistry
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.records import NodeStatus
 from patchfleet.domain.results import NodeResult
-from patchfleet.scan import ScanOptions, scan_nodes
-from patchfleet.transport import KeyRing
+from patchfleet.ops.scan import ScanOptions, scan_nodes
+from patchfleet.transport import Connector
 
 
 @task(name="scan-batch", cache_policy=NO_CACHE, retries=0)
@@ -20,7 +20,7 @@ async def scan_batch(
     nodes: list[ResolvedNode],
     registry: BaselineRegistry,
     options: ScanOptions,
-    keys: KeyRing,
+    connector: Connector,
     batch_label: str = "",
     deadline: datetime | None = None,
 ) -> list[NodeResult]:
@@ -43,5 +43,5 @@ async def scan_batch(
                 s.installed_count, result.baseline_id,
             )
 
-    return await scan_nodes(nodes, registry, options, keys=keys, progress=progress,
+    return await scan_nodes(nodes, registry, options, connector, progress=progress,
                             deadline=deadline)

@@ -9,8 +9,8 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from patchfleet.config.paths import reports_dir
 from patchfleet.domain.results import NodeResult, RunContext
-from patchfleet.paths import reports_dir
 from patchfleet.report.csv_reports import write_reports_from_results
 from patchfleet.report.publish import publish_reports, run_report_uri
 from patchfleet.store.schema import run_date

@@ -2,13 +2,14 @@
 """Capture what patchfleet's probes print on real test nodes, as golden files.
 
 Each case brings a node of some variant to a state (fresh, upgraded, rebooted, locked, with a
-broken repository...) and runs every probe of that node's package manager in
-``patchfleet.probes`` over the system ``ssh`` client, with exactly the string
-``Command.render(sudo=False)`` gives, as a scan would. Output lands in
-``tests/golden/<family>/<case>/<probe>.stdout|.stderr|.exit|.cmd`` (family: apt, dnf or
-zypper). What the steps that made the state printed (``dnf -y upgrade``, ``zypper patch``...)
-goes to ``<case>/steps/`` in the same layout, for install parsers. Needs root and the venv (it
-imports patchfleet)::
+broken repository...) and runs every probe of that node's package manager
+(``PackageManagerSupport.probes`` in ``patchfleet.managers``) over the system ``ssh`` client,
+with exactly the string ``Command.render(sudo=False)`` gives, as a scan would. Output lands in
+``tests/golden/<manager>/<case>/<probe>.stdout|.stderr|.exit|.cmd`` (manager: apt, dnf or
+zypper); ``tests/unit/test_golden_commands.py`` checks that each ``.cmd`` is still what
+:func:`case_commands` builds today. What the steps that made the state printed (``dnf -y
+upgrade``, ``zypper patch``...) goes to ``<case>/steps/`` in the same layout, for install
+parsers. Needs root and the venv (it imports patchfleet)::
 
     /tmp/pfvenv/bin/python testnodes/capture_golden.py                   # every case
     /tmp/pfvenv/bin/python testnodes/capture_golden.py --family dnf
@@ -30,6 +31,7 @@ import shlex
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import rpmrepo  # the sibling modules, found through the sys.path line above
 
 import testnodes as tn
-from patchfleet import probes
+from patchfleet.domain.facts import PackageManager
+from patchfleet.managers.registry import support_for
 from patchfleet.transport.base import Command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,26 +149,33 @@ def patches_to_describe(fleet: tn.Fleet, node: str) -> list[str]:
     return sorted({name for name, status in PATCH_RE.findall(out) if status != "not-needed"})
 
 
-def case_probes(fleet: tn.Fleet, node: str, case: Case) -> list[Command]:
-    """The probes in the order a scan runs them: refresh first, dependent queries last."""
-    family = family_dir(case)
-    if family == "apt":
-        cmds = [probes.apt_update(), probes.OS_RELEASE, *probes.APT_SCAN_PROBES]
-        wanted = upgradable(fleet, node)
-        if wanted:
-            cmds.append(probes.apt_show(wanted))
-        return cmds
-    if family == "dnf":
-        return [probes.DNF_MAKECACHE, probes.OS_RELEASE, *probes.DNF_SCAN_PROBES]
-    cmds = [probes.ZYPPER_REFRESH, probes.OS_RELEASE, *probes.ZYPPER_SCAN_PROBES]
-    names = patches_to_describe(fleet, node)
-    if names:
-        cmds.append(probes.zypper_patch_info(names))
+def case_commands(case: Case, args: Mapping[str, Sequence[str]]) -> list[Command]:
+    """The commands a case captures: every probe of its package manager in the order a scan
+    sends them; a probe that takes arguments only when ``args`` has words for it (by probe
+    name). Pure, so the golden test rebuilds each capture's command with it."""
+    cmds = []
+    for probe in support_for(PackageManager(family_dir(case))).probes:
+        if probe.build is None:
+            cmds.append(probe.command)
+        elif args.get(probe.name):
+            cmds.append(probe.build(args[probe.name]))
     if case.lock_timeout is not None:
         env = (("ZYPP_LOCK_TIMEOUT", str(case.lock_timeout)),)
         cmds = [dataclasses.replace(c, env=env) if dict(c.env).get("ZYPP_LOCK_TIMEOUT") else c
                 for c in cmds]
     return cmds
+
+
+def case_probes(fleet: tn.Fleet, node: str, case: Case) -> list[Command]:
+    """The commands of ``case``, with the arguments the node's state gives: the upgradable
+    versions (apt-cache show), the patches to describe (zypper info -t patch)."""
+    family = family_dir(case)
+    args: dict[str, list[str]] = {}
+    if family == "apt":
+        args["apt-cache-show"] = [f"{name}={version}" for name, version in upgradable(fleet, node)]
+    elif family == "zypper":
+        args["zypper-patch-info"] = patches_to_describe(fleet, node)
+    return case_commands(case, args)
 
 
 def _write(base: Path, command: str, stdout: str, stderr: str, exit_status: int) -> None:

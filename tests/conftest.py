@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet import prefect_env
+from patchfleet.config import prefect_env
 
 prefect_env.apply_defaults()
 

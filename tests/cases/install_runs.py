@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from patchfleet.domain.results import NodeResult
-from patchfleet.install import InstallNodeResult, install_node, request_from_records
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_node
-from patchfleet.transport import KeyRing
+from patchfleet.ops.install import InstallNodeResult, install_node, request_from_records
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.scan import scan_node
+from patchfleet.transport.connector import SSHConnector
 
 
 def scan_and_install(fleet: Any, tmp_path: Path, node_id: str, baseline: str | None = None,
@@ -27,9 +27,8 @@ def scan_and_install(fleet: Any, tmp_path: Path, node_id: str, baseline: str | N
     node = p.nodes[0]
 
     async def run() -> tuple[NodeResult, InstallNodeResult]:
-        keys = KeyRing()
-        try:
-            scanned = await scan_node(node, p.registry, keys, p.options)
+        with SSHConnector() as connector:
+            scanned = await scan_node(node, p.registry, connector, p.options)
             assert not scanned.failed, scanned.failure_reason
             base = next(iter(p.options.baseline_overrides.values()), None) or (
                 p.registry.get(str(scanned.baseline_id)))
@@ -37,8 +36,6 @@ def scan_and_install(fleet: Any, tmp_path: Path, node_id: str, baseline: str | N
                                            lock_timeout=lock_timeout)
             if during is not None:
                 threading.Thread(target=during, daemon=True).start()
-            return scanned, await install_node(node, keys, base, request)
-        finally:
-            keys.close()
+            return scanned, await install_node(node, connector, base, request)
 
     return asyncio.run(run())

@@ -1,6 +1,6 @@
 """A deadline (a CANCEL_TASK maintenance window's cutoff) below the window flow, on the real
 Debian test nodes: scan_nodes lets a running scan finish and scans nothing after the deadline;
-patch_nodes skips the reboot of a node whose install ended after it; the patch-nodes flow
+run_rollout skips the reboot of a node whose install ended after it; the patch-nodes flow
 validates and honours its ``deadline`` parameter."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from patchfleet.config.hooks import load_hooks
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.errors import ConfigError
-from patchfleet.hooks import load_hooks
-from patchfleet.patch import InstallOptions, patch_nodes
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_nodes
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.rollout import InstallOptions, run_rollout
+from patchfleet.ops.scan import scan_nodes
+from patchfleet.transport.connector import SSHConnector
 
 APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-fake"}
 
@@ -39,7 +40,9 @@ def test_scan_deadline_running_scan_finishes_later_ones_time_out(fleet: Any,
     # deb-a starts at once; a real scan (apt update, dpkg-query, ...) takes about a second
     # here, so the deadline passes while deb-a is being scanned
     deadline = datetime.now(UTC) + timedelta(seconds=0.3)
-    a, b, c = asyncio.run(scan_nodes(plan.nodes, plan.registry, options, deadline=deadline))
+    with SSHConnector() as connector:
+        a, b, c = asyncio.run(scan_nodes(plan.nodes, plan.registry, options, connector,
+                                         deadline=deadline))
     assert a.node_id == "deb-a" and a.failure_reason is None, a.failure_reason
     assert a.operation_start_time < deadline
     assert a.summary.status is NodeStatus.NON_COMPLIANT and a.records
@@ -64,10 +67,11 @@ def test_deadline_during_install_skips_the_reboot(clean: Any, tmp_path: Path) ->
     }, source="test")
     plan = plan_scan(inventory=str(clean.inventory), targets="deb-a",
                      store=str(tmp_path / "store"), lock_timeout=10)
-    (res,) = asyncio.run(patch_nodes(
-        plan.nodes, plan.registry, plan.options,
-        InstallOptions(reboot_option="RebootIfNeeded", hooks=hooks, deadline=deadline),
-        max_concurrency=1, max_errors=0))
+    with SSHConnector() as connector:
+        (res,) = asyncio.run(run_rollout(
+            plan.nodes, plan.registry, plan.options,
+            InstallOptions(reboot_option="RebootIfNeeded", hooks=hooks, deadline=deadline),
+            connector, max_concurrency=1, max_errors=0))
     r = res.result
     assert not res.rebooted and boot_id(clean, "deb-a") == boot0
     # deb-a holds fake-held (HELD: ...); the deadline's reason comes after it
@@ -100,5 +104,5 @@ def test_patch_nodes_flow_deadline_parameter(prefect_api: None, fleet: Any,
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     summary = asyncio.run(patch_nodes_flow(operation="Scan", inventory=str(fleet.inventory),
                                            store=str(store), deadline=past))
-    assert summary["node_count"] == 3 and summary["failed"] == 3
-    assert all(n["failure_reason"].startswith("TIMED_OUT: ") for n in summary["nodes"])
+    assert summary.node_count == 3 and summary.failed == 3
+    assert all(n.failure_reason.startswith("TIMED_OUT: ") for n in summary.nodes)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from patchfleet.collect import collect_os
-from patchfleet.collect_post import PostInstallState, collect_post_install
-from patchfleet.runplan import plan_scan
-from patchfleet.transport import KeyRing, open_transport
+from patchfleet.managers.common import collect_os
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.post_install import PostInstallState, collect_post_install
+from patchfleet.transport.connector import SSHConnector
 
 GOLDEN_CAPTURE = Path(__file__).resolve().parents[1] / "golden" / "post" / "capture.py"
 
@@ -24,13 +24,10 @@ def collect(fleet: Any, tmp_path: Path, node_name: str) -> PostInstallState:
     node = plan.nodes[0]
 
     async def run() -> PostInstallState:
-        keys = KeyRing()
-        try:
-            async with open_transport(node, keys) as transport:
+        with SSHConnector() as connector:
+            async with connector.open(node) as transport:
                 os_info = await collect_os(transport)
                 return await collect_post_install(transport, os_info)
-        finally:
-            keys.close()
 
     return asyncio.run(run())
 

@@ -204,6 +204,25 @@ def test_patch_now_runs_on_the_worker_into_store_and_artifact(
     assert [row["node_id"] for row in rows_art] == ["deb-a"]
 
 
+def test_a_bad_operation_is_refused_when_the_run_is_created(deployed: Deployed) -> None:
+    """The deployments enforce the flow's parameter schema: a typo never reaches a worker."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    r = _cli(["deployment", "run", "patch-nodes/patch-now", "-p", "operation=Instal",
+              "-p", "targets=deb-a"], deployed.env, 120)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "Instal" in out and "is not one of" in out, out
+
+    async def runs(client: Any) -> list[Any]:
+        dep = await client.read_deployment_by_name("patch-nodes/patch-now")
+        return list(await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id]))))
+
+    created = asyncio.run(_with_client(deployed.api_url, runs))
+    assert not [fr for fr in created if fr.parameters.get("operation") == "Instal"]
+
+
 def test_host_management_is_scheduled_daily_at_0100_utc(deployed: Deployed) -> None:
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -322,7 +341,7 @@ async def _scheduled_starts(client: Any, name: str, at_least: int,
 def test_apply_generates_one_scheduled_deployment_per_policy_and_window(
     deployed: Deployed, fleet: Any, tmp_path: Path
 ) -> None:
-    from patchfleet.domain.policies import load_deployments
+    from patchfleet.config.policies import load_deployments
     from patchfleet.domain.windows import next_runs
 
     store = tmp_path / "store"

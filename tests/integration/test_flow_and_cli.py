@@ -40,9 +40,9 @@ def test_flow_scans_the_fleet_into_store_reports_and_artifacts(
     store = tmp_path / "store"
     summary = asyncio.run(patch_nodes(inventory=str(fleet.inventory), targets="group:web",
                                       store=str(store), snapshot_id="snap-1", batch_size=1))
-    assert (summary["node_count"], summary["compliant"], summary["non_compliant"],
-            summary["failed"]) == (2, 0, 2, 0)
-    run_id = summary["run_id"]
+    assert (summary.node_count, summary.compliant, summary.non_compliant,
+            summary.failed) == (2, 0, 2, 0)
+    run_id = summary.run_id
 
     with ComplianceStore(store) as cs:
         _, rows = cs.query(
@@ -56,7 +56,7 @@ def test_flow_scans_the_fleet_into_store_reports_and_artifacts(
         assert [m[0] for m in missing] == ["fake-curl", "fake-extra", "fake-held", "fake-sudo",
                                            "libfakessl3", "linux-image-fake"]
 
-    with open(summary["report_files"][0], newline="", encoding="utf-8") as fh:
+    with open(summary.report_files[0], newline="", encoding="utf-8") as fh:
         table = list(csv.reader(fh))
     assert table[0] == list(SUMMARY_COLUMNS)
     assert sorted(r[1] for r in table[1:]) == ["deb-a", "deb-b"]
@@ -242,15 +242,15 @@ def test_snapshot_freezes_the_approved_set_across_runs(prefect_api: None, fleet:
 
     first = asyncio.run(patch_nodes(inventory=str(fleet.inventory), targets="deb-a",
                                     store=str(store), snapshot_id="snap-a", refresh=False))
-    assert missing("deb-a", first["run_id"]) == security
+    assert missing("deb-a", first.run_id) == security
     assert (store / "snapshots" / "snap-a.json").exists()
 
     # the baseline now approves non-security updates too, but the snapshot was frozen before
     later = asyncio.run(patch_nodes(inventory=str(fleet.inventory), targets="deb-b",
                                     store=str(store), snapshot_id="snap-a", refresh=False,
                                     baseline_override="example-debian-all-updates"))
-    assert missing("deb-b", later["run_id"]) == security
+    assert missing("deb-b", later.run_id) == security
     unfrozen = asyncio.run(patch_nodes(inventory=str(fleet.inventory), targets="deb-b",
                                        store=str(store), refresh=False,
                                        baseline_override="example-debian-all-updates"))
-    assert missing("deb-b", unfrozen["run_id"]) > security
+    assert missing("deb-b", unfrozen.run_id) > security

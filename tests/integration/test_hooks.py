@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from patchfleet.domain.inventory import ResolvedNode, load_inventory
-from patchfleet.hooks import HookPhase, HookResult, HookSpec, load_hooks, run_hook
-from patchfleet.transport import open_transport
+from patchfleet.config.hooks import HookPhase, HookSpec, load_hooks
+from patchfleet.config.inventory import load_inventory
+from patchfleet.domain.inventory import ResolvedNode
+from patchfleet.ops.hooks import HookResult, run_hook
+from patchfleet.transport.connector import open_transport
 from patchfleet.transport.keys import KeyRing
 
 NODE = "deb-a"

@@ -1,5 +1,5 @@
 """Scan-and-install on real Debian test nodes over SSH: scan, install the approved set with
-:func:`patchfleet.install.install_node`, then check the node independently with dpkg-query."""
+:func:`patchfleet.ops.install.install_node`, then check the node independently with dpkg-query."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from lock_holders import apt_lock_held
 
 from patchfleet.domain.records import PatchState
 from patchfleet.domain.results import NodeResult
-from patchfleet.install import InstallNodeResult
+from patchfleet.ops.install import InstallNodeResult
 
 NODE = "deb-a"
 SECURITY_APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-fake"}
@@ -183,7 +183,8 @@ def test_connection_lost_mid_install(node: Any, tmp_path: Path) -> None:
 def test_apt_command_runs_as_rendered(fleet: Any) -> None:
     # The exact install command, rendered as the transport sends it, is accepted by the node's
     # apt-get (simulated).
-    from patchfleet.install_commands import PackageSpec, apt_install
+    from patchfleet.managers.apt import apt_install
+    from patchfleet.managers.base import PackageSpec
 
     cmd = apt_install([PackageSpec("libfakessl3", "amd64", "1.1")], 5)
     rendered = cmd.render(sudo=False).replace("install --only-upgrade", "-s install --only-upgrade")

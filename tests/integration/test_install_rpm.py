@@ -1,5 +1,5 @@
 """Scan-and-install on real dnf (Rocky 9) and zypper (SLES 15) test nodes over SSH: scan,
-install the approved set with :func:`patchfleet.install.install_node`, then check the node
+install the approved set with :func:`patchfleet.ops.install.install_node`, then check the node
 independently with ``rpm -q``."""
 
 from __future__ import annotations

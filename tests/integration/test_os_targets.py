@@ -15,8 +15,9 @@ import yaml
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.records import NodeStatus
 from patchfleet.errors import ConfigError
-from patchfleet.runplan import plan_scan
-from patchfleet.targeting import OsTargets, resolve_os_targets
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.targeting import OsTargets, resolve_os_targets
+from patchfleet.transport.connector import SSHConnector
 
 
 def mixed_inventory(fleet: Any, rpm_fleet: Any, path: Path,
@@ -39,7 +40,9 @@ def mixed_inventory(fleet: Any, rpm_fleet: Any, path: Path,
 def resolve(path: Path, targets: str, tmp_path: Path) -> tuple[list[ResolvedNode], OsTargets]:
     """What a run does: plan (static selection), then read the OS of undecided nodes."""
     plan = plan_scan(inventory=str(path), targets=targets, store=str(tmp_path / "store"))
-    return plan.nodes, asyncio.run(resolve_os_targets(plan.nodes, targets, concurrency=3))
+    with SSHConnector() as connector:
+        return plan.nodes, asyncio.run(resolve_os_targets(plan.nodes, targets, connector,
+                                                          concurrency=3))
 
 
 def kept(r: OsTargets) -> list[str]:

@@ -10,12 +10,13 @@ from typing import Any
 
 import yaml
 
+from patchfleet.config.hooks import load_hooks
 from patchfleet.domain.records import NodeStatus, Operation, PatchState
 from patchfleet.domain.results import RunContext
-from patchfleet.hooks import load_hooks
-from patchfleet.patch import InstallOptions, PatchNodeResult, patch_nodes
-from patchfleet.runplan import plan_scan
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.rollout import InstallOptions, RolloutNodeResult, run_rollout
 from patchfleet.store.writer import write_run
+from patchfleet.transport.connector import SSHConnector
 
 P = PatchState.INSTALLED_PENDING_REBOOT
 APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-fake"}
@@ -23,11 +24,13 @@ APPROVED = {"libfakessl3", "fake-sudo", "fake-curl", "fake-extra", "linux-image-
 
 def run(fleet: Any, store: Path, targets: str, options: InstallOptions, *,
         inventory: Path | None = None, max_concurrency: int = 5,
-        max_errors: int = 5) -> list[PatchNodeResult]:
+        max_errors: int = 5) -> list[RolloutNodeResult]:
     plan = plan_scan(inventory=str(inventory or fleet.inventory), targets=targets,
                      store=str(store), lock_timeout=10)
-    results = asyncio.run(patch_nodes(plan.nodes, plan.registry, plan.options, options,
-                                      max_concurrency=max_concurrency, max_errors=max_errors))
+    with SSHConnector() as connector:
+        results = asyncio.run(run_rollout(plan.nodes, plan.registry, plan.options, options,
+                                          connector, max_concurrency=max_concurrency,
+                                          max_errors=max_errors))
     ctx = RunContext(run_id=f"run-{datetime.now(UTC):%H%M%S%f}", operation=Operation.INSTALL,
                      started_at=datetime.now(UTC), reboot_option=options.reboot_option)
     write_run(store, ctx, [r.result for r in results])
@@ -57,9 +60,10 @@ def test_no_reboot_then_reboot_if_needed(clean: Any, tmp_path: Path) -> None:
 
     # a later scan on the same boot still reports them pending (from the store)
     plan = plan_scan(inventory=str(clean.inventory), targets="deb-a", store=str(store))
-    from patchfleet.scan import scan_nodes
+    from patchfleet.ops.scan import scan_nodes
 
-    (scan,) = asyncio.run(scan_nodes(plan.nodes, plan.registry, plan.options))
+    with SSHConnector() as connector:
+        (scan,) = asyncio.run(scan_nodes(plan.nodes, plan.registry, plan.options, connector))
     assert {r.package for r in scan.records if r.state is P} >= APPROVED
 
     (second,) = run(clean, store, "deb-a", InstallOptions(reboot_option="RebootIfNeeded"))
@@ -113,7 +117,7 @@ def test_dry_run_changes_nothing_and_prints_the_plan(clean: Any, tmp_path: Path)
 
 
 def test_install_override_list_installs_exactly_that_list(clean: Any, tmp_path: Path) -> None:
-    from patchfleet.domain.install_override import load_install_override
+    from patchfleet.config.overrides import load_install_override
 
     override = tmp_path / "override.yaml"
     override.write_text("patches:\n  - id: 'fake-editor*'\n    title: '*:1.1'\n"
@@ -132,7 +136,7 @@ def test_install_override_list_installs_exactly_that_list(clean: Any, tmp_path: 
 
 def test_reboot_if_required_reboots_only_when_the_os_says_so(clean: Any,
                                                              tmp_path: Path) -> None:
-    from patchfleet.domain.install_override import parse_install_override_text
+    from patchfleet.config.overrides import parse_install_override_text
 
     boot0 = boot_id(clean, "deb-c")
     editor_only = parse_install_override_text("patches:\n  - id: fake-editor\n", "test")
@@ -152,9 +156,10 @@ def test_install_reports_processes_running_replaced_binaries(clean: Any, tmp_pat
     """fake-daemon runs on the node; upgrading it leaves the old binary mapped (deleted)."""
     plan = plan_scan(inventory=str(clean.inventory), targets="deb-b",
                      baseline="example-debian-all-updates", store=str(tmp_path / "store"))
-    (res,) = asyncio.run(patch_nodes(plan.nodes, plan.registry, plan.options,
-                                     InstallOptions(reboot_option="NoReboot"),
-                                     max_concurrency=1, max_errors=0))
+    with SSHConnector() as connector:
+        (res,) = asyncio.run(run_rollout(plan.nodes, plan.registry, plan.options,
+                                         InstallOptions(reboot_option="NoReboot"), connector,
+                                         max_concurrency=1, max_errors=0))
     assert versions(clean, "deb-b")["fake-daemon"] == "1.1"
     assert any("fake-daemon" in line for line in res.result.restart_needed), (
         res.result.restart_needed)

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from patchfleet.domain.inventory import ResolvedNode, load_inventory
-from patchfleet.reboot import RebootTimeout, reboot_and_wait
+from patchfleet.config.inventory import load_inventory
+from patchfleet.domain.inventory import ResolvedNode
+from patchfleet.ops.reboot import RebootTimeout, reboot_and_wait
+from patchfleet.transport.connector import SSHConnector
 from patchfleet.transport.keys import KeyRing
 
 pytestmark = pytest.mark.nodes
@@ -137,7 +139,7 @@ def test_reboot_and_wait(rb: Any, name: str) -> None:
     rb.ssh(name, "touch /run/reboot-required", check=True)
     keys = KeyRing(use_agent=False)
     try:
-        result = asyncio.run(reboot_and_wait(node, keys, timeout=60, poll=0.3))
+        result = asyncio.run(reboot_and_wait(node, SSHConnector(keys), timeout=60, poll=0.3))
     finally:
         keys.close()
     assert result.boot_id_before == before
@@ -155,7 +157,7 @@ def test_reboot_and_wait_times_out_when_the_node_stays_down(rb: Any) -> None:
     before = boot_id(rb, name)
 
     async def go() -> None:
-        task = asyncio.create_task(reboot_and_wait(node, keys, timeout=4, poll=0.3,
+        task = asyncio.create_task(reboot_and_wait(node, SSHConnector(keys), timeout=4, poll=0.3,
                                                    boot_id_before=before))
         await asyncio.sleep(0.5)
         await asyncio.to_thread(rb.stop, name)

@@ -17,8 +17,9 @@ from lock_holders import apt_lock_held
 
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.domain.results import NodeResult
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_nodes
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.scan import scan_nodes
+from patchfleet.transport.connector import SSHConnector
 
 INS, OTH, M, P, R = (
     PatchState.INSTALLED,
@@ -36,7 +37,8 @@ def scan(fleet: Any, tmp_path: Path, targets: str = "*", baseline: str | None = 
          inventory: Path | None = None, **kw: Any) -> dict[str, NodeResult]:
     plan = plan_scan(inventory=str(inventory or fleet.inventory), targets=targets,
                      baseline=baseline, store=str(tmp_path / "store"), **kw)
-    results = asyncio.run(scan_nodes(plan.nodes, plan.registry, plan.options))
+    with SSHConnector() as connector:
+        results = asyncio.run(scan_nodes(plan.nodes, plan.registry, plan.options, connector))
     return {r.node_id: r for r in results}
 
 

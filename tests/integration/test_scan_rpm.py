@@ -19,8 +19,9 @@ import yaml
 
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.domain.results import NodeResult
-from patchfleet.runplan import plan_scan
-from patchfleet.scan import scan_nodes
+from patchfleet.ops.plan import plan_scan
+from patchfleet.ops.scan import scan_nodes
+from patchfleet.transport.connector import SSHConnector
 
 INS, OTH, M, P, R = (
     PatchState.INSTALLED,
@@ -43,7 +44,8 @@ def scan(fleet: Any, tmp_path: Path, targets: str, baseline: str | None = None,
     plan = plan_scan(inventory=str(inventory or fleet.inventory), targets=targets,
                      baseline=baseline, store=str(tmp_path / "store"))
     options = replace(plan.options, now=now) if now else plan.options
-    results = asyncio.run(scan_nodes(plan.nodes, plan.registry, options))
+    with SSHConnector() as connector:
+        results = asyncio.run(scan_nodes(plan.nodes, plan.registry, options, connector))
     return {r.node_id: r for r in results}
 
 

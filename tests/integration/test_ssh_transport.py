@@ -28,8 +28,9 @@ from patchfleet.errors import (
     HostKeyError,
     OutputLimitError,
 )
-from patchfleet.transport import Command, KeyRing, SSHTransport, open_transport
+from patchfleet.transport import Command
 from patchfleet.transport import keys as keys_module
+from patchfleet.transport.connector import KeyRing, SSHTransport, open_transport
 
 
 @pytest.fixture(scope="module")

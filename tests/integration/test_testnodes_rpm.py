@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from patchfleet.domain.inventory import load_inventory
+from patchfleet.config.inventory import load_inventory
 
 pytestmark = pytest.mark.nodes
 

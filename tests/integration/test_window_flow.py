@@ -118,11 +118,11 @@ def test_window_open_runs_and_policy_records_patch_policy(prefect_api: None, fle
     assert all({"patchfleet", "window/mw-web"} <= set(r.tags) for r in task_runs)
 
     summary = asyncio.run(patch_policy(policy="pol-web", operation="Scan", file=path))
-    assert summary["node_count"] == 2
-    run = asyncio.run(_flow_run(summary["run_id"]))
+    assert summary.node_count == 2
+    run = asyncio.run(_flow_run(summary.run_id))
     assert run.name == "pol-web scan-2-nodes" and "policy/pol-web" in run.tags
     rows = _rows(store, "SELECT DISTINCT execution_type FROM node_summaries WHERE run_id = "
-                 f"'{summary['run_id']}'")
+                 f"'{summary.run_id}'")
     assert rows == [("PATCH_POLICY",)]
 
 

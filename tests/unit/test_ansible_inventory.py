@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import yaml
 
-from patchfleet.domain.ansible_inventory import (
+from patchfleet.config.ansible_inventory import (
     expand_host_pattern,
     parse_ansible_ini,
     parse_ansible_yaml,
 )
 from patchfleet.domain.inventory import Inventory, ResolvedNode
-from patchfleet.domain.targets import select_targets
+from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
 
 INI = """\

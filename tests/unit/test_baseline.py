@@ -11,24 +11,27 @@ from typing import Any
 import pytest
 import yaml
 
+from patchfleet.config.baselines import (
+    embedded_baselines_dir,
+    load_aws_json_file,
+    load_baseline,
+    load_baselines,
+    select_baseline,
+    to_yaml_data,
+)
 from patchfleet.domain.baseline import (
     PREDEFINED_DEFAULTS,
     Baseline,
     BaselineRegistry,
     OperatingSystem,
     OsFamily,
-    embedded_baselines_dir,
-    load_baseline,
-    load_baselines,
     os_family,
     parse_baseline,
 )
-from patchfleet.domain.baseline_io import (
+from patchfleet.domain.baseline_aws import (
     baseline_from_aws_json,
     baselines_from_aws_json,
-    load_aws_json_file,
     to_aws_json,
-    to_yaml_data,
 )
 from patchfleet.domain.records import ComplianceLevel
 from patchfleet.errors import ConfigError, UnknownBaselineError
@@ -375,16 +378,23 @@ def test_select_patch_group_mapped_to_another_os(registry: BaselineRegistry) -> 
 
 def test_select_explicit_files(registry: BaselineRegistry) -> None:
     path = embedded_baselines_dir() / "example-debian-all-updates.yaml"
-    assert registry.select("DEBIAN", None, explicit=str(path)).name == "example-debian-all-updates"
+    assert select_baseline(registry, "DEBIAN", None, explicit=str(path)).name == (
+        "example-debian-all-updates"
+    )
     override = AWS / "override.json"
-    assert registry.select("DEBIAN", None, explicit=override).name == "override-debian"
+    assert select_baseline(registry, "DEBIAN", None, explicit=override).name == "override-debian"
     assert (
-        registry.select("AMAZON_LINUX_2023", None, explicit=str(override)).name == "override-al2023"
+        select_baseline(registry, "AMAZON_LINUX_2023", None, explicit=str(override)).name
+        == "override-al2023"
     )
     # An override array without this OS falls through to the usual selection.
-    assert registry.select("UBUNTU", None, explicit=override).name == (
+    assert select_baseline(registry, "UBUNTU", None, explicit=override).name == (
         "AWS-UbuntuDefaultPatchBaseline"
     )
+    # A single file of another OS names the file.
+    with pytest.raises(ConfigError, match="is for DEBIAN but the node runs UBUNTU") as info:
+        select_baseline(registry, "UBUNTU", None, explicit=str(path))
+    assert info.value.source == str(path)
 
 
 def test_select_explicit_errors(registry: BaselineRegistry) -> None:
@@ -392,8 +402,10 @@ def test_select_explicit_errors(registry: BaselineRegistry) -> None:
         registry.select("UBUNTU", None, explicit="example-debian-all-updates")
     with pytest.raises(UnknownBaselineError, match="known baselines"):
         registry.select("DEBIAN", None, explicit="no-such-baseline")
+    with pytest.raises(UnknownBaselineError, match="known baselines"):
+        select_baseline(registry, "DEBIAN", None, explicit="no-such-baseline")
     with pytest.raises(ConfigError, match="file not found"):
-        registry.select("DEBIAN", None, explicit="missing/baseline.yaml")
+        select_baseline(registry, "DEBIAN", None, explicit="missing/baseline.yaml")
     with pytest.raises(UnknownBaselineError, match="not an operating system"):
         registry.select("PLAN9", None)
 
@@ -516,6 +528,10 @@ def test_aws_json_file_errors(tmp_path: Path) -> None:
     scalar.write_text("3")
     with pytest.raises(ConfigError, match="expected a get-patch-baseline JSON object"):
         load_aws_json_file(scalar)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match=r"deep\.json: JSON nested too deeply"):
+        load_aws_json_file(deep)
 
 
 def test_tags_and_nulls() -> None:

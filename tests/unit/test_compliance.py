@@ -7,7 +7,7 @@ from typing import Any
 
 import apt_facts as C
 
-from patchfleet.domain.baseline import load_baseline
+from patchfleet.config.baselines import load_baseline
 from patchfleet.domain.compliance import failed_summary, summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.records import (

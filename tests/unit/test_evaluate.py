@@ -9,7 +9,8 @@ from typing import Any
 import apt_facts as C
 import pytest
 
-from patchfleet.domain.baseline import Baseline, load_baseline, parse_baseline
+from patchfleet.config.baselines import load_baseline
+from patchfleet.domain.baseline import Baseline, parse_baseline
 from patchfleet.domain.evaluate import evaluate, evaluate_apt
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState

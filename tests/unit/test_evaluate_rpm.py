@@ -1,5 +1,5 @@
 """Baseline evaluation for dnf/yum and zypper nodes: one test per rule of patchfleet's reading
-of AWS (the numbered list in patchfleet.domain.evaluate_rpm)."""
+of AWS (the numbered list in patchfleet.domain.evaluate.rpm)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ from typing import Any
 import pytest
 import rpm_facts as C
 
-from patchfleet.domain.baseline import Baseline, load_baseline, parse_baseline
+from patchfleet.config.baselines import load_baseline
+from patchfleet.domain.baseline import Baseline, parse_baseline
 from patchfleet.domain.compliance import summarize
-from patchfleet.domain.evaluate import evaluate, evaluation_warnings
-from patchfleet.domain.evaluate_rpm import evaluate_rpm, rpm_evaluation_warnings
+from patchfleet.domain.evaluate import (
+    evaluate,
+    evaluate_rpm,
+    evaluation_warnings,
+    rpm_evaluation_warnings,
+)
 from patchfleet.domain.facts import NodeFacts, RebootState
 from patchfleet.domain.records import ComplianceLevel, NodeStatus, PatchRecord, PatchState
 from patchfleet.errors import ConfigError

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from patchfleet.domain.inventory import load_inventory
-from patchfleet.hooks import load_hooks
+from patchfleet.config.hooks import load_hooks_file
+from patchfleet.config.inventory import load_inventory
 
 DEPLOYMENTS = Path(__file__).resolve().parents[2] / "deployments"
 
@@ -19,5 +17,5 @@ def test_example_inventory_loads() -> None:
 
 def test_example_hooks_load() -> None:
     path = DEPLOYMENTS / "hooks.example.yaml"
-    hooks = load_hooks(yaml.safe_load(path.read_text()), str(path))
+    hooks = load_hooks_file(path)
     assert hooks.pre_install and hooks.post_install and hooks.on_exit

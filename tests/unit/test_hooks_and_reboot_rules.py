@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from patchfleet.config.hooks import Hooks, HookSpec, load_hooks, load_hooks_file
 from patchfleet.errors import ConfigError
-from patchfleet.hooks import Hooks, HookSpec, hook_env, hook_plan, load_hooks, plan_names
-from patchfleet.reboot import MAX_REBOOTS_PER_RUN, decide_reboot, reboot_command, should_reboot
+from patchfleet.ops.hooks import hook_env, hook_plan, plan_names
+from patchfleet.ops.reboot import MAX_REBOOTS_PER_RUN, decide_reboot, reboot_command, should_reboot
 from patchfleet.transport.base import Command
 
 # -- decide_reboot: option, installed, pending, os_says -> reboot ---------------------------
@@ -104,6 +105,30 @@ def test_hooks_model_errors(tmp_path: Path, data: dict[str, object], message: st
     with pytest.raises(ConfigError, match=message) as err:
         load_hooks(data, str(tmp_path / "patchfleet.yaml"))
     assert str(tmp_path / "patchfleet.yaml") in str(err.value)
+
+
+def test_hooks_unknown_key_names_the_allowed_ones(tmp_path: Path) -> None:
+    source = str(tmp_path / "hooks.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_hooks({"pre_instal": {"command": "true"}}, source)
+    assert str(err.value) == (f"{source}: pre_instal: unknown key 'pre_instal'; did you mean "
+                              "'pre_install'? allowed keys: pre_install, post_install, on_exit")
+    with pytest.raises(ConfigError) as err:
+        load_hooks({"on_exit": {"command": "true", "shell": "bash"}}, source)
+    assert "on_exit.shell: unknown key 'shell'; remove it or check its spelling; allowed keys: " \
+        "command, script, timeout" in str(err.value)
+
+
+def test_hooks_file_is_read_with_the_strict_loader(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.yaml"
+    path.write_text("pre_install:\n  command: 'true'\n  timeout: 30\n")
+    hooks = load_hooks_file(path)
+    assert hooks.pre_install and hooks.pre_install.timeout == 30
+    with pytest.raises(ConfigError, match="hooks file not found"):
+        load_hooks_file(tmp_path / "absent.yaml")
+    path.write_text("pre_install: {command: 'true'\n")
+    with pytest.raises(ConfigError, match=r"hooks.yaml: not valid YAML at line 2"):
+        load_hooks_file(path)
 
 
 def test_hook_script_size_limit(tmp_path: Path) -> None:

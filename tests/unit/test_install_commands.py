@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 
 from patchfleet.domain.records import PatchRecord, PatchState
-from patchfleet.install import InstallRequest, apt_failure, post_install_records, zypper_failure
-from patchfleet.install_commands import (
-    PackageSpec,
-    apt_install,
-    apt_mark,
-    dnf_upgrade,
+from patchfleet.managers.apt import apt_failure, apt_install, apt_mark
+from patchfleet.managers.base import PackageSpec
+from patchfleet.managers.dnf import dnf_upgrade
+from patchfleet.managers.zypper import (
     parse_zypper_locks,
+    zypper_failure,
     zypper_lock,
     zypper_update,
 )
+from patchfleet.ops.install import InstallRequest, post_install_records
 from patchfleet.transport.base import CommandResult
 
 

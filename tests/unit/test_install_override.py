@@ -10,12 +10,11 @@ import apt_facts as A
 import pytest
 import rpm_facts as R
 
+from patchfleet.config.overrides import load_install_override, parse_install_override_text
 from patchfleet.domain.install_override import (
     InstallOverrideList,
     OverrideSelection,
-    load_install_override,
     parse_install_override,
-    parse_install_override_text,
     resolve_override,
 )
 from patchfleet.errors import ConfigError

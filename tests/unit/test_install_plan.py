@@ -11,7 +11,8 @@ import apt_facts as A
 import pytest
 import rpm_facts as R
 
-from patchfleet.domain.baseline import Baseline, load_baseline, parse_baseline
+from patchfleet.config.baselines import load_baseline
+from patchfleet.domain.baseline import Baseline, parse_baseline
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import PackageManager
 from patchfleet.domain.install_override import parse_install_override

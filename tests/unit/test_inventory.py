@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet.domain.inventory import default_inventory, load_inventory
-from patchfleet.domain.targets import select_targets
+from patchfleet.config.inventory import load_inventory
+from patchfleet.domain.inventory import default_inventory
+from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
 
 GOOD = """
@@ -111,3 +112,24 @@ def test_bad_targets(tmp_path: Path, expr: str, needle: str) -> None:
     nodes = load_inventory(write(tmp_path, GOOD)).resolved()
     with pytest.raises(ConfigError, match=needle):
         select_targets(nodes, expr)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("nodes:\n  - id: a\n    hots: x\n", "nodes.0.hots",
+         "unknown key 'hots'; did you mean 'host'? allowed keys: id, host, port, user,"),
+        ("defaults:\n  prot: 22\nnodes: []\n", "defaults.prot",
+         "unknown key 'prot'; did you mean 'port'? allowed keys: user, port,"),
+        ("node: []\nnodes: []\n", "node",
+         "unknown key 'node'; did you mean 'nodes'? allowed keys: defaults, patch_groups, nodes"),
+        ("nodes: []\ncolour: red\n", "colour",
+         "unknown key 'colour'; remove it or check its spelling; allowed keys: defaults,"),
+    ],
+)
+def test_unknown_key_is_named_with_the_allowed_ones(tmp_path: Path, text: str, field: str,
+                                                    words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_inventory(path)
+    assert str(exc.value).startswith(f"{path}: {field}: {words}")

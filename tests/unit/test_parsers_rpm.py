@@ -12,7 +12,7 @@ import pytest
 
 from patchfleet.domain.facts import Advisory, RefreshResult, RpmRef
 from patchfleet.errors import ParseError
-from patchfleet.parsers import dnf, os_release, rpm, updateinfo
+from patchfleet.parsers import boot, dnf, os_release, rpm, updateinfo
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "dnf"
 
@@ -119,10 +119,10 @@ def test_damaged_rpm_query_raises(damage: Callable[[str], str], match: str) -> N
 
 def test_boot_time_is_the_node_clock_minus_uptime() -> None:
     text = read("rocky9-fresh", "rpm-boot")
-    boot = dnf.parse_boot(text)
+    info = boot.parse_boot(text)
     now, uptime = int(text.splitlines()[2]), float(text.splitlines()[1].split()[0])
-    assert boot.boot_time == datetime.fromtimestamp(now - int(uptime), UTC)
-    assert boot.boot_id == text.splitlines()[0]
+    assert info.boot_time == datetime.fromtimestamp(now - int(uptime), UTC)
+    assert info.boot_id == text.splitlines()[0]
 
 
 def test_needs_restarting_after_the_kernel_upgrade_and_after_the_reboot() -> None:
@@ -143,7 +143,7 @@ def test_needs_restarting_verdict_must_match_the_exit_status() -> None:
 @pytest.mark.parametrize("damage", [lambda t: t.splitlines()[0], lambda t: t.replace("-", "", 1)])
 def test_damaged_boot_probe_raises(damage: Callable[[str], str]) -> None:
     with pytest.raises(ParseError):
-        dnf.parse_boot(damage(read("rocky9-fresh", "rpm-boot")))
+        boot.parse_boot(damage(read("rocky9-fresh", "rpm-boot")))
 
 
 # --- available upgrades ------------------------------------------------------------------------

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from patchfleet.config.policies import load_deployments, validate_deployments
 from patchfleet.domain.inventory import Inventory, parse_inventory
-from patchfleet.domain.policies import (
-    PatchPolicy,
-    load_deployments,
-    validate_deployments,
-)
+from patchfleet.domain.policies import PatchPolicy
 from patchfleet.errors import ConfigError
-from patchfleet.runplan import load_registry
+from patchfleet.ops.plan import load_registry
 
 INVENTORY = {
     "nodes": [
@@ -171,42 +165,24 @@ def test_cli_deployments_validate(tmp_path: Path) -> None:
     assert "windows[0].cutoff_hours" in res.output
 
 
-def _apply(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "patchfleet"
-    return subprocess.run([str(exe), "deployments", "apply", *args], capture_output=True,
-                          text=True, timeout=180, env=env, check=False)
+@pytest.mark.parametrize(("data", "field", "words"), [
+    ({"policies": [{"name": "pol-1", "schedul": "x"}]}, "policies[0].schedul",
+     "unknown key 'schedul'; remove it or check its spelling; allowed keys: max_concurrency, "
+     "max_errors, name, operation, scan_schedule,"),
+    ({"windows": [window(colour="red")]}, "windows[0].colour",
+     "unknown key 'colour'; remove it or check its spelling; allowed keys: name, schedule,"),
+    ({"windows": [window(tasks=[{"name": "t", "opration": "Scan"}])]},
+     "windows[0].tasks.0.opration",
+     "unknown key 'opration'; did you mean 'operation'? allowed keys: max_concurrency,"),
+])
+def test_unknown_keys_are_named_with_the_allowed_ones(tmp_path: Path, data: object, field: str,
+                                                      words: str) -> None:
+    err = error(tmp_path, data)
+    assert err.field == field, str(err)
+    assert err.message.startswith(words), str(err)
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    return {**env, "PREFECT_HOME": str(tmp_path / "prefect-home"), **extra}
-
-
-def test_cli_deployments_apply_dry_run_and_errors_before_any_server(tmp_path: Path) -> None:
-    inv = tmp_path / "inventory.yaml"
-    inv.write_text(yaml.safe_dump(INVENTORY))
-    data = {"policies": [{"name": "pol-a", "operation": "ScanAndInstall",
-                          "inventory": str(inv)}],
-            "windows": [window("mw-a", inventory=str(inv))]}
-    path = write(tmp_path, data)
-    dry = _apply([str(path), "--dry-run"], _env(tmp_path))
-    assert dry.returncode == 0, dry.stderr
-    for name in ("patch-policy/pol-a-scan", "patch-policy/pol-a-install",
-                 "maintenance-window/mw-a", "run now", "dry run: 3 deployment(s) not applied"):
-        assert name in dry.stdout, name
-    # no server configured: refused with the fix, nothing deployed anywhere
-    unset = _apply([str(path)], _env(tmp_path))
-    assert unset.returncode == 1 and "PREFECT_API_URL is not set" in unset.stderr
-    closed = _apply([str(path)], _env(tmp_path, PREFECT_API_URL="http://127.0.0.1:9/api"))
-    assert closed.returncode == 1, closed.stderr
-    assert "http://127.0.0.1:9/api" in closed.stderr and "prefect server start" in closed.stderr
-    # a bad file exits 2 before the server is even asked
-    bad = write(tmp_path, {"windows": [window("mw-a", inventory=str(inv), cutoff_hours=9)]})
-    res = _apply([str(bad)], _env(tmp_path, PREFECT_API_URL="http://127.0.0.1:9/api"))
-    assert res.returncode == 2 and "windows[0].cutoff_hours" in res.stderr
-    assert "Prefect server" not in res.stderr
-    # a policy schedule Prefect can't express is a validation error too
-    lw = write(tmp_path, {"policies": [{"name": "pol-a", "scan_schedule": "cron(0 1 LW * ? *)",
-                                        "inventory": str(inv)}]})
-    res = _apply([str(lw), "--dry-run"], _env(tmp_path))
-    assert res.returncode == 2 and "policies[0].scan_schedule" in res.stderr
+def test_a_window_lists_its_registration_keys_as_allowed(tmp_path: Path) -> None:
+    err = error(tmp_path, {"windows": [window(colour="red")]})
+    assert err.message.endswith("enabled, inventory, targets, store, publish_report, report_uri, "
+                                "tasks"), str(err)

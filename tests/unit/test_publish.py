@@ -1,156 +1,27 @@
-"""Publishing reports to S3 against a real S3 API on loopback (moto's server), configured the way
-users configure boto3: environment variables, no code-level endpoint."""
+"""Publishing reports to S3 without a server: URI rules, the run layout, and how every S3 and
+botocore error is explained (the uploads themselves: tests/integration/test_publish_s3.py)."""
 
 from __future__ import annotations
 
-import json
 import pickle
-import socket
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_reports import T0, results  # the report tests' three-node fleet
-from typer.testing import CliRunner
 
-from patchfleet.cli import app
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import RunContext
+from patchfleet.domain.uris import normalize_s3_uri, parse_s3_uri
 from patchfleet.errors import ConfigError, PublishError
-from patchfleet.report.csv_reports import write_reports_from_results
 from patchfleet.report.publish import (
     explain_s3_error,
-    normalize_s3_uri,
-    parse_s3_uri,
     publish_reports,
     run_report_uri,
 )
-from patchfleet.store.writer import write_run
 
 SECRET = "pf-SECRET-must-never-show-0123456789"
-runner = CliRunner()
-
-
-def _aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str | None, tmp_path: Path) -> None:
-    """Only what we set here reaches boto3: no user profile, config file or metadata service."""
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN",
-                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3"):  # fmt: skip
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    if endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-
-
-@pytest.fixture()
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    """An S3 client of the loopback server, with the environment pointing boto3 at it."""
-    import boto3
-
-    _aws_env(monkeypatch, moto_endpoint, tmp_path)
-    return boto3.client("s3")
-
-
-def _bucket(s3: Any, request: pytest.FixtureRequest) -> str:
-    name = "pf-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
-    s3.create_bucket(Bucket=name)
-    return name
-
-
-def _objects(s3: Any, bucket: str) -> dict[str, bytes]:
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
-    return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_objects_equal_the_local_files_and_manifests_name_them(
-    s3: Any, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    bucket = _bucket(s3, request)
-    uri = f"s3://{bucket}/patch/reports"
-    files = write_reports_from_results(
-        tmp_path / "out", results(), uri_prefix=normalize_s3_uri(uri)
-    )
-    uris = publish_reports(files.folder, uri, files=files)
-
-    local = {f"patch/reports/{p.relative_to(files.folder).as_posix()}": p.read_bytes()
-             for p in files}  # fmt: skip
-    assert _objects(s3, bucket) == local
-    assert len(local) == 2 + 1 + 2 * 3  # all-nodes + 2 manifests + summary/patches per node
-    assert sorted(uris) == sorted(f"s3://{bucket}/{k}" for k in local)
-    assert [u.rsplit("/", 1)[1] for u in uris[-2:]] == [
-        "manifest-all-nodes.json",
-        "manifest-patches.json",
-    ]  # manifests last
-    for key in local:
-        head = s3.head_object(Bucket=bucket, Key=key)
-        expected = "application/json" if key.endswith(".json") else "text/csv; charset=utf-8"
-        assert head["ContentType"] == expected
-
-    named: list[str] = []
-    for manifest in ("manifest-all-nodes.json", "manifest-patches.json"):
-        body = s3.get_object(Bucket=bucket, Key=f"patch/reports/{manifest}")["Body"].read()
-        named += json.loads(body)["fileLocations"][0]["URIs"]
-    assert named[0] == f"s3://{bucket}/patch/reports/all-nodes.csv"
-    assert len(named) == 4
-    for named_uri in named:
-        named_bucket, key = parse_s3_uri(named_uri)
-        assert named_bucket == bucket
-        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == local[key]
-
-
-def test_bucket_root_and_folder_without_file_list(
-    s3: Any, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    bucket = _bucket(s3, request)
-    folder = tmp_path / "out"
-    write_reports_from_results(folder, results(), uri_prefix=normalize_s3_uri(f"s3://{bucket}"))
-    (folder / "notes.txt").write_text("not a report file")
-    (folder / ".all-nodes.csv.abc.tmp").write_text("left by a crash")
-    uris = publish_reports(folder, f"s3://{bucket}/")
-    assert len(uris) == 9
-    assert set(_objects(s3, bucket)) == {u.removeprefix(f"s3://{bucket}/") for u in uris}
-    assert "all-nodes.csv" in _objects(s3, bucket)
-
-
-def test_flow_task_uploads_each_run_under_its_own_prefix(
-    s3: Any, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    from tasks.store import write_reports
-
-    bucket = _bucket(s3, request)
-    ctx = RunContext(run_id="run-a", operation=Operation.SCAN, started_at=T0)
-    out = write_reports.fn(tmp_path, ctx, results(), None, report_uri=f"s3://{bucket}/fleet")
-    base = f"s3://{bucket}/fleet/date=2024-05-01/run_id=run-a/"
-    assert out["uris"][-1] == base + "manifest-patches.json"
-    assert all(u.startswith(base) for u in out["uris"]) and len(out["uris"]) == 9
-    assert out["folder"] == str(tmp_path / "reports" / "run-a")
-    manifest = json.loads((tmp_path / "reports" / "run-a" / "manifest-all-nodes.json").read_text())
-    assert manifest["fileLocations"][0]["URIs"] == [base + "all-nodes.csv"]
-
-    later = RunContext(run_id="run-b", operation=Operation.SCAN, started_at=T0)
-    write_reports.fn(tmp_path, later, results()[:1], None, report_uri=f"s3://{bucket}/fleet")
-    keys = set(_objects(s3, bucket))
-    assert "fleet/date=2024-05-01/run_id=run-a/nodes/web-1-patches.csv" in keys
-    assert "fleet/date=2024-05-01/run_id=run-b/all-nodes.csv" in keys
-
-    plain = write_reports.fn(tmp_path, ctx, results(), str(tmp_path / "plain"))
-    assert plain["uris"] == []
-    assert json.loads((tmp_path / "plain" / "manifest-all-nodes.json").read_text())[
-        "fileLocations"
-    ][0]["URIs"][0].startswith("file://")
 
 
 def test_flow_task_refuses_a_bad_report_uri_before_writing(tmp_path: Path) -> None:
@@ -202,80 +73,6 @@ def test_uri_forms() -> None:
     assert parse_s3_uri("S3://my.bucket-1/a/b=c/") == ("my.bucket-1", "a/b=c")
     assert normalize_s3_uri("s3://bucket") == "s3://bucket/"
     assert normalize_s3_uri("s3://bucket/a/b//") == "s3://bucket/a/b/"
-
-
-def test_missing_bucket_says_create_it(s3: Any, tmp_path: Path) -> None:
-    uri = "s3://pf-no-such-bucket/r"
-    files = write_reports_from_results(tmp_path, results(), uri_prefix=normalize_s3_uri(uri))
-    with pytest.raises(PublishError, match=r"bucket 'pf-no-such-bucket' does not exist at "
-                       r"http://127\.0\.0\.1:\d+: create it") as caught:  # fmt: skip
-        publish_reports(files.folder, uri, files=files)
-    assert not caught.value.transient
-    assert SECRET not in str(caught.value)
-
-
-def test_unreachable_endpoint_names_the_setting(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    _aws_env(monkeypatch, f"http://127.0.0.1:{_closed_port()}", tmp_path)
-    uri = "s3://pf-closed-port/r"
-    files = write_reports_from_results(tmp_path, results(), uri_prefix=normalize_s3_uri(uri))
-    start = time.monotonic()
-    with pytest.raises(PublishError, match=r"cannot reach the S3 endpoint http://127\.0\.0\.1:\d+"
-                       r".*AWS_ENDPOINT_URL_S3") as caught:  # fmt: skip
-        publish_reports(files.folder, uri, files=files)
-    assert caught.value.transient
-    assert SECRET not in str(caught.value)
-    assert time.monotonic() - start < 30
-
-
-def test_no_credentials_says_where_they_come_from(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    _aws_env(monkeypatch, None, tmp_path)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
-    uri = "s3://pf-no-creds/r"
-    files = write_reports_from_results(tmp_path, results(), uri_prefix=normalize_s3_uri(uri))
-    with pytest.raises(PublishError, match=r"no usable AWS credentials.*AWS_PROFILE"):
-        publish_reports(files.folder, uri, files=files)
-
-
-def test_failure_midway_never_uploads_the_manifests(
-    s3: Any, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    """The bucket disappears (for real, on the server) after two uploads."""
-    bucket = _bucket(s3, request)
-    sent: list[str] = []
-
-    class DeletesBucketAfterTwo:
-        meta = s3.meta
-
-        def put_object(self, **kw: Any) -> Any:
-            if len(sent) == 2:
-                for key in sent:
-                    s3.delete_object(Bucket=bucket, Key=key)
-                s3.delete_bucket(Bucket=bucket)
-            sent.append(kw["Key"])
-            return s3.put_object(**kw)
-
-    uri = f"s3://{bucket}/r"
-    files = write_reports_from_results(tmp_path, results(), uri_prefix=normalize_s3_uri(uri))
-    with pytest.raises(PublishError, match=r"does not exist.*2 of 9 files were uploaded"):
-        publish_reports(files.folder, uri, files=files, s3_client_factory=DeletesBucketAfterTwo)
-    assert len(sent) == 3 and not any(k.endswith(".json") for k in sent)
-
-
-def test_manifests_naming_other_files_upload_nothing(
-    s3: Any, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    bucket = _bucket(s3, request)
-    files = write_reports_from_results(tmp_path, results())  # file:// manifests
-    with pytest.raises(PublishError, match=f"uri_prefix='s3://{bucket}/r/'"):
-        publish_reports(files.folder, f"s3://{bucket}/r", files=files)
-    files = write_reports_from_results(tmp_path, results(), uri_prefix=f"s3://{bucket}/other/")
-    with pytest.raises(PublishError, match="which this upload does not create"):
-        publish_reports(files.folder, f"s3://{bucket}/r", files=files)
-    assert _objects(s3, bucket) == {}
 
 
 def test_empty_folder(tmp_path: Path) -> None:
@@ -336,43 +133,3 @@ def test_botocore_errors_are_explained_without_secrets() -> None:
 def test_publish_error_pickles_with_its_transience() -> None:
     error = pickle.loads(pickle.dumps(PublishError("cannot reach", transient=True)))
     assert isinstance(error, PublishError) and error.transient and str(error) == "cannot reach"
-
-
-# --- CLI ----------------------------------------------------------------------------------------
-
-
-def test_cli_report_upload(s3: Any, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    bucket = _bucket(s3, request)
-    store = tmp_path / "store"
-    write_run(store, RunContext("run-a", Operation.SCAN, T0), results())
-    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(tmp_path / "rep"),
-                                 "--upload", f"s3://{bucket}/weekly/"])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    uploaded = [line.removeprefix("uploaded ") for line in result.stdout.splitlines()
-                if line.startswith("uploaded ")]  # fmt: skip
-    assert len(uploaded) == 9 and uploaded[-1] == f"s3://{bucket}/weekly/manifest-patches.json"
-    objects = _objects(s3, bucket)
-    assert {f"s3://{bucket}/{k}" for k in objects} == set(uploaded)
-    for path in (tmp_path / "rep").rglob("*.*"):
-        assert objects[f"weekly/{path.relative_to(tmp_path / 'rep').as_posix()}"] == (
-            path.read_bytes()
-        )
-    manifest = json.loads(objects["weekly/manifest-all-nodes.json"])
-    assert manifest["fileLocations"][0]["URIs"] == [f"s3://{bucket}/weekly/all-nodes.csv"]
-    assert SECRET not in result.output
-
-
-def test_cli_report_upload_errors(s3: Any, tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    write_run(store, RunContext("run-a", Operation.SCAN, T0), results())
-    bad = runner.invoke(app, ["report", "--store", str(store), "--out", str(tmp_path / "bad"),
-                              "--upload", "s3:/bucket/x"])  # fmt: skip
-    assert bad.exit_code == 2
-    assert "--upload" in bad.output and "s3://BUCKET" in bad.output
-    assert not (tmp_path / "bad").exists()
-
-    missing = runner.invoke(app, ["report", "--store", str(store), "--out", str(tmp_path / "m"),
-                                  "--upload", "s3://pf-cli-missing/x"])  # fmt: skip
-    assert missing.exit_code == 1
-    assert "does not exist" in missing.output and "create it" in missing.output
-    assert SECRET not in missing.output

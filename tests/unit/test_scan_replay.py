@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet import probes
-from patchfleet.collect import CollectOptions, collect_facts
-from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
+from patchfleet.config.baselines import embedded_baselines_dir, load_baselines
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.errors import ParseError
+from patchfleet.managers import apt
+from patchfleet.managers.base import CollectOptions
+from patchfleet.managers.registry import collect_facts
 from patchfleet.transport.replay import Recorded, ReplayTransport, load_replay_dir
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "apt"
@@ -95,4 +96,4 @@ def test_refresh_disabled_sends_no_apt_get_update() -> None:
 def test_garbage_from_a_probe_fails_the_scan() -> None:
     garbage = Recorded(stdout="Segmentation fault\n", stderr="", exit_status=0)
     with pytest.raises(ParseError):
-        facts_of("debian12-fresh", **{probes.DPKG_QUERY.name: garbage})
+        facts_of("debian12-fresh", **{apt.DPKG_QUERY.name: garbage})

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet import collect_rpm, probes
-from patchfleet.collect import CollectOptions, collect_facts
-from patchfleet.domain.baseline import embedded_baselines_dir, load_baselines
+from patchfleet.config.baselines import embedded_baselines_dir, load_baselines
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import NodeStatus, PatchState
 from patchfleet.errors import CommandError, LockError, ParseError, UnsupportedOSError
+from patchfleet.managers import common, dnf, zypper
+from patchfleet.managers.base import CollectOptions
+from patchfleet.managers.registry import collect_facts
 from patchfleet.transport.replay import Recorded, ReplayTransport, load_replay_dir
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -37,7 +38,7 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(collect_rpm, "_sleep", sleep)
+    monkeypatch.setattr(common, "_sleep", sleep)
     yield slept
 
 
@@ -177,7 +178,7 @@ def test_zypper_lock_is_final_after_zyppers_own_wait(no_waiting: list[float]) ->
     assert no_waiting == []
     assert [c.name for c in transport.calls] == [
         "os-release", "zypper-refresh", "rpm-boot", "zypper-needs-rebooting"]
-    assert dict(probes.ZYPPER_NEEDS_REBOOTING.env)["ZYPP_LOCK_TIMEOUT"] == "60"
+    assert dict(zypper.NEEDS_REBOOTING.command.env)["ZYPP_LOCK_TIMEOUT"] == "60"
 
 
 def test_zypper_broken_repository_is_a_refresh_warning() -> None:
@@ -218,12 +219,12 @@ def test_refresh_disabled_or_without_root() -> None:
 def test_garbage_from_a_probe_fails_the_scan() -> None:
     garbage = Recorded(stdout="Segmentation fault\n")
     with pytest.raises(ParseError):
-        facts_of("dnf", "rocky9-fresh", **{probes.DNF_UPDATEINFO_LIST.name: garbage})
+        facts_of("dnf", "rocky9-fresh", **{dnf.UPDATEINFO_LIST.name: garbage})
     with pytest.raises(ParseError):
-        facts_of("zypper", "sles15-fresh", **{probes.ZYPPER_LIST_PATCHES.name: garbage})
+        facts_of("zypper", "sles15-fresh", **{zypper.LIST_PATCHES.name: garbage})
 
 
 def test_yum_nodes_are_recognised_but_not_scanned() -> None:
     amzn2 = Recorded(stdout=(CASES / "amzn2").read_text())
     with pytest.raises(UnsupportedOSError, match="Amazon Linux 2 uses yum"):
-        facts_of("dnf", "rocky9-fresh", **{probes.OS_RELEASE.name: amzn2})
+        facts_of("dnf", "rocky9-fresh", **{common.OS_RELEASE.name: amzn2})

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from patchfleet.deploy_plan import build_specs
 from patchfleet.domain.policies import parse_deployments
 from patchfleet.domain.schedule_export import DeploySchedule, policy_schedule, window_schedule
 from patchfleet.domain.windows import MaintenanceWindow, next_runs
 from patchfleet.errors import ConfigError
+from patchfleet.ops.deploy_plan import build_specs
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 HORIZON = timedelta(days=1100)  # through 2028, a leap year

@@ -12,7 +12,7 @@ from patchfleet.domain.records import PatchRecord, PatchState
 from patchfleet.domain.results import NodeResult
 from patchfleet.domain.snapshot import extend
 from patchfleet.errors import ConfigError
-from patchfleet.store.snapshots import load_snapshot, save_snapshot
+from patchfleet.store.snapshot_files import load_snapshot, save_snapshot
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

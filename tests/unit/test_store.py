@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -28,12 +29,16 @@ from patchfleet.errors import StoreError
 from patchfleet.store import writer
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.schema import (
+    NODE_SUMMARIES,
     NODE_SUMMARIES_SCHEMA,
+    PATCH_STATES,
     PATCH_STATES_SCHEMA,
     RUN_ID_KEY,
     SCHEMA_VERSION,
     SCHEMA_VERSION_KEY,
+    SCHEMAS,
     TABLE_KEY,
+    TABLES,
     file_schema,
 )
 from patchfleet.store.writer import write_run
@@ -529,18 +534,192 @@ def test_noncompliant_severity_counts_cover_exactly_the_noncompliant_states(
     assert rows == [(per_level, per_level, per_level, per_level, per_level, 2 * per_level)]
 
 
-def test_files_missing_a_newer_column_still_read(tmp_path: Path) -> None:
-    """union_by_name + the typed empty relation: an older file without `warnings` reads as NULL."""
-    write_run(tmp_path, ctx(), fleet())
-    old = tmp_path / "node_summaries/date=2024-04-01/run_id=run-old/part-0.parquet"
-    old.parent.mkdir(parents=True)
-    from patchfleet.store.schema import node_summaries_table
+# --- migration: files written by old patchfleet code (tests/cases/store/v1/README.md) ----------
 
-    table = node_summaries_table(ctx("run-old"), [node("legacy")])
-    pq.write_table(table.drop_columns(["run_id", "warnings"]), old)
-    with ComplianceStore(tmp_path) as store:
-        _, rows = store.query("SELECT node_id, warnings FROM node_summaries ORDER BY node_id")
-    assert rows == [("db-1", []), ("legacy", None), ("web-1", ["apt lists are 9 days old"])]
+OLD_STORES = Path(__file__).resolve().parents[1] / "cases" / "store" / "v1"
+# layout folder -> (its run id, the node_summaries columns its writer did not have yet)
+OLD_LAYOUTS = {
+    "initial": ("v1-initial-scan", ("boot_id", "restart_needed", "auto_updaters")),
+    "boot_id": ("v1-boot-id-scan", ("restart_needed", "auto_updaters")),
+}
+OLD_RUN_DAY = date(2026, 12, 4)
+GONE_REASON = (
+    "UNREACHABLE: connection refused by 127.0.0.1:9 ([Errno 111] Connect call failed "
+    "('127.0.0.1', 9)); is sshd running and listening on port 9?"
+)
+# What the old scans found, as plain values (node_id, host, platform_name, platform_version,
+# patch_group, baseline_id, status, overall_severity, failure_reason, installed_count,
+# installed_other_count, missing_count, failed_count, security_non_compliant_count,
+# other_non_compliant_count, operation, execution_type, snapshot_id, reboot_option, warnings)
+OLD_NODE_ROWS = [
+    ("deb12-fresh", "deb12-fresh", "Debian GNU/Linux", "12", "web",
+     "AWS-DebianDefaultPatchBaseline", "NON_COMPLIANT", "UNSPECIFIED", None, 0, 126, 6, 0, 6, 0,
+     "SCAN", "COMMAND", None, None, []),
+    ("gone", "127.0.0.1", None, None, "web", None, "FAILED", None, GONE_REASON, 0, 0, 0, 0, 0, 0,
+     "SCAN", "COMMAND", None, None, []),
+    ("rocky9-fresh", "rocky9-fresh", "Rocky Linux", "9.5", "db",
+     "AWS-RockyLinuxDefaultPatchBaseline", "NON_COMPLIANT", "UNSPECIFIED", None, 0, 6, 8, 0, 3, 5,
+     "SCAN", "COMMAND", None, None, []),
+]  # fmt: skip
+OLD_NODE_COLUMNS = (
+    "node_id, host, platform_name, platform_version, patch_group, baseline_id, status, "
+    "overall_severity, failure_reason, installed_count, installed_other_count, missing_count, "
+    "failed_count, security_non_compliant_count, other_non_compliant_count, operation, "
+    "execution_type, snapshot_id, reboot_option, warnings"
+)
+# The boot ids the old code read from the golden captures (the initial layout had no column).
+OLD_BOOT_IDS = {"deb12-fresh": "c7ca3321-1e90-4fb8-bc92-c9443f0dfeea",
+                "rocky9-fresh": "1a7ad1c0-c009-4744-b7f9-6f6b868f6830", "gone": None}
+OLD_PATCH_ROWS = {
+    # (node_id, package): (arch, installed, available, state, classification, severity, priority,
+    #   section, advisory_ids, cve_ids, release_date, compliance_level, baseline_id,
+    #   source_package, repository, held, security)
+    ("rocky9-fresh", "fake-openssl-libs"): (
+        "x86_64", "1:1.0-1", "1:1.1-1", "MISSING", "Security", "Critical", None, None,
+        ["FAKESA-2025:0001"], ["CVE-2025-10001"], datetime(2025, 5, 2, 8, 0, tzinfo=UTC),
+        "UNSPECIFIED", "AWS-RockyLinuxDefaultPatchBaseline", "fake-openssl", "fake-updates",
+        False, True),
+    ("rocky9-fresh", "fake-sudo"): (
+        "x86_64", "1.0-1", "1.2-1", "MISSING", "Bugfix", None, None, None,
+        ["FAKEBA-2025:0008", "FAKESA-2025:0004"], ["CVE-2025-10005"],
+        datetime(2025, 6, 26, 10, 0, tzinfo=UTC), "UNSPECIFIED",
+        "AWS-RockyLinuxDefaultPatchBaseline", "fake-sudo", "fake-updates", False, False),
+    ("deb12-fresh", "fake-sudo"): (
+        "amd64", "1.0", "1.1", "MISSING", "Security", "optional", "optional", "admin", [], [],
+        None, "UNSPECIFIED", "AWS-DebianDefaultPatchBaseline", "fake-sudo",
+        "Debian-Security:bookworm-security", False, True),
+}  # fmt: skip
+OLD_PATCH_COLUMNS = (
+    "arch, installed_version, available_version, state, classification, severity, priority, "
+    "section, advisory_ids, cve_ids, release_date, compliance_level, baseline_id, "
+    "source_package, repository, held, security"
+)
+
+
+def old_store(tmp_path: Path, *layouts: str) -> Path:
+    """A store root holding copies of the old layouts' files (the committed ones stay as they
+    are: nothing may write next to them)."""
+    root = tmp_path / "store"
+    for layout in layouts:
+        shutil.copytree(OLD_STORES / layout, root, dirs_exist_ok=True)
+    return root
+
+
+@pytest.mark.parametrize("layout", sorted(OLD_LAYOUTS))
+def test_old_files_are_really_old(layout: str) -> None:
+    """Guards the test data: each file says version 1 and lacks exactly the later columns."""
+    run_id, lacks = OLD_LAYOUTS[layout]
+    for table, missing in ((PATCH_STATES, ()), (NODE_SUMMARIES, lacks)):
+        files = list((OLD_STORES / layout / table).glob("date=*/run_id=*/*.parquet"))
+        assert [f.parent.name for f in files] == [f"run_id={run_id}"]
+        schema = pq.read_schema(files[0])
+        assert schema.metadata[SCHEMA_VERSION_KEY] == b"1"
+        assert schema.metadata[TABLE_KEY] == table.encode()
+        assert schema.metadata[RUN_ID_KEY] == run_id.encode()
+        today = [n for n in SCHEMAS[table].names if n not in ("run_id", *missing)]
+        assert schema.names == today
+
+
+@pytest.mark.parametrize("layout", sorted(OLD_LAYOUTS))
+def test_old_node_summaries_read_with_new_columns_null(tmp_path: Path, layout: str) -> None:
+    run_id, lacks = OLD_LAYOUTS[layout]
+    with ComplianceStore(old_store(tmp_path, layout)) as store:
+        _, rows = store.query(f"SELECT {OLD_NODE_COLUMNS} FROM node_summaries ORDER BY node_id")
+        assert rows == OLD_NODE_ROWS
+        _, rows = store.query(
+            "SELECT node_id, run_id, date, boot_id, restart_needed, auto_updaters, "
+            "operation_start_time <= operation_end_time, last_no_reboot_install_operation_time "
+            "FROM node_summaries ORDER BY node_id")
+    boot_ids = OLD_BOOT_IDS if "boot_id" not in lacks else dict.fromkeys(OLD_BOOT_IDS)
+    assert rows == [
+        (node_id, run_id, OLD_RUN_DAY, boot_ids[node_id], None, None, True, None)
+        for node_id in sorted(OLD_BOOT_IDS)
+    ]
+
+
+@pytest.mark.parametrize("layout", sorted(OLD_LAYOUTS))
+def test_old_files_read_as_they_were_written(tmp_path: Path, layout: str) -> None:
+    """Every value of every old column comes back unchanged through today's views, the later
+    columns are NULL, and the partition columns come from the path."""
+    run_id, lacks = OLD_LAYOUTS[layout]
+    root = old_store(tmp_path, layout)
+    with ComplianceStore(root) as store:
+        for table in TABLES:
+            written = pq.read_table(next((root / table).rglob("*.parquet"))).to_pylist()
+            names, rows = store.query(f"SELECT * FROM {table}")
+            assert names == [*SCHEMAS[table].names, "date"]
+            key = ("node_id", "package") if table == PATCH_STATES else ("node_id",)
+            read = sorted((dict(zip(names, row, strict=True)) for row in rows),
+                          key=lambda r: tuple(r[k] for k in key))
+            written.sort(key=lambda r: tuple(r[k] for k in key))
+            assert len(read) == len(written) == (146 if table == PATCH_STATES else 3)
+            for old, new in zip(written, read, strict=True):
+                expected = {**dict.fromkeys(lacks if table == NODE_SUMMARIES else ()), **old,
+                            "run_id": run_id, "date": OLD_RUN_DAY}
+                assert new == expected
+
+
+def test_old_patch_states_values(tmp_path: Path) -> None:
+    with ComplianceStore(old_store(tmp_path, "initial")) as store:
+        for (node_id, package), values in OLD_PATCH_ROWS.items():
+            _, rows = store.query(
+                f"SELECT {OLD_PATCH_COLUMNS} FROM patch_states WHERE node_id = ? AND package = ?",
+                [node_id, package])
+            assert rows == [values], (node_id, package)
+        _, rows = store.query(
+            "SELECT node_id, state, count(*), count(*) FILTER (WHERE security), "
+            "bool_and(scanned_at = (SELECT operation_end_time FROM node_summaries s "
+            "WHERE s.node_id = p.node_id)) "
+            "FROM patch_states p GROUP BY ALL ORDER BY ALL")
+    assert rows == [
+        ("deb12-fresh", "INSTALLED_OTHER", 126, 0, True),
+        ("deb12-fresh", "MISSING", 6, 6, True),
+        ("rocky9-fresh", "INSTALLED_OTHER", 6, 1, True),
+        ("rocky9-fresh", "MISSING", 8, 3, True),
+    ]
+
+
+def test_old_and_new_runs_in_one_store(tmp_path: Path) -> None:
+    """A store that kept its history: both old layouts and a run written today, side by side."""
+    root = old_store(tmp_path, "initial", "boot_id")
+    today = NodeResult(
+        node_id="deb12-fresh", host="deb12-fresh", records=(),
+        summary=ComplianceSummary(NodeStatus.COMPLIANT, None),
+        operation_start_time=datetime(2027, 1, 5, 10, tzinfo=UTC),
+        operation_end_time=datetime(2027, 1, 5, 10, 1, tzinfo=UTC),
+        boot_id="new-boot", restart_needed=("sshd",), auto_updaters=(),
+    )  # fmt: skip
+    write_run(root, ctx("run-today", datetime(2027, 1, 5, 10, tzinfo=UTC)), [today])
+    with ComplianceStore(root) as store:
+        _, rows = store.query(
+            "SELECT run_id, nodes, non_compliant_nodes, failed_nodes, missing_patches, "
+            "security_non_compliant_patches FROM compliance_history")
+        assert rows == [("v1-initial-scan", 3, 2, 1, 14, 9), ("v1-boot-id-scan", 3, 2, 1, 14, 9),
+                        ("run-today", 1, 0, 0, 0, 0)]
+        _, rows = store.query(
+            "SELECT node_id, run_id, status, boot_id, restart_needed, auto_updaters "
+            "FROM latest_node_summaries ORDER BY node_id")
+        assert rows == [
+            ("deb12-fresh", "run-today", "COMPLIANT", "new-boot", ["sshd"], []),
+            ("gone", "v1-boot-id-scan", "FAILED", None, None, None),
+            ("rocky9-fresh", "v1-boot-id-scan", "NON_COMPLIANT", OLD_BOOT_IDS["rocky9-fresh"],
+             None, None),
+        ]
+        _, rows = store.query("SELECT node_id, run_id, reason, noncompliant_unspecified_count, "
+                              "missing_packages FROM noncompliant_nodes")
+        assert rows == [
+            ("gone", "v1-boot-id-scan", GONE_REASON, 0, []),
+            ("rocky9-fresh", "v1-boot-id-scan", "8 missing; highest severity UNSPECIFIED", 8,
+             ["fake-coreutils", "fake-curl", "fake-daemon", "fake-libcurl", "fake-libzypp",
+              "fake-openssl-libs", "fake-sudo", "fake-tzdata"]),
+        ]
+        # first sightings span the old runs: the earlier (initial) scan's time is kept
+        _, first = store.query("SELECT min(scanned_at) FROM patch_states "
+                               "WHERE run_id = 'v1-initial-scan' AND package = 'fake-curl' "
+                               "AND available_version = '1.1-1'")
+        sightings = {(p, v): t for _, p, v, t in store.first_sightings()}
+        assert sightings[("fake-curl", "1.1-1")] == first[0][0]
+        assert store.pending_installs() == {}  # only SCANs so far
 
 
 def test_query_errors_are_store_errors(tmp_path: Path) -> None:

@@ -16,10 +16,11 @@ import pytest
 
 from patchfleet.domain.inventory import ResolvedNode, parse_inventory
 from patchfleet.domain.records import NodeStatus
-from patchfleet.domain.targets import node_selected, parse_targets, select_targets
+from patchfleet.domain.selectors import node_selected, parse_targets, select_targets
 from patchfleet.errors import ConfigError
+from patchfleet.ops.targeting import OsTargets, resolve_os_targets
 from patchfleet.parsers.os_release import os_info, parse_os_release
-from patchfleet.targeting import resolve_os_targets
+from patchfleet.transport.connector import SSHConnector
 
 INVENTORY: dict[str, Any] = {
     "defaults": {"os": "DEBIAN"},
@@ -117,7 +118,7 @@ def test_parse_normalises_os_names() -> None:
 ])
 def test_bad_inventory_os_names_file_field_and_fix(tmp_path: Path, text: str,
                                                    needle: str) -> None:
-    from patchfleet.domain.inventory import load_inventory
+    from patchfleet.config.inventory import load_inventory
 
     path = tmp_path / "inventory.yaml"
     path.write_text(text)
@@ -141,23 +142,28 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _resolve(ns: list[ResolvedNode], expression: str) -> OsTargets:
+    with SSHConnector() as connector:
+        return asyncio.run(resolve_os_targets(ns, expression, connector))
+
+
 def test_run_time_reads_the_local_os() -> None:
     real = _this_os()
     other = "SUSE" if real != "SUSE" else "DEBIAN"
     ns = nodes({"nodes": [{"id": "local"}, {"id": "declared", "os": other}]})
-    kept, failed, dropped = asyncio.run(resolve_os_targets(ns, f"os:{real.lower()}"))
+    kept, failed, dropped = _resolve(ns, f"os:{real.lower()}")
     assert [n.id for n in kept] == ["local"] and failed == []
     assert dropped == {"declared": other}  # declared: decided without connecting
-    kept, failed, dropped = asyncio.run(resolve_os_targets(ns, f"os:{other}"))
+    kept, failed, dropped = _resolve(ns, f"os:{other}")
     assert [n.id for n in kept] == ["declared"] and dropped == {"local": real}
     with pytest.raises(ConfigError, match=rf"selects no node; the nodes run: local \({real}\)"):
-        asyncio.run(resolve_os_targets(ns[:1], "os:WINDOWS"))
+        _resolve(ns[:1], "os:WINDOWS")
 
 
 def test_run_time_without_os_selectors_reads_nothing() -> None:
     ns = nodes({"nodes": [{"id": "a", "host": "127.0.0.1", "port": _closed_port()},
                           {"id": "b"}]})
-    kept, failed, dropped = asyncio.run(resolve_os_targets(ns, "a"))
+    kept, failed, dropped = _resolve(ns, "a")
     assert [n.id for n in kept] == ["a"] and failed == [] and dropped == {"b": "not targeted"}
 
 
@@ -172,7 +178,7 @@ def test_run_time_unreachable_node_fails_with_the_reason(tmp_path: Path) -> None
                 "nodes": [{"id": "ghost", "host": "127.0.0.1", "port": _closed_port(),
                            "tags": {"PatchGroup": "web"}},
                           {"id": "deb", "os": "DEBIAN"}]})
-    kept, failed, dropped = asyncio.run(resolve_os_targets(ns, "os:DEBIAN"))
+    kept, failed, dropped = _resolve(ns, "os:DEBIAN")
     assert [n.id for n in kept] == ["deb"] and dropped == {}
     (ghost,) = failed
     assert ghost.node_id == "ghost" and ghost.summary.status is NodeStatus.FAILED
@@ -182,5 +188,5 @@ def test_run_time_unreachable_node_fails_with_the_reason(tmp_path: Path) -> None
         "UNREACHABLE: could not read the node's OS (/etc/os-release) to match the target "
         "selector os:DEBIAN, so it was neither scanned nor patched: ")
     # nothing kept but a failure: not a config error, the failure is the run's outcome
-    kept, failed, _ = asyncio.run(resolve_os_targets(ns[:1], "os:SUSE"))
+    kept, failed, _ = _resolve(ns[:1], "os:SUSE")
     assert kept == [] and [r.node_id for r in failed] == ["ghost"]

@@ -15,7 +15,8 @@ import pytest
 
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.errors import AuthError, CommandError, CommandTimeout, OutputLimitError
-from patchfleet.transport import Command, KeyRing, LocalTransport, open_transport
+from patchfleet.transport import Command, LocalTransport
+from patchfleet.transport.connector import KeyRing, open_transport
 
 
 def local_node(**overrides: Any) -> ResolvedNode:

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from patchfleet import probes
+from patchfleet.domain.inventory import Inventory, Node
 from patchfleet.errors import AuthError, ConfigError, ConnectError
+from patchfleet.managers import apt
+from patchfleet.managers.common import OS_RELEASE
 from patchfleet.transport import (
     Command,
     Recorded,
+    ReplayConnector,
     ReplayTransport,
     UnrecordedCommandError,
     load_replay_dir,
@@ -32,12 +35,12 @@ def test_loads_a_golden_case_folder() -> None:
 
 async def test_replays_probes_by_name() -> None:
     async with ReplayTransport.from_dir("deb-1", GOLDEN_APT) as t:
-        result = await t.run(probes.DPKG_QUERY)
-        os_release = await t.run(probes.OS_RELEASE)
+        result = await t.run(apt.DPKG_QUERY.command)
+        os_release = await t.run(OS_RELEASE.command)
     assert result.stdout == (GOLDEN_APT / "dpkg-query.stdout").read_text()
-    assert result.command == probes.DPKG_QUERY.render(sudo=False)
+    assert result.command == apt.DPKG_QUERY.command.render(sudo=False)
     assert "ID=debian" in os_release.stdout
-    assert t.calls == [probes.DPKG_QUERY, probes.OS_RELEASE]
+    assert t.calls == [apt.DPKG_QUERY.command, OS_RELEASE.command]
     assert t.closed
     assert t.is_root
 
@@ -76,7 +79,7 @@ async def test_tuples_and_exceptions_as_responses() -> None:
 
 
 async def test_sudo_password_prompt_is_mapped_like_a_real_node() -> None:
-    update = probes.apt_update()
+    update = apt.apt_update()
     t = ReplayTransport(
         "n",
         {update.name: Recorded("", "sudo: a password is required\n", 1)},
@@ -90,7 +93,7 @@ async def test_sudo_password_prompt_is_mapped_like_a_real_node() -> None:
 
 
 async def test_sudo_renders_for_non_root_replays() -> None:
-    update = probes.apt_update()
+    update = apt.apt_update()
     t = ReplayTransport("n", {update.name: Recorded()}, is_root=False, sudo=True, user="deploy")
     result = await t.run(update)
     assert result.command.startswith("sudo -n -- env ")
@@ -124,11 +127,35 @@ def test_empty_or_missing_folder(tmp_path: Path) -> None:
 
 
 def test_replay_and_local_need_no_asyncssh() -> None:
-    # probes.py (pure) imports transport.base, so the package must not import asyncssh eagerly.
+    # managers/ (probes) import transport.base, so the package must not import asyncssh eagerly.
     code = (
-        "import sys, patchfleet.probes, patchfleet.transport as t\n"
+        "import sys, patchfleet.managers.registry, patchfleet.transport as t\n"
         "t.ReplayTransport, t.LocalTransport, t.load_replay_dir\n"
         "print('asyncssh' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_replay_connector_gives_each_node_its_recorded_outputs() -> None:
+    fresh = GOLDEN_APT.parent / "debian12-fresh"
+    nodes = Inventory(nodes=[Node(id="a"), Node(id="b"), Node(id="c")]).resolved()
+    connector = ReplayConnector.from_dirs({"a": GOLDEN_APT, "b": fresh})
+    async with connector.open(nodes[0]) as ta, connector.open(nodes[1]) as tb:
+        assert ta.node_id == "a" and tb.node_id == "b"
+        assert (await ta.run(apt.DPKG_QUERY.command)).stdout == (
+            GOLDEN_APT / "dpkg-query.stdout").read_text()
+        assert (await tb.run(apt.DPKG_QUERY.command)).stdout == (
+            fresh / "dpkg-query.stdout").read_text()
+    with pytest.raises(UnrecordedCommandError, match="no recorded outputs for node 'c'"):
+        connector.open(nodes[2])
+    connector.close()
+
+
+async def test_replay_connector_fleet_answers_every_node_alike() -> None:
+    connector = ReplayConnector.fleet(GOLDEN_APT, is_root=False, sudo=True, user="ops")
+    nodes = Inventory(nodes=[Node(id=f"n{i}") for i in range(3)]).resolved()
+    for node in nodes:
+        async with connector.open(node) as t:
+            assert t.node_id == node.id and t.uses_sudo
+            assert "ID=debian" in (await t.run(OS_RELEASE.command)).stdout

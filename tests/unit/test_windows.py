@@ -349,7 +349,7 @@ def test_model_defaults() -> None:
         ({"start_date": "2026-02-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"},
          "end_date", "after start_date"),
         ({"cutoff_behavior": "STOP"}, "cutoff_behavior", "CANCEL_TASK"),
-        ({"color": "red"}, "color", "Extra inputs"),
+        ({"color": "red"}, "color", "unknown key 'color'"),
     ],
 )
 def test_model_errors_name_field_and_fix(change: dict[str, Any], field: str, fix: str) -> None:

@@ -1,4 +1,4 @@
-"""Patch baselines: AWS's baseline object in snake_case, its YAML files, and baseline selection.
+"""Patch baselines: AWS's baseline object in snake_case, its validation, and baseline selection.
 
 A baseline file holds one baseline (spec §1.1)::
 
@@ -16,6 +16,7 @@ A baseline file holds one baseline (spec §1.1)::
     rejected_patches: [telnet*]
     rejected_patches_action: BLOCK
 
+Files are read by :mod:`patchfleet.config.baselines`; this module validates plain data.
 Unknown keys, values outside AWS's enums, filter keys or values the OS does not have, and
 ``approve_after_days`` together with ``approve_until_date`` are errors that name the file, the
 field path and the fix. Baselines whose name starts with ``AWS-`` are the predefined ones
@@ -33,15 +34,12 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib.resources
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -52,7 +50,7 @@ from pydantic import (
     model_validator,
 )
 
-from patchfleet.domain.files import read_text_file
+from patchfleet.domain.model_errors import short_repr
 from patchfleet.domain.records import ComplianceLevel
 from patchfleet.errors import ConfigError, UnknownBaselineError
 
@@ -69,9 +67,6 @@ __all__ = [
     "PatchRule",
     "PatchSource",
     "RejectedPatchesAction",
-    "embedded_baselines_dir",
-    "load_baseline",
-    "load_baselines",
     "os_family",
     "parse_baseline",
 ]
@@ -435,7 +430,7 @@ def _os_problems(b: Baseline) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------------------------
-# Loading
+# Validating plain data (as read from a file)
 
 _FIELD_NAMES = sorted(
     {n for m in (Baseline, PatchRule, PatchFilter, PatchSource) for n in m.model_fields}
@@ -474,7 +469,7 @@ def _error_lines(err: ValidationError) -> list[tuple[str, str]]:
             msg = "required field is missing"
         elif kind == "enum":
             expected = (e.get("ctx") or {}).get("expected", "")
-            msg = f"{e['input']!r} is not allowed; use one of {expected}"
+            msg = f"{short_repr(e['input'])} is not allowed; use one of {expected}"
         elif kind == "value_error":
             msg = str(cause) if cause is not None else e["msg"]
         elif kind == "too_long":
@@ -483,7 +478,7 @@ def _error_lines(err: ValidationError) -> list[tuple[str, str]]:
         elif kind == "too_short":
             msg = f"needs at least {(e.get('ctx') or {}).get('min_length')} item(s)"
         else:
-            msg = f"{e['msg']} (got {e['input']!r})" if "input" in e else e["msg"]
+            msg = f"{e['msg']} (got {short_repr(e['input'])})" if "input" in e else e["msg"]
         lines.append((loc or "(top level)", msg))
     return lines
 
@@ -511,82 +506,6 @@ def parse_baseline(data: Any, source: str, rename: Callable[[str], str] | None =
         raise ConfigError(
             "; ".join(f"{f}: {m}" for f, m in lines), source=source, field=None
         ) from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", mark)
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
-def read_yaml(path: Path) -> Any:
-    """Read a YAML file; a missing file or bad syntax is a ConfigError naming the file."""
-    text = read_text_file(path)
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: safe
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            f"not valid YAML{where}: {err.problem or err.context}", source=str(path)
-        ) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}", source=str(path)) from None
-    if data is None:
-        raise ConfigError(
-            "the file is empty; a baseline needs at least 'name' and 'operating_system'",
-            source=str(path),
-        )
-    return data
-
-
-def load_baseline(path: str | Path) -> Baseline:
-    """Read and validate one baseline YAML file."""
-    p = Path(path).expanduser()
-    return parse_baseline(read_yaml(p), str(p))
-
-
-def load_baselines(directory: str | Path) -> BaselineRegistry:
-    """Every ``*.yaml`` / ``*.yml`` file in ``directory`` (not recursive), one baseline each."""
-    d = Path(directory).expanduser()
-    if not d.is_dir():
-        raise ConfigError("is not a folder of baseline YAML files", source=str(d))
-    files = sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-    registry = BaselineRegistry()
-    for f in files:
-        registry = registry.merged(BaselineRegistry([(load_baseline(f), str(f))]), replace=False)
-    return registry
-
-
-def embedded_baselines_dir() -> Path:
-    """The predefined baselines: the repo's ``baselines/`` when running from a source checkout,
-    else the copy installed as ``patchfleet/_data/baselines``."""
-    repo = Path(__file__).resolve().parents[3]
-    if (repo / "baselines").is_dir() and (repo / "pyproject.toml").is_file():
-        return repo / "baselines"
-    installed = importlib.resources.files("patchfleet").joinpath("_data", "baselines")
-    if installed.is_dir():
-        return Path(str(installed))
-    raise ConfigError(
-        "the predefined baselines are missing from this installation; reinstall patchfleet",
-        source="patchfleet/_data/baselines",
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -703,13 +622,15 @@ class BaselineRegistry:
         operating_system: OperatingSystem | str,
         patch_group: str | None,
         patch_groups_map: Mapping[str, Mapping[str, str]] | None = None,
-        explicit: str | Path | Baseline | Iterable[Baseline] | None = None,
+        explicit: str | Baseline | Iterable[Baseline] | None = None,
+        explicit_source: str | None = None,
     ) -> Baseline:
         """Which baseline a node uses (spec §1.9).
 
-        1. ``explicit`` (BaselineOverride): a baseline, a name, a file (YAML, AWS JSON object or
-           BaselineOverride array) or several baselines; the one for this OS is used. A single
-           baseline of another OS is an error; a multi-OS override without this OS falls
+        1. ``explicit`` (BaselineOverride): a baseline, a baseline name, or several baselines
+           (read from a file by :func:`patchfleet.config.baselines.select_baseline`, which
+           passes the file as ``explicit_source`` for messages); the one for this OS is used. A
+           single baseline of another OS is an error; a multi-OS override without this OS falls
            through.
         2. The patch group's baseline for this OS (``patch_groups_map[group][OS]``).
         3. The OS default. An unknown group, or a group without this OS, falls back here.
@@ -726,7 +647,7 @@ class BaselineRegistry:
                     f"baseline {b.name!r} is for {b.operating_system.value} but the node runs "
                     f"{os.value}; pass one baseline per OS (a BaselineOverride array) or target "
                     f"only {b.operating_system.value} nodes",
-                    source=str(explicit) if isinstance(explicit, str | Path) else b.name,
+                    source=explicit_source or (explicit if isinstance(explicit, str) else b.name),
                 )
         if patch_group is not None and patch_groups_map:
             name = (patch_groups_map.get(patch_group) or {}).get(os.value)
@@ -742,27 +663,9 @@ class BaselineRegistry:
                 return b
         return self.default_for(os)
 
-    def _explicit(self, explicit: str | Path | Baseline | Iterable[Baseline]) -> list[Baseline]:
+    def _explicit(self, explicit: str | Baseline | Iterable[Baseline]) -> list[Baseline]:
         if isinstance(explicit, Baseline):
             return [explicit]
-        if isinstance(explicit, str) and explicit in self._by_name:
-            return [self._by_name[explicit]]
-        if isinstance(explicit, str | Path):
-            path = Path(explicit).expanduser()
-            if not path.is_file():
-                if (
-                    isinstance(explicit, str)
-                    and not explicit.endswith((".yaml", ".yml", ".json"))
-                    and "/" not in explicit
-                ):
-                    self.get(explicit)  # raises UnknownBaselineError listing the names
-                raise ConfigError(
-                    "file not found; pass a baseline name or an existing baseline file",
-                    source=str(explicit),
-                )
-            if path.suffix.lower() == ".json":
-                from patchfleet.domain.baseline_io import load_aws_json_file
-
-                return list(load_aws_json_file(path))
-            return [load_baseline(path)]
+        if isinstance(explicit, str):
+            return [self.get(explicit)]
         return list(explicit)

@@ -1,7 +1,10 @@
 """InstallOverrideList (spec §3.1, §1.3 step 1): install exactly these patches, not the baseline's.
 
 The file is YAML with a ``patches:`` list; each entry has an ``id`` and an optional ``title``;
-other keys (and other top-level keys) are ignored, as AWS ignores them::
+other keys (and other top-level keys) are ignored, as AWS ignores them: this is AWS's file
+format, and a list written for AWS-RunPatchBaseline must work unchanged (the one file patchfleet
+reads that does not reject unknown keys; duplicate keys are still errors). The file is read by
+:mod:`patchfleet.config.overrides`; this module validates the data and applies it::
 
     patches:
       - id: 'kernel.x86_64'
@@ -35,14 +38,14 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from patchfleet.domain.facts import InstalledPackage, NodeFacts, PackageManager
-from patchfleet.domain.files import read_text_file
+from patchfleet.domain.baseline import OsFamily
+from patchfleet.domain.evaluate.rules import FAMILY_OF_MANAGER
+from patchfleet.domain.facts import InstalledPackage, NodeFacts
+from patchfleet.domain.model_errors import short_repr
 from patchfleet.domain.versions import dpkg_compare, parse_evr, rpm_compare
 from patchfleet.errors import ConfigError
 
@@ -52,7 +55,6 @@ __all__ = [
     "OverrideResolution",
     "OverrideSelection",
     "parse_install_override",
-    "parse_install_override_text",
     "resolve_override",
 ]
 
@@ -102,30 +104,11 @@ def parse_install_override(data: Any, source: str) -> InstallOverrideList:
             elif e["type"] == "value_error":
                 msg = str((e.get("ctx") or {}).get("error", e["msg"]))
             else:
-                msg = f"{e['msg']} (got {e.get('input')!r})"
+                msg = f"{e['msg']} (got {short_repr(e.get('input'))})"
             lines.append((loc, msg))
         if len(lines) == 1:
             raise ConfigError(lines[0][1], source=source, field=lines[0][0]) from None
         raise ConfigError("; ".join(f"{f}: {m}" for f, m in lines), source=source) from None
-
-
-def parse_install_override_text(text: str, source: str) -> InstallOverrideList:
-    """Parse the YAML text of an InstallOverrideList (as :func:`patchfleet.fetch.fetch_text`
-    returns it)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"not valid YAML{where}: {err.problem or err.context}", source) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}", source=source) from None
-    return parse_install_override(data, source)
-
-
-def load_install_override(path: str | Path) -> InstallOverrideList:
-    p = Path(path).expanduser()
-    return parse_install_override_text(read_text_file(p), str(p))
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +191,7 @@ def resolve_override(facts: NodeFacts, override: InstallOverrideList) -> Overrid
     """The exact (name, arch, version) to install on this node for each package the list
     selects. When several entries select one package, the first entry that yields a version
     wins (list order is the author's priority)."""
-    rpm = facts.os.package_manager != PackageManager.APT
+    rpm = FAMILY_OF_MANAGER[facts.os.package_manager] is not OsFamily.APT
     cmp = rpm_compare if rpm else dpkg_compare
     chosen: dict[tuple[str, str], OverrideSelection] = {}
     unmatched: list[str] = []

@@ -28,7 +28,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -133,17 +133,52 @@ def _native_arch(facts: NodeFacts) -> str:
     return counts.most_common(1)[0][0] if counts else ""
 
 
-def package_spec(manager: PackageManager, name: str, arch: str, version: str, native: str) -> str:
-    """The pinned install argument for one package version (see the module docstring)."""
-    if manager == PackageManager.APT:
-        foreign = arch not in ("", "all", native)
-        return f"{name}:{arch}={version}" if foreign else f"{name}={version}"
+def _apt_spec(name: str, arch: str, version: str, native: str) -> str:
+    foreign = arch not in ("", "all", native)
+    return f"{name}:{arch}={version}" if foreign else f"{name}={version}"
+
+
+def _edition(version: str) -> str:
+    """``[epoch:]version-release``, the epoch only when it is not 0."""
     evr = parse_evr(version)
     vr = f"{evr.version}-{evr.release}" if evr.release is not None else evr.version
-    edition = f"{evr.epoch_int}:{vr}" if evr.epoch_int else vr
-    if manager == PackageManager.ZYPPER:
-        return f"{name}.{arch}={edition}" if arch else f"{name}={edition}"
+    return f"{evr.epoch_int}:{vr}" if evr.epoch_int else vr
+
+
+def _nevra_spec(name: str, arch: str, version: str, native: str) -> str:
+    edition = _edition(version)
     return f"{name}-{edition}.{arch}" if arch else f"{name}-{edition}"
+
+
+def _zypper_spec(name: str, arch: str, version: str, native: str) -> str:
+    edition = _edition(version)
+    return f"{name}.{arch}={edition}" if arch else f"{name}={edition}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Packaging:
+    """How one package manager names an exact package version in its install arguments."""
+
+    spec: Callable[[str, str, str, str], str]
+    """(name, arch, version, native arch) -> the pinned install argument."""
+    multiarch: bool
+    """dpkg multiarch: a foreign arch is spelled out, so the node's native arch is needed."""
+    rpm_names: bool
+    """rejected_patches also match ``name.arch`` and ``name-version-release.arch``."""
+
+
+_RPM = _Packaging(_nevra_spec, multiarch=False, rpm_names=True)
+_PACKAGING: Mapping[PackageManager, _Packaging] = {
+    PackageManager.APT: _Packaging(_apt_spec, multiarch=True, rpm_names=False),
+    PackageManager.DNF: _RPM,
+    PackageManager.YUM: _RPM,
+    PackageManager.ZYPPER: _Packaging(_zypper_spec, multiarch=False, rpm_names=True),
+}
+
+
+def package_spec(manager: PackageManager, name: str, arch: str, version: str, native: str) -> str:
+    """The pinned install argument for one package version (see the module docstring)."""
+    return _PACKAGING[manager].spec(name, arch, version, native)
 
 
 _MAJOR = re.compile(r"^(\d+)")
@@ -174,7 +209,7 @@ def _block_names(facts: NodeFacts, baseline: Baseline) -> tuple[str, ...]:
     ]
     if not patterns:
         return ()
-    rpm = facts.os.package_manager != PackageManager.APT
+    rpm = _PACKAGING[facts.os.package_manager].rpm_names
     subjects: dict[str, set[str]] = {}
 
     def add(name: str, arch: str, version: str | None) -> None:
@@ -208,7 +243,7 @@ def plan_install(
 ) -> InstallPlan:
     """The install plan for one node: ``records`` are its evaluation under ``baseline``."""
     manager = facts.os.package_manager
-    native = _native_arch(facts) if manager == PackageManager.APT else ""
+    native = _native_arch(facts) if _PACKAGING[manager].multiarch else ""
     items: list[InstallItem] = []
     refused: list[RefusedItem] = []
     unmatched: tuple[str, ...] = ()

@@ -19,23 +19,22 @@ The YAML contract (DESIGN.md)::
         tags: {PatchGroup: web, env: prod}
         os: UBUNTU       # declared OS: os: selectors match it without connecting
 
-Unknown keys are errors; messages name the file, the field and the fix. ``os`` is an AWS
+Unknown keys are errors; messages name the file, the field and the fix. Files are read by
+:mod:`patchfleet.config.inventory`; this module validates plain data. ``os`` is an AWS
 OperatingSystem value (case-insensitive); a node that declares none has its OS read over SSH
-when a run's targets select by OS (:mod:`patchfleet.targeting`).
+when a run's targets select by OS (:mod:`patchfleet.ops.targeting`).
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from patchfleet.domain.baseline import OperatingSystem
-from patchfleet.domain.files import read_text_file
+from patchfleet.domain.model_errors import unknown_key_message
 from patchfleet.errors import ConfigError
 
 LOCAL_NODE_ID = "local"
@@ -221,14 +220,17 @@ def default_inventory() -> Inventory:
     return Inventory(nodes=[Node(id=LOCAL_NODE_ID)])
 
 
-def format_validation_error(err: ValidationError, source: str) -> ConfigError:
-    """Turn pydantic's error list into one ConfigError naming file, field and fix."""
+def format_validation_error(
+    err: ValidationError, source: str, model: type[BaseModel] = Inventory
+) -> ConfigError:
+    """Turn pydantic's error list into one ConfigError naming file, field and fix. ``model`` is
+    the one validated, for the allowed keys an unknown key's message lists."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key; remove it or check its spelling"
+            msg = unknown_key_message(model, e["loc"])
         elif e["type"] == "missing":
             msg = "required field is missing"
         lines.append(f"{loc}: {msg}")
@@ -246,13 +248,3 @@ def parse_inventory(data: Any, source: str) -> Inventory:
     except ValidationError as err:
         raise format_validation_error(err, source) from None
 
-
-def load_inventory(path: str | Path) -> Inventory:
-    """Read and validate an inventory YAML file."""
-    p = Path(path).expanduser()
-    text = read_text_file(p, "file not found; pass an existing inventory with --inventory")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}", source=str(p)) from None
-    return parse_inventory(data, str(p))

@@ -1,7 +1,7 @@
 """Patch policies and maintenance-window configs (spec sections 5 and 6), validated.
 
-Pure: pydantic, PyYAML and the stdlib. The deployments file (default
-``deployments/policies.yaml``) has two lists::
+Pure: pydantic and the stdlib; the file is read by :mod:`patchfleet.config.policies`. The
+deployments file (default ``deployments/policies.yaml``) has two lists::
 
     policies:
       - name: web-daily
@@ -33,7 +33,7 @@ Pure: pydantic, PyYAML and the stdlib. The deployments file (default
              max_concurrency: 1, max_errors: 0, reboot_option: NoReboot}
 
 Errors are :class:`ConfigError` naming the file, the field (``windows[0].cutoff_hours``) and
-the fix. :func:`validate_deployments` also resolves every target expression and returns
+the fix. :func:`check_deployments` also resolves every target expression and returns
 warnings (windows that overlap on the same nodes).
 """
 
@@ -41,17 +41,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from patchfleet.domain.baseline import BaselineRegistry, OperatingSystem
 from patchfleet.domain.inventory import Inventory, ResolvedNode
+from patchfleet.domain.model_errors import unknown_key_message
 from patchfleet.domain.rollout import parse_rate
 from patchfleet.domain.schedule_export import policy_schedule
-from patchfleet.domain.targets import select_targets
+from patchfleet.domain.selectors import select_targets
+from patchfleet.domain.uris import normalize_s3_uri
 from patchfleet.domain.windows import (
     CronSchedule,
     MaintenanceWindow,
@@ -70,9 +70,8 @@ __all__ = [
     "PatchPolicy",
     "WindowConfig",
     "WindowTask",
-    "load_deployments",
+    "check_deployments",
     "parse_deployments",
-    "validate_deployments",
 ]
 
 DEFAULT_FILE = "deployments/policies.yaml"
@@ -184,8 +183,6 @@ class PatchPolicy(_RateControlled):
 def _report_uri(v: str | None) -> str | None:
     if v is None:
         return None
-    from patchfleet.report.publish import normalize_s3_uri  # pure: stdlib only
-
     try:
         normalize_s3_uri(v, source="report_uri")
     except ConfigError as err:
@@ -263,9 +260,12 @@ class DeploymentsFile(BaseModel):
                           source=self.source, field="windows")
 
 
-def _validation_error(err: ValidationError, source: str, prefix: str) -> ConfigError:
+def _validation_error(err: ValidationError, source: str, prefix: str,
+                      model: type[BaseModel]) -> ConfigError:
     e = err.errors()[0]
     msg = str(e["msg"]).removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        msg = unknown_key_message(model, e["loc"])
     loc = ".".join(str(p) for p in e["loc"])
     extra = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
     return ConfigError(msg + extra, source=source, field=f"{prefix}.{loc}" if loc else prefix)
@@ -290,7 +290,7 @@ def parse_deployments(data: Any, source: str) -> DeploymentsFile:
         try:
             policies.append(PatchPolicy.model_validate(raw))
         except ValidationError as err:
-            raise _validation_error(err, source, f"policies[{i}]") from None
+            raise _validation_error(err, source, f"policies[{i}]", PatchPolicy) from None
     windows: list[WindowConfig] = []
     for i, raw in enumerate(data.get("windows") or []):
         prefix = f"windows[{i}]"
@@ -298,7 +298,7 @@ def parse_deployments(data: Any, source: str) -> DeploymentsFile:
             raise ConfigError("a window must be a mapping", source=source, field=prefix)
         try:
             window = load_window({k: v for k, v in raw.items() if k not in _WINDOW_EXTRAS},
-                                 source)
+                                 source, also_allowed=_WINDOW_EXTRAS)
         except ConfigError as err:
             raise ConfigError(err.message, source=source,
                               field=f"{prefix}.{err.field}" if err.field else prefix) from None
@@ -310,7 +310,7 @@ def parse_deployments(data: Any, source: str) -> DeploymentsFile:
             windows.append(WindowConfig.model_validate(
                 {"window": window, **{k: raw[k] for k in _WINDOW_EXTRAS if k in raw}}))
         except ValidationError as err:
-            raise _validation_error(err, source, prefix) from None
+            raise _validation_error(err, source, prefix, WindowConfig) from None
     for kind, names in (("policies", [p.name for p in policies]),
                         ("windows", [w.name for w in windows])):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -318,20 +318,6 @@ def parse_deployments(data: Any, source: str) -> DeploymentsFile:
             raise ConfigError(f"name {dup[0]!r} is used twice; names must be unique",
                               source=source, field=kind)
     return DeploymentsFile(source=source, policies=tuple(policies), windows=tuple(windows))
-
-
-def load_deployments(path: str | Path) -> DeploymentsFile:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read the deployments file: {err.strerror}; pass an existing "
-                          "file", source=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML: {err}", source=str(p)) from None
-    return parse_deployments(data, str(p))
 
 
 def _resolve(loader: InventoryLoader, inventory: str | None, targets: str, source: str,
@@ -357,14 +343,14 @@ def overlaps(a: MaintenanceWindow, b: MaintenanceWindow, now: datetime,
     return None
 
 
-def validate_deployments(path: str | Path, registry: BaselineRegistry,
-                         inventory_loader: InventoryLoader,
-                         now: datetime | None = None) -> list[str]:
-    """Load and check a deployments file; raise ConfigError on the first error, return
-    warnings. Checks schedules, timezones, cutoff < duration, offsets (cron only), rate
-    control, baselines (defined, and for the OS they're listed under), and that every target
-    expression selects at least one node of its inventory."""
-    dep = load_deployments(path)
+def check_deployments(dep: DeploymentsFile, registry: BaselineRegistry,
+                      inventory_loader: InventoryLoader,
+                      now: datetime | None = None) -> list[str]:
+    """Check a parsed deployments file against the baselines and inventories; raise
+    ConfigError on the first error, return warnings. (Parsing already checked schedules,
+    timezones, cutoff < duration, offsets (cron only) and rate control.) Checks baselines
+    (defined, and for the OS they're listed under), and that every target expression selects
+    at least one node of its inventory."""
     src = dep.source
     now = now or datetime.now(UTC)
     for i, p in enumerate(dep.policies):

@@ -1,6 +1,6 @@
 """AWS schedules (cron/rate/at of windows and policies) as Prefect deployment schedules.
 
-Pure: the result is plain data (:class:`DeploySchedule`); ``patchfleet.deploy`` turns it into
+Pure: the result is plain data (:class:`DeploySchedule`); ``patchfleet.cli.deploy`` turns it into
 Prefect schedule objects. Prefect evaluates 5-field cron (minute hour day-of-month month
 day-of-week, Sunday = 0, with ``L`` for the last day of the month and ``d#n`` for the nth
 weekday), intervals with an anchor, and RFC 5545 rrules, each in a timezone.

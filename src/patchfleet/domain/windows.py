@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -54,6 +54,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from patchfleet.domain.model_errors import unknown_key_message
 from patchfleet.errors import ConfigError
 
 __all__ = [
@@ -486,8 +487,9 @@ _CONSISTENCY_FIELDS = (
 )
 
 
-def load_window(data: Any, source: str) -> MaintenanceWindow:
-    """Validate one window mapping; errors become a ConfigError naming ``source`` and field."""
+def load_window(data: Any, source: str, also_allowed: Sequence[str] = ()) -> MaintenanceWindow:
+    """Validate one window mapping; errors become a ConfigError naming ``source`` and field.
+    ``also_allowed``: keys the caller took out of ``data`` (listed when a key is unknown)."""
     if not isinstance(data, dict):
         raise ConfigError("a maintenance window must be a mapping", source=source)
     try:
@@ -496,6 +498,8 @@ def load_window(data: Any, source: str) -> MaintenanceWindow:
         lines: list[tuple[str | None, str]] = []
         for e in err.errors():
             msg = str(e["msg"]).removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                msg = unknown_key_message(MaintenanceWindow, e["loc"], also_allowed)
             loc = ".".join(str(p) for p in e["loc"]) or None
             if loc is None:  # model-level: name the field the message is about
                 loc = next((f for key, f in _CONSISTENCY_FIELDS if msg.startswith(key)), None)

@@ -1,5 +1,5 @@
-"""Parse what dnf (4.x) prints: available upgrades, updateinfo advisories, ``needs-restarting -r``,
-``makecache`` and the boot probe.
+"""Parse what dnf (4.x) prints: available upgrades, updateinfo advisories, ``needs-restarting -r``
+and ``makecache``. (The boot probe both rpm families send is :mod:`patchfleet.parsers.boot`.)
 
 All output is read in the C locale with ``TZ=UTC`` (transports force both), so the dates dnf
 prints in local time are UTC. Unknown lines raise :class:`ParseError`.
@@ -31,7 +31,6 @@ from patchfleet.errors import ParseError
 from patchfleet.parsers import updateinfo
 from patchfleet.parsers.rpm import check_ref, parse_epoch
 
-_BOOT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _DATE = "%Y-%m-%d %H:%M:%S"
 # dnf banners that -q does not always silence; they carry no facts.
 _BANNERS = (re.compile(r"^Last metadata expiration check: .* ago on .*\.$"),)
@@ -273,43 +272,6 @@ def parse_needs_restarting(exit_status: int, stdout: str, boot_id: str) -> Reboo
     if required and not packages:
         raise ParseError("a reboot is required but no package is named", NR_TOOL)
     return RebootState(boot_id=boot_id, required=required, packages=tuple(packages))
-
-
-# ---------------------------------------------------------------------------------------------
-# boot probe: boot id, /proc/uptime, date +%s
-# ---------------------------------------------------------------------------------------------
-
-BOOT_TOOL = "boot"
-
-
-@dataclass(frozen=True, slots=True)
-class BootInfo:
-    boot_id: str
-    boot_time: datetime
-    now: datetime
-
-
-def parse_boot(text: str) -> BootInfo:
-    """Three lines: the boot id, ``/proc/uptime`` and ``date +%s``; the boot time is
-    now - uptime (not /proc/stat's btime, which ignores time namespaces)."""
-    lines = text.splitlines()
-    if len(lines) != 3:
-        raise ParseError(f"expected 3 lines (boot id, uptime, now), got {len(lines)}", BOOT_TOOL)
-    boot_id = lines[0].strip()
-    if not _BOOT_ID.match(boot_id):
-        raise ParseError("not a boot id", BOOT_TOOL, 1, lines[0])
-    parts = lines[1].split()
-    try:
-        uptime = float(parts[0])
-    except (IndexError, ValueError):
-        raise ParseError("not /proc/uptime", BOOT_TOOL, 2, lines[1]) from None
-    if len(parts) != 2 or uptime < 0:
-        raise ParseError("not /proc/uptime", BOOT_TOOL, 2, lines[1])
-    if not lines[2].strip().isdigit():
-        raise ParseError("not seconds since the epoch", BOOT_TOOL, 3, lines[2])
-    now = datetime.fromtimestamp(int(lines[2]), UTC)
-    boot = datetime.fromtimestamp(int(lines[2]) - int(uptime), UTC)
-    return BootInfo(boot_id=boot_id, boot_time=boot, now=now)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Parse ``dpkg-query -W`` with patchfleet's format (:data:`patchfleet.probes.DPKG_QUERY_FORMAT`).
+"""Parse ``dpkg-query -W`` with patchfleet's format (the dpkg probe's format).
 
 Nine tab-separated fields per line: package, arch, version, source package, source version,
 selection (``db:Status-Want``: install/hold/deinstall/purge/unknown), status

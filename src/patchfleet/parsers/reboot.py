@@ -1,6 +1,6 @@
 """Parse the output of the ``apt-reboot`` probe: boot id, reboot-required flag, package list.
 
-The probe (see :mod:`patchfleet.probes`) prints the boot id, then ``reboot-required: yes|no``
+The probe prints the boot id, then ``reboot-required: yes|no``
 (whether /var/run/reboot-required exists), then /var/run/reboot-required.pkgs verbatim.
 """
 

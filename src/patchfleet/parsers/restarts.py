@@ -1,4 +1,4 @@
-"""Parse the POST-INSTALL probes (:mod:`patchfleet.probes`): processes still running deleted or
+"""Parse the POST-INSTALL probes: processes still running deleted or
 replaced files, services needrestart or zypper would restart, and competing auto-updaters.
 
 Pure: text in, frozen dataclasses out. A line a parser does not understand raises

@@ -1,4 +1,4 @@
-"""Parse ``rpm -qa`` with patchfleet's query format (:data:`patchfleet.probes.RPM_QUERY_FORMAT`).
+"""Parse ``rpm -qa`` with patchfleet's query format (the rpm probe's format).
 
 Eight tab-separated fields per line: NAME, EPOCHNUM, VERSION, RELEASE, ARCH, INSTALLTIME,
 BUILDTIME, SOURCERPM. ``version`` becomes rpm's ``[E:]V-R`` (epoch left out when 0), the source

@@ -42,13 +42,13 @@ import io
 import json
 import os
 import re
-import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from patchfleet.atomicio import write_atomic
 from patchfleet.domain.records import (
     LEVEL_ORDER,
     NON_COMPLIANT_STATES,
@@ -275,18 +275,11 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[str | int]]) -> str
     return buf.getvalue()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, no BOM) to ``path`` through a fsynced temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+def write_report_file(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, no BOM) to ``path`` atomically (:mod:`patchfleet.atomicio`)."""
     try:
-        with open(tmp, "x", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise StoreError(
             f"could not write report file {path} ({exc.strerror or exc}): choose another report "
             "folder or fix its permissions"
@@ -329,9 +322,9 @@ def write_reports(
 
     all_nodes = folder / ALL_NODES_FILE
     rows = [summary_row(i, node) for i, node in enumerate(nodes, start=1)]
-    write_atomic(all_nodes, _csv_text(SUMMARY_COLUMNS, rows))
+    write_report_file(all_nodes, _csv_text(SUMMARY_COLUMNS, rows))
     summary_manifest = folder / SUMMARY_MANIFEST_FILE
-    write_atomic(
+    write_report_file(
         summary_manifest,
         json.dumps(quicksight_manifest([_uri(all_nodes, folder, uri_prefix)]), indent=2) + "\n",
     )
@@ -346,14 +339,17 @@ def write_reports(
         stem = node_file_stem(node_id)
         node_summaries[node_id] = nodes_dir / f"{stem}-summary.csv"
         node_patches[node_id] = nodes_dir / f"{stem}-patches.csv"
-        write_atomic(node_summaries[node_id], _csv_text(SUMMARY_COLUMNS, [summary_row(1, node)]))
-        write_atomic(node_patches[node_id], _csv_text(DETAIL_COLUMNS, detail_rows(node, node_rows)))
+        write_report_file(node_summaries[node_id],
+                          _csv_text(SUMMARY_COLUMNS, [summary_row(1, node)]))
+        write_report_file(node_patches[node_id],
+                          _csv_text(DETAIL_COLUMNS, detail_rows(node, node_rows)))
 
     patches_manifest: Path | None = None
     if node_patches:
         patches_manifest = folder / PATCHES_MANIFEST_FILE
         uris = [_uri(path, folder, uri_prefix) for path in node_patches.values()]
-        write_atomic(patches_manifest, json.dumps(quicksight_manifest(uris), indent=2) + "\n")
+        write_report_file(patches_manifest,
+                          json.dumps(quicksight_manifest(uris), indent=2) + "\n")
     else:
         with contextlib.suppress(OSError):
             (folder / PATCHES_MANIFEST_FILE).unlink(missing_ok=True)

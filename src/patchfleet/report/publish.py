@@ -28,12 +28,18 @@ exception types, and URLs lose any ``user:password@`` part.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from patchfleet.domain.uris import (
+    BAD_KEY_CHARS,
+    normalize_s3_uri,
+    parse_s3_uri,
+    s3_uri,
+    strip_userinfo,
+)
 from patchfleet.errors import ConfigError, PublishError
 from patchfleet.report.csv_reports import NODES_DIR
 
@@ -42,13 +48,6 @@ if TYPE_CHECKING:
 
 CONTENT_TYPES: Final = {".csv": "text/csv; charset=utf-8", ".json": "application/json"}
 
-URI_HELP: Final = (
-    "give s3://BUCKET or s3://BUCKET/PREFIX (for another S3 endpoint set AWS_ENDPOINT_URL_S3; "
-    "credentials come from AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
-)
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_BAD_KEY_CHARS = re.compile(r"[\s?#\\\x00-\x1f\x7f]")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 _ENDPOINT_HINT: Final = (
     "check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (or endpoint_url in the AWS profile) and that "
     "the S3 server is running"
@@ -59,50 +58,6 @@ _CREDENTIALS_HINT: Final = (
 )
 
 
-def parse_s3_uri(uri: str, source: str = "--upload") -> tuple[str, str]:
-    """``(bucket, prefix)`` of ``s3://bucket[/prefix]``; the prefix has no leading or trailing
-    slash. Raises ConfigError naming ``source`` (the flag or parameter) and the fix."""
-    shown = _USERINFO.sub("", uri)
-    if uri[:5].lower() != "s3://":
-        raise ConfigError(f"{shown!r} is not an s3:// URI; {URI_HELP}", source=source)
-    bucket, _, prefix = uri[5:].partition("/")
-    if "@" in bucket or ":" in bucket:
-        raise ConfigError(
-            "credentials and ports don't belong in the URI; set the endpoint with "
-            f"AWS_ENDPOINT_URL_S3 and the credentials with AWS_PROFILE; {URI_HELP}",
-            source=source,
-        )
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise ConfigError(
-            f"{bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, dots and "
-            f"hyphens); {URI_HELP}",
-            source=source,
-        )
-    prefix = prefix.rstrip("/")
-    if _BAD_KEY_CHARS.search(prefix):
-        raise ConfigError(
-            f"the prefix {prefix!r} has a space, '?', '#', '\\' or a control character; "
-            f"choose a prefix without them; {URI_HELP}",
-            source=source,
-        )
-    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
-        raise ConfigError(
-            f"the prefix {prefix!r} has an empty, '.' or '..' part; write it as a/b/c",
-            source=source,
-        )
-    return bucket, prefix
-
-
-def s3_uri(bucket: str, key: str) -> str:
-    return f"s3://{bucket}/{key}"
-
-
-def normalize_s3_uri(uri: str, source: str = "--upload") -> str:
-    """The canonical form ``s3://bucket/prefix/`` (or ``s3://bucket/``), for ``uri_prefix``."""
-    bucket, prefix = parse_s3_uri(uri, source)
-    return s3_uri(bucket, f"{prefix}/" if prefix else "")
-
-
 def run_report_uri(report_uri: str, run_id: str, run_day: date, source: str = "report_uri") -> str:
     """Where the reports of one run go: ``REPORT_URI/date=YYYY-MM-DD/run_id=<id>/``.
 
@@ -110,7 +65,7 @@ def run_report_uri(report_uri: str, run_id: str, run_day: date, source: str = "r
     and a listing sorts by day.
     """
     base = normalize_s3_uri(report_uri, source)
-    if not run_id or "/" in run_id or _BAD_KEY_CHARS.search(run_id) or run_id in (".", ".."):
+    if not run_id or "/" in run_id or BAD_KEY_CHARS.search(run_id) or run_id in (".", ".."):
         raise ConfigError(f"run id {run_id!r} can't be part of an S3 key", source=source)
     return normalize_s3_uri(f"{base}date={run_day.isoformat()}/run_id={run_id}", source)
 
@@ -150,7 +105,7 @@ def _check_manifests(manifests: list[Path], published: set[str], base: str) -> N
 
 
 def _redact(text: str) -> str:
-    return _USERINFO.sub("", text)
+    return strip_userinfo(text)
 
 
 def explain_s3_error(

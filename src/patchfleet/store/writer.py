@@ -5,12 +5,13 @@ Layout (Hive partitions, one file per table per run)::
     ROOT/patch_states/date=YYYY-MM-DD/run_id=<id>/part-0.parquet
     ROOT/node_summaries/date=YYYY-MM-DD/run_id=<id>/part-0.parquet
 
-Each file is first written as ``.part-0.parquet.<random>.tmp`` in its final folder, fsynced, and
-only then renamed. The temporary name must not end in ``.parquet``: DuckDB's ``**/*.parquet`` glob
-matches dot-files and ``_``-files too (checked with DuckDB 2.0), so only the suffix keeps a
-half-written file out of the views. Both files are staged before either is renamed, and
-``node_summaries`` is renamed last: the ``latest_*`` views key on ``node_summaries``, so a crash
-between the two renames leaves patch rows no view of the latest state will show.
+Each file is first staged as ``.part-0.parquet.<random>.tmp`` in its final folder, fsynced, and
+only then renamed, and the folder fsynced (:mod:`patchfleet.atomicio`). The temporary name must
+not end in ``.parquet``: DuckDB's ``**/*.parquet`` glob matches dot-files and ``_``-files too
+(checked with DuckDB 2.0), so only the suffix keeps a half-written file out of the views. Both
+files are staged before either is renamed, and ``node_summaries`` is renamed last: the
+``latest_*`` views key on ``node_summaries``, so a crash between the two renames leaves patch rows
+no view of the latest state will show.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from patchfleet.atomicio import commit, stage
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.errors import StoreError
 from patchfleet.store.schema import (
@@ -153,11 +155,9 @@ def write_run(
             finals[table].parent.mkdir(parents=True, exist_ok=True)
             temps[table] = _stage(tables[table], table, ctx.run_id, finals[table])
         for table in order:
-            os.replace(temps[table], finals[table])
+            commit(temps[table], finals[table])
             del temps[table]
             committed.append(finals[table])
-        for table in order:
-            _fsync_dir(finals[table].parent)
     except BaseException as exc:
         _cleanup(temps.values(), committed, created_dirs)
         if isinstance(exc, OSError):
@@ -178,29 +178,7 @@ def _stage(table: pa.Table, name: str, run_id: str, final: Path) -> Path:
     """Write ``table`` to a fsynced temporary file beside ``final``; return its path."""
     schema = file_schema(name, run_id)
     data = table.select(schema.names).replace_schema_metadata(schema.metadata)
-    tmp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            pq.write_table(data, fh, compression=COMPRESSION)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems can't fsync a directory; the rename is still atomic
-    finally:
-        os.close(fd)
+    return stage(final, lambda fh: pq.write_table(data, fh, compression=COMPRESSION))
 
 
 def _cleanup(temps: Iterable[Path], committed: list[Path], created_dirs: list[Path]) -> None:

@@ -13,9 +13,12 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from patchfleet.errors import ConfigError
+
+if TYPE_CHECKING:
+    from patchfleet.domain.inventory import ResolvedNode
 
 # Environment forced on every command: C locale and UTC for parseable output, no interactive
 # frontends.
@@ -108,6 +111,24 @@ class Transport(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class Connector(Protocol):
+    """How a run reaches its nodes: ``node -> Transport``, not yet connected (``async with``).
+
+    One connector serves a whole run and owns what its transports share (the SSH keys);
+    it is created by the code that starts the run (a flow, a task, the CLI, a test, a
+    benchmark) and passed down to every operation, so a replayed or simulated fleet is
+    swapped in by passing another connector.
+    """
+
+    def open(self, node: ResolvedNode) -> Transport:
+        """A transport to ``node``; connecting happens on ``async with``."""
+        ...
+
+    def close(self) -> None:
+        """Release what the connector holds (keys, agent connection); idempotent."""
+        ...
 
 
 def script(body: str, *args: str) -> tuple[str, ...]:

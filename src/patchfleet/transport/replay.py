@@ -13,14 +13,19 @@ A response is found by the exact rendered command first, then by :attr:`Command.
 exception instance as a response is raised instead (to test fault handling). A command with no
 recorded response raises :class:`UnrecordedCommandError`, which is deliberately *not* a
 NodeError: a missing capture is a bug in the test, not a node failure to be recorded.
+
+:class:`ReplayConnector` is the connector of a replayed fleet: each node answers from its own
+recorded outputs (``ReplayConnector.from_dirs({"web-1": case_dir, ...})``) or every node from
+the same ones (``ReplayConnector.fleet(case_dir)``, for benchmarks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.errors import ConfigError
 from patchfleet.transport._common import ClosingContext, check_sudo, decode
 from patchfleet.transport.base import Command, CommandResult
@@ -128,6 +133,58 @@ class ReplayTransport(ClosingContext):
         )
         check_sudo(command, result, sudo_used=self.uses_sudo, user=self._user, node_id=self.node_id)
         return result
+
+
+class ReplayConnector:
+    """Opens a :class:`ReplayTransport` per node; ``responses(node)`` gives its recorded
+    outputs. ``is_root``, ``sudo`` and ``user`` are those of every replayed node."""
+
+    def __init__(
+        self,
+        responses: Callable[[ResolvedNode], Mapping[str, Response]],
+        *,
+        is_root: bool = True,
+        sudo: bool = False,
+        user: str = "root",
+    ) -> None:
+        self._responses = responses
+        self._is_root = is_root
+        self._sudo = sudo
+        self._user = user
+
+    @classmethod
+    def from_dirs(cls, dirs: Mapping[str, str | Path], *, is_root: bool = True,
+                  sudo: bool = False, user: str = "root") -> ReplayConnector:
+        """Node id -> case folder; each folder is read once. A node without a folder is a bug
+        in the test: opening it raises :class:`UnrecordedCommandError`."""
+        loaded = {node_id: load_replay_dir(path) for node_id, path in dirs.items()}
+
+        def responses(node: ResolvedNode) -> Mapping[str, Response]:
+            try:
+                return loaded[node.id]
+            except KeyError:
+                raise UnrecordedCommandError(
+                    f"replay has no recorded outputs for node {node.id!r}; "
+                    f"recorded nodes: {', '.join(sorted(loaded)) or '(none)'}") from None
+
+        return cls(responses, is_root=is_root, sudo=sudo, user=user)
+
+    @classmethod
+    def fleet(cls, path: str | Path, *, is_root: bool = True, sudo: bool = False,
+              user: str = "root") -> ReplayConnector:
+        """Every node answers from the one case folder ``path`` (read once)."""
+        loaded = load_replay_dir(path)
+        return cls(lambda node: loaded, is_root=is_root, sudo=sudo, user=user)
+
+    def __repr__(self) -> str:
+        return "ReplayConnector()"
+
+    def open(self, node: ResolvedNode) -> ReplayTransport:
+        return ReplayTransport(node.id, self._responses(node), is_root=self._is_root,
+                               sudo=self._sudo, user=self._user)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def load_replay_dir(path: str | Path) -> dict[str, Recorded]:

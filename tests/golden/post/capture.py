@@ -16,11 +16,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "src"))
-from patchfleet import probes  # noqa: E402
+from patchfleet.domain.facts import PackageManager  # noqa: E402
+from patchfleet.managers.post_probes import post_install_probes  # noqa: E402
+from patchfleet.managers.registry import support_for  # noqa: E402
+from patchfleet.transport.base import Command  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 TN = [sys.executable, str(REPO / "testnodes/testnodes.py")]
-os.environ.setdefault("PATCHFLEET_TESTNODES_STATE_DIR", "/tmp/post-nodes")
+MANAGERS = {"default": "apt", "rocky9": "dnf", "sles15": "zypper"}
+"""The package manager of each node variant the cases use."""
 
 # A stand-in unattended-upgrades package (the local archive has none): dpkg records it as
 # installed, which is what the probe checks.
@@ -45,11 +49,18 @@ CASES: list[tuple[str, str, str, list[str]]] = [
 ]
 
 
+def case_commands(variant: str) -> list[Command]:
+    """The post-install probes captured on a node of ``variant``, in the order they are sent."""
+    support = support_for(PackageManager(MANAGERS[variant]))
+    return [probe.command for probe in post_install_probes(support)]
+
+
 def ssh(node: str, cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*TN, "ssh", node, cmd], capture_output=True, text=True, timeout=300)
 
 
 def main() -> int:
+    os.environ.setdefault("PATCHFLEET_TESTNODES_STATE_DIR", "/tmp/post-nodes")
     for case, node, variant, steps in CASES:
         status = subprocess.run([*TN, "status"], capture_output=True, text=True).stdout
         if node not in status:
@@ -68,8 +79,7 @@ def main() -> int:
             if r.returncode:
                 print(f"{case}: step {step!r} exited {r.returncode}: {r.stderr}", file=sys.stderr)
                 return 1
-        family = {"default": "apt", "rocky9": "dnf", "sles15": "zypper"}[variant]
-        for command in probes.POST_PROBES[family]:
+        for command in case_commands(variant):
             rendered = command.render(sudo=False)
             r = ssh(node, rendered)
             (out / f"{command.name}.cmd").write_text(rendered + "\n")

@@ -1,1 +1,1 @@
-env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 apt-cache show fake-coreutils=1.1 fake-curl=1.1 fake-daemon=1.1 fake-editor=1.1 fake-extra=1.1 fake-held=1.1 fake-sudo=1.1 fake-tzdata=1.1 libfakessl3=1.1
+env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 TZ=UTC apt-cache show fake-coreutils=1.1 fake-curl=1.1 fake-daemon=1.1 fake-editor=1.1 fake-extra=1.1 fake-held=1.1 fake-sudo=1.1 fake-tzdata=1.1 libfakessl3=1.1

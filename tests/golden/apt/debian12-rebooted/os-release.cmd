@@ -1,1 +1,1 @@
-env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 sh -c 'cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release' patchfleet
+env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 TZ=UTC sh -c 'cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release' patchfleet

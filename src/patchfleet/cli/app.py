@@ -1,0 +1,549 @@
+"""The ``patchfleet`` command line. Thin: it validates input, then runs the same flows the
+deployments run, and prints what they return.
+
+Exit codes: 0 the run completed (non-compliant nodes included); 2 bad input (nothing was
+scanned or written); 3 the error threshold stopped an install rollout; 1 any other error
+(store not writable, Prefect could not start, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from patchfleet.atomicio import write_atomic
+from patchfleet.config import prefect_env
+from patchfleet.domain.requests import Operation, PatchRequest
+from patchfleet.errors import InputError, PatchfleetError
+from patchfleet.ops.summary import RunSummary
+
+app = typer.Typer(
+    name="patchfleet",
+    help="Agentless patch compliance and patching for Linux fleets (AWS Patch Manager "
+    "semantics over SSH, on Prefect, with a Parquet/DuckDB compliance store).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+baseline_app = typer.Typer(help="Validate, show, import and export patch baselines.",
+                           no_args_is_help=True)
+app.add_typer(baseline_app, name="baseline")
+deployments_app = typer.Typer(help="Validate patch policies and maintenance windows and "
+                              "deploy them to a Prefect server.",
+                              no_args_is_help=True)
+app.add_typer(deployments_app, name="deployments")
+
+out = Console()
+if not out.is_terminal:  # a pipe or CI log: don't squeeze tables into 80 columns
+    out = Console(width=160)
+err = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class QueryFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _fail(error: PatchfleetError) -> NoReturn:
+    err.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(2 if isinstance(error, InputError) else 1)
+
+
+InventoryOpt = Annotated[
+    str | None,
+    typer.Option("--inventory", "-i", help="Nodes: patchfleet inventory YAML, an Ansible "
+                 "INI/YAML inventory, or ec2://REGION?tag:K=V (EC2 discovery). Default: only "
+                 "this machine (the 'local' node)."),
+]
+TargetsOpt = Annotated[
+    str,
+    typer.Option("--targets", "-t", help="Comma-separated: '*', node ids (wildcards), "
+                 "tag:KEY=VALUE, tag-key:KEY, group:PATCHGROUP, os:OPERATING_SYSTEM."),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Compliance store folder. Default: $PATCHFLEET_STORE or "
+                 "~/.local/share/patchfleet/store."),
+]
+BaselinesDirOpt = Annotated[
+    str | None,
+    typer.Option("--baselines-dir", help="Folder of extra baseline YAML files (they override "
+                 "embedded ones of the same name)."),
+]
+
+
+@app.command()
+def scan(
+    inventory: InventoryOpt = None,
+    targets: TargetsOpt = "*",
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", "-b", help="BaselineOverride: a baseline name, a YAML file, "
+                     "or AWS get-patch-baseline JSON (one object or an array, one per OS)."),
+    ] = None,
+    baselines_dir: BaselinesDirOpt = None,
+    store: StoreOpt = None,
+    snapshot_id: Annotated[
+        str | None, typer.Option("--snapshot-id", help="AWS SnapshotId recorded with the run.")
+    ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh/--no-refresh",
+            help="Refresh package metadata first (apt-get update, dnf makecache, zypper "
+            "refresh), as AWS does.",
+        ),
+    ] = True,
+    concurrency: Annotated[int, typer.Option(help="Nodes scanned at once.")] = 50,
+    batch_size: Annotated[int, typer.Option(help="Nodes per Prefect task.")] = 100,
+    lock_timeout: Annotated[
+        int, typer.Option(help="Seconds to wait for a held package-manager lock.")
+    ] = 60,
+    report_dir: Annotated[
+        str | None, typer.Option(help="Where CSV reports go. Default: STORE/reports/RUN_ID.")
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+) -> None:
+    """Scan nodes against their patch baselines (AWS-RunPatchBaseline Operation=Scan)."""
+    from patchfleet.ops.plan import plan_scan
+
+    params: dict[str, Any] = dict(
+        operation=Operation.SCAN,
+        inventory=inventory,
+        targets=targets,
+        baselines_dir=baselines_dir,
+        store=store,
+        refresh=refresh,
+        concurrency=concurrency,
+        lock_timeout=lock_timeout,
+    )
+    try:
+        plan = plan_scan(baseline=baseline, **params)
+    except PatchfleetError as e:
+        _fail(e)
+    if batch_size < 1:
+        _fail(InputError("--batch-size: must be at least 1"))
+    if output is OutputFormat.table:
+        err.print(
+            f"Scanning {len(plan.nodes)} node(s) from {plan.inventory_source}"
+            f"{' (before os: selectors are checked)' if 'os:' in targets else ''}; store "
+            f"{plan.store_root}",
+            highlight=False,
+        )
+    summary = _run_flow(PatchRequest(
+        **params,
+        baseline_override=baseline,
+        snapshot_id=snapshot_id,
+        batch_size=batch_size,
+        report_dir=report_dir,
+    ))
+    if output is OutputFormat.json:
+        out.print_json(json.dumps(summary.output(), default=str))
+    else:
+        _print_summary(summary)
+
+
+@app.command()
+def install(
+    inventory: InventoryOpt = None,
+    targets: TargetsOpt = "*",
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", "-b", help="BaselineOverride (name, YAML or AWS JSON)."),
+    ] = None,
+    baselines_dir: BaselinesDirOpt = None,
+    store: StoreOpt = None,
+    snapshot_id: Annotated[str | None, typer.Option("--snapshot-id")] = None,
+    reboot_option: Annotated[
+        str,
+        typer.Option(help="RebootIfNeeded (AWS default), NoReboot, or RebootIfRequired "
+                     "(reboot only when the OS says so)."),
+    ] = "RebootIfNeeded",
+    install_override_list: Annotated[
+        str | None,
+        typer.Option(help="InstallOverrideList YAML: a path, https:// or s3:// URL. Installs "
+                     "exactly that list; refused together with --baseline."),
+    ] = None,
+    hooks: Annotated[
+        str | None,
+        typer.Option(help="YAML file with pre_install / post_install / on_exit hooks "
+                     "({command: ...} or {script: file}, timeout)."),
+    ] = None,
+    max_concurrency: Annotated[
+        str | None, typer.Option(help="Nodes at once: a number or a percentage. Default: AWS "
+                                 "Patch now tiers by fleet size.")
+    ] = None,
+    max_errors: Annotated[
+        str | None, typer.Option(help="Failed nodes tolerated before no new node starts: a "
+                                 "number or a percentage. Default: Patch now tiers.")
+    ] = None,
+    refresh: Annotated[bool, typer.Option("--refresh/--no-refresh")] = True,
+    lock_timeout: Annotated[
+        int, typer.Option(help="Seconds to wait for a held package-manager lock.")
+    ] = 60,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Scan and print the exact plan per node; change "
+                           "nothing, write nothing.")
+    ] = False,
+    report_dir: Annotated[str | None, typer.Option(help="Where CSV reports go.")] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+) -> None:
+    """Scan and install approved patches (AWS-RunPatchBaseline Operation=Install), with reboot
+    options, lifecycle hooks and rate control. Exit 3 when the error threshold stopped the run."""
+    from patchfleet.ops.plan import plan_install_settings, plan_scan
+
+    params: dict[str, Any] = dict(
+        operation=Operation.INSTALL, inventory=inventory, targets=targets,
+        baselines_dir=baselines_dir, store=store, refresh=refresh, lock_timeout=lock_timeout,
+    )
+    extra: dict[str, Any] = dict(
+        reboot_option=reboot_option, install_override_list=install_override_list,
+        hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
+    )
+    try:
+        plan = plan_scan(baseline=baseline, **params)
+        plan_install_settings(nodes=len(plan.nodes), baseline_override=baseline, **extra)
+    except PatchfleetError as e:
+        _fail(e)
+    summary = _run_flow(PatchRequest(**params, baseline_override=baseline,
+                                     snapshot_id=snapshot_id, report_dir=report_dir, **extra))
+    if output is OutputFormat.json:
+        out.print_json(json.dumps(summary.output(), default=str))
+    else:
+        if summary.dry_run:
+            for node_id, lines in summary.plans.items():
+                out.print(f"[bold]{node_id}[/]")
+                for line in lines or ["nothing to install"]:
+                    out.print(f"  {line}", highlight=False)
+        else:
+            _print_summary(summary)
+    if summary.stopped:
+        err.print("[bold red]the error threshold (max errors) stopped the rollout[/]")
+        raise typer.Exit(3)
+
+
+def _run_flow(request: PatchRequest) -> RunSummary:
+    """Run the ``patch-nodes`` flow on ``request`` (the deployments run the same flow)."""
+    prefect_env.apply_defaults()
+    from flows.patch_nodes import patch_nodes
+
+    try:
+        result: RunSummary = asyncio.run(patch_nodes(**request.flow_parameters()))
+    except PatchfleetError as e:
+        _fail(e)
+    return result
+
+
+def _print_summary(summary: RunSummary) -> None:
+    table = Table(title=f"run {summary.run_id}", show_lines=False)
+    for col in ("node", "platform", "baseline", "status", "severity", "missing", "installed",
+                "other", "reboot", "rejected", "reason"):
+        table.add_column(col, overflow="fold")
+    colors = {"COMPLIANT": "green", "NON_COMPLIANT": "yellow", "FAILED": "red"}
+    for row in summary.nodes:
+        status = row.status
+        table.add_row(
+            row.node_id, row.platform, row.baseline_id,
+            f"[{colors.get(status, 'white')}]{status}[/]", row.overall_severity,
+            str(row.missing), str(row.installed), str(row.installed_other),
+            str(row.pending_reboot), str(row.rejected),
+            row.failure_reason or row.warnings,
+        )
+    out.print(table)
+    out.print(
+        f"{summary.compliant} compliant, {summary.non_compliant} non-compliant, "
+        f"{summary.failed} failed",
+        highlight=False,
+    )
+    out.print(f"Compliance store: {summary.store}", highlight=False, soft_wrap=True)
+    for path in (summary.node_summaries_file, summary.patch_states_file):
+        out.print(f"Parquet snapshot: {path}", highlight=False, soft_wrap=True)
+    for path in summary.report_files:
+        out.print(f"CSV report: {path}", highlight=False, soft_wrap=True)
+    out.print('Ask the store: patchfleet query "SELECT * FROM noncompliant_nodes"',
+              highlight=False, soft_wrap=True)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the views: patch_states, node_summaries, "
+                                       "latest_patch_states, latest_node_summaries, "
+                                       "noncompliant_nodes, compliance_history.")],
+    store: StoreOpt = None,
+    output: Annotated[QueryFormat, typer.Option("--output", "-o")] = QueryFormat.table,
+) -> None:
+    """Run SQL on the compliance store with DuckDB."""
+    from patchfleet.config.paths import store_root
+    from patchfleet.store.query import ComplianceStore
+
+    try:
+        with ComplianceStore(store_root(store)) as cs:
+            columns, rows = cs.query(sql)
+    except PatchfleetError as e:
+        _fail(e)
+    if output is QueryFormat.json:
+        out.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows],
+                                  default=str))
+    elif output is QueryFormat.csv:
+        import csv
+
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+    else:
+        table = Table(show_lines=False)
+        for c in columns:
+            table.add_column(c, overflow="fold")
+        for r in rows:
+            table.add_row(*("" if v is None else str(v) for v in r))
+        out.print(table)
+        err.print(f"{len(rows)} row(s)")
+
+
+@app.command()
+def report(
+    store: StoreOpt = None,
+    run_id: Annotated[str | None, typer.Option(help="Run to report on. Default: each node's "
+                                               "latest run.")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Folder for the CSVs. Default: "
+                                                "STORE/reports/<run id or 'latest'>.")] = None,
+    upload: Annotated[str | None, typer.Option(
+        "--upload", metavar="s3://BUCKET[/PREFIX]",
+        help="Also upload the folder there (manifests last; they name the uploaded objects). "
+             "Endpoint, region and credentials: the usual AWS settings (AWS_ENDPOINT_URL_S3, "
+             "AWS_PROFILE, AWS_REGION, ...).")] = None,
+) -> None:
+    """(Re)write the AWS-format CSV compliance reports from the store, and optionally publish
+    them to S3 (any S3 endpoint)."""
+    from patchfleet.config.paths import reports_dir, store_root
+    from patchfleet.domain.uris import normalize_s3_uri
+    from patchfleet.report.csv_reports import write_reports_from_store
+    from patchfleet.report.publish import publish_reports
+
+    root = store_root(store)
+    target = Path(out_dir) if out_dir else reports_dir(root, run_id or "latest")
+    uris: list[str] = []
+    try:
+        uri_prefix = normalize_s3_uri(upload, "--upload") if upload else None
+        files = write_reports_from_store(root, target, run_id=run_id, uri_prefix=uri_prefix)
+        for f in files:
+            out.print(f"wrote {f}", highlight=False)
+        if uri_prefix:
+            uris = publish_reports(files.folder, uri_prefix, files=files, source="--upload")
+    except PatchfleetError as e:
+        _fail(e)
+    for uri in uris:
+        out.print(f"uploaded {uri}", highlight=False)
+
+
+@baseline_app.command("validate")
+def baseline_validate(
+    files: Annotated[list[Path], typer.Argument(help="Baseline YAML or AWS JSON files.")],
+) -> None:
+    """Check baseline files; exit 2 naming the file and field of the first problem."""
+    from patchfleet.config.baselines import load_aws_json_file, load_baseline
+
+    try:
+        for f in files:
+            loaded = load_aws_json_file(f) if f.suffix.lower() == ".json" else [load_baseline(f)]
+            for b in loaded:
+                out.print(f"{f}: {b.name} ({b.operating_system}) is valid", highlight=False)
+    except PatchfleetError as e:
+        _fail(e)
+
+
+@baseline_app.command("show")
+def baseline_show(
+    name: str,
+    baselines_dir: BaselinesDirOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="yaml or aws-json")] = "yaml",
+) -> None:
+    """Print a baseline (embedded or from --baselines-dir) as YAML or AWS JSON."""
+    from patchfleet.config.baselines import to_yaml_data
+    from patchfleet.domain.baseline_aws import to_aws_json
+    from patchfleet.ops.plan import load_registry
+
+    try:
+        b = load_registry(baselines_dir).get(name)
+    except PatchfleetError as e:
+        _fail(e)
+    if fmt == "aws-json":
+        out.print_json(json.dumps(to_aws_json(b)))
+    elif fmt == "yaml":
+        sys.stdout.write(yaml.safe_dump(to_yaml_data(b), sort_keys=False))
+    else:
+        _fail(InputError(f"--format: {fmt!r} is not yaml or aws-json"))
+
+
+@baseline_app.command("export")
+def baseline_export(
+    name: str,
+    baselines_dir: BaselinesDirOpt = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="File to write (default: "
+                                                  "stdout).")] = None,
+) -> None:
+    """Export a baseline as AWS get-patch-baseline JSON."""
+    from patchfleet.domain.baseline_aws import to_aws_json
+    from patchfleet.ops.plan import load_registry
+
+    try:
+        text = json.dumps(to_aws_json(load_registry(baselines_dir).get(name)), indent=2) + "\n"
+    except PatchfleetError as e:
+        _fail(e)
+    if out_file:
+        write_atomic(out_file, text, parents=True)
+        err.print(f"wrote {out_file}")
+    else:
+        sys.stdout.write(text)
+
+
+@baseline_app.command("import")
+def baseline_import(
+    file: Annotated[Path, typer.Argument(help="AWS get-patch-baseline JSON, or a "
+                                         "BaselineOverride array.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the YAML files.")] =
+    Path("baselines"),
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Convert AWS baseline JSON to patchfleet baseline YAML files."""
+    from patchfleet.config.baselines import load_aws_json_file, to_yaml_data
+
+    try:
+        baselines = load_aws_json_file(file)
+    except PatchfleetError as e:
+        _fail(e)
+    targets = [(out_dir / f"{b.name}.yaml", b) for b in baselines]
+    existing = [str(p) for p, _ in targets if p.exists()]
+    if existing and not force:
+        _fail(InputError(f"{', '.join(existing)} already exist(s); pass --force to overwrite"))
+    for path, b in targets:
+        write_atomic(path, yaml.safe_dump(to_yaml_data(b), sort_keys=False), parents=True)
+        out.print(f"wrote {path}", highlight=False)
+
+
+@deployments_app.command("validate")
+def deployments_validate(
+    file: Annotated[Path, typer.Argument(help="Deployments YAML (policies: and windows: lists).")
+                    ] = Path("deployments/policies.yaml"),
+    baselines_dir: BaselinesDirOpt = None,
+) -> None:
+    """Check patch policies and maintenance windows: schedules, timezones, cutoffs, baselines and
+    that every target expression selects nodes. Exit 2 on the first error; warn about windows
+    that overlap on the same nodes."""
+    from patchfleet.config.policies import load_deployments, validate_deployments
+    from patchfleet.config.sources import load_nodes_source
+    from patchfleet.domain.inventory import default_inventory
+    from patchfleet.ops.plan import load_registry
+
+    try:
+        warnings = validate_deployments(
+            file, load_registry(baselines_dir),
+            lambda spec: load_nodes_source(spec) if spec else default_inventory())
+        dep = load_deployments(file)
+    except PatchfleetError as e:
+        _fail(e)
+    for w in warnings:
+        err.print(f"[bold yellow]warning:[/] {w}", highlight=False, markup=True, soft_wrap=True)
+    out.print(f"{file}: {len(dep.policies)} patch policy(ies), {len(dep.windows)} maintenance "
+              f"window(s) are valid", highlight=False)
+
+
+def _policies_file_param(file: Path, repo: Path) -> str:
+    """The path the deployed flows load: relative to the checkout when inside it (workers run
+    there, wherever the checkout lives), else absolute."""
+    path = file.resolve()
+    try:
+        return str(path.relative_to(repo.resolve()))
+    except ValueError:
+        return str(path)
+
+
+@deployments_app.command("apply")
+def deployments_apply(
+    file: Annotated[Path, typer.Argument(help="Deployments YAML (policies: and windows: lists).")
+                    ] = Path("deployments/policies.yaml"),
+    pool: Annotated[str, typer.Option(help="Prefect work pool (type process) the workers poll."
+                                      )] = "patchfleet",
+    queue: Annotated[str | None, typer.Option(help="Work queue in the pool. Default: the "
+                                              "pool's default queue.")] = None,
+    repo: Annotated[Path, typer.Option(help="The patchfleet checkout, at the same path on "
+                                       "every worker machine (flows/ is loaded from there).")
+                    ] = Path("."),
+    prune: Annotated[bool, typer.Option(help="Delete generated deployments (tag "
+                                        "patchfleet-generated) that the file no longer has.")
+                     ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the "
+                                          "deployments without contacting the server.")
+                       ] = False,
+    baselines_dir: BaselinesDirOpt = None,
+) -> None:
+    """Validate FILE, then create or update one scheduled Prefect deployment per patch policy
+    operation (patch-policy/NAME-scan, patch-policy/NAME-install) and per maintenance window
+    (maintenance-window/NAME). Needs PREFECT_API_URL (not with --dry-run). Exit 2 on a bad
+    file (nothing is deployed), 1 if the server refuses."""
+    from datetime import UTC, datetime
+
+    from patchfleet.config.policies import load_deployments, validate_deployments
+    from patchfleet.config.sources import load_nodes_source
+    from patchfleet.domain.inventory import default_inventory
+    from patchfleet.ops.deploy_plan import build_specs
+    from patchfleet.ops.plan import load_registry
+
+    now = datetime.now(UTC)
+    try:
+        warnings = validate_deployments(
+            file, load_registry(baselines_dir),
+            lambda spec: load_nodes_source(spec) if spec else default_inventory(), now=now)
+        specs = build_specs(load_deployments(file), _policies_file_param(file, repo), now)
+    except PatchfleetError as e:
+        _fail(e)
+    for w in warnings:
+        err.print(f"[bold yellow]warning:[/] {w}", highlight=False, markup=True, soft_wrap=True)
+    table = Table("deployment", "schedule", "next runs (UTC)", "on deploy")
+    for spec in specs:
+        table.add_row(spec.full_name,
+                      spec.schedule.describe() + ("" if spec.active else " [paused]"),
+                      ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in spec.upcoming) or "-",
+                      "run now" if spec.run_now else "")
+    out.print(table)
+    if dry_run:
+        out.print(f"dry run: {len(specs)} deployment(s) not applied", highlight=False)
+        return
+    prefect_env.apply_defaults()
+    from patchfleet.cli.deploy import apply_specs
+
+    try:
+        report = asyncio.run(apply_specs(specs, repo=repo.resolve(), pool=pool, queue=queue,
+                                         prune=prune))
+    except PatchfleetError as e:
+        _fail(e)
+    for label, names in (("created", report.created), ("updated", report.updated),
+                         ("deleted", report.deleted)):
+        if names:
+            out.print(f"{label}: {', '.join(names)}", highlight=False)
+    for name, run_id in report.started.items():
+        out.print(f"started {name} now (NextInterval false): flow run {run_id}",
+                  highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

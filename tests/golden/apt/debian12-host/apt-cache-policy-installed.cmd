@@ -1,0 +1,1 @@
+env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 sh -c 'dpkg-query -W -f '"'"'${db:Status-Status} ${binary:Package}\n'"'"' | awk '"'"'$1 == "installed" { print $2 }'"'"' | xargs -r apt-cache policy' patchfleet

@@ -1,0 +1,1 @@
+env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 apt-get -s -o Debug::NoLocking=1 dist-upgrade

@@ -1,0 +1,1 @@
+env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 dpkg-query -W -f '${Package}\t${Architecture}\t${Version}\t${source:Package}\t${source:Version}\t${db:Status-Want}\t${db:Status-Status}\t${Priority}\t${Section}\n'
