@@ -593,11 +593,13 @@ def analyze_speedscope(path: str, roles: dict[int, str], top: int = 15) -> dict[
     function is anywhere on the stack; self: it is the innermost frame)."""
     data = json.loads(Path(path).read_text())
     frames = data["shared"]["frames"]
-    keys = []
+    keys: list[str | None] = []
     for f in frames:
         file = f.get("file") or ""
         short = "/".join(Path(file).parts[-2:]) if file else ""
-        keys.append(f"{f['name']} ({short})")
+        # py-spy --subprocesses puts a synthetic "process PID:CMDLINE" frame at the root.
+        keys.append(None if f["name"].startswith("process ") and not file
+                    else f"{f['name']} ({short})")
     acc: dict[str, dict[str, Any]] = {}
     for prof in data["profiles"]:
         m = re.search(r"Process (\d+)", prof.get("name", ""))
@@ -608,14 +610,14 @@ def analyze_speedscope(path: str, roles: dict[int, str], top: int = 15) -> dict[
             if not stack:
                 continue
             a["total"] += w
-            for k in {keys[i] for i in stack}:
+            for k in {keys[i] for i in stack} - {None}:
                 a["incl"][k] += w
-            a["self"][keys[stack[-1]]] += w
+            a["self"][keys[stack[-1]] or "(process)"] += w
     out = {}
     for role, a in acc.items():
         total = a["total"] or 1
         out[role] = {
-            "samples": a["total"],
+            "seconds": a["total"],
             "top_inclusive": [(k, round(100 * v / total, 1)) for k, v in a["incl"].most_common(
                 top + 40)],
             "top_self": [(k, round(100 * v / total, 1)) for k, v in a["self"].most_common(top)],
@@ -686,7 +688,7 @@ def report(res: dict[str, Any]) -> str:
     if st:
         lines.append("")
         lines.append(f"Store: {fmt(st.get('parquet_rows'))} Parquet rows, "
-                     f"{fmt(st.get('parquet_bytes', 0) / 1e6)} MB in "
+                     f"{fmt(st.get('parquet_bytes', 0) / 1e6, 2)} MB in "
                      f"{sum(t['files'] for t in st.get('tables', {}).values())} files "
                      + ", ".join(f"{k} {fmt(v['rows'])} rows" for k, v in st.get("tables",
                                                                                  {}).items())
@@ -704,11 +706,16 @@ def report(res: dict[str, Any]) -> str:
     if res.get("profile"):
         for role, p in res["profile"].items():
             lines.append("")
-            lines.append(f"### py-spy: {role} ({fmt(p['samples'], 0)} samples), "
-                         "top functions by inclusive share")
+            lines.append(f"### py-spy: {role} ({fmt(p['seconds'], 0)} s of samples), "
+                         "top functions by inclusive share (on the stack)")
             lines.append("| % inclusive | function |")
             lines.append("|---|---|")
-            for k, v in p["top_inclusive"][:25]:
+            for k, v in p["top_inclusive"][:40]:
+                lines.append(f"| {v} | `{k}` |")
+            lines.append("")
+            lines.append("| % self (innermost frame) | function |")
+            lines.append("|---|---|")
+            for k, v in p["top_self"][:15]:
                 lines.append(f"| {v} | `{k}` |")
     return "\n".join(lines)
 
@@ -717,12 +724,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "floor":
         return floor_main(argv[1:])
+    if argv and argv[0] == "profile":  # profile SPEEDSCOPE RESULTS_JSON: re-analyse a recording
+        results = json.loads(Path(argv[2]).read_text())
+        print(report({"nodes": results["nodes"], "mix": results["mix"],
+                      "faults": results["faults"], "concurrency": results["concurrency"],
+                      "profile": analyze_speedscope(argv[1], _pid_roles(results["scan"]))}))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--mix", default="debian12-host=100")
-    p.add_argument("--faults", default="refused=0.005,hang=0.002,slow=0.005,garbage=0.005,"
-                                       "auth=0.005",
-                   help="fault fractions for fleet_sim ('none' for a healthy fleet)")
+    p.add_argument("--faults", default="refused=0.005,garbage=0.005,auth=0.005",
+                   help="fault fractions for fleet_sim ('none' for a healthy fleet). hang and "
+                        "slow nodes are off by default: one such node makes the tail (hang: "
+                        "--command-timeout per node) and hides the throughput")
     p.add_argument("--fault-nodes", default="", help="exact fault counts (fleet_sim)")
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--slow-ms", type=float, default=1000.0)

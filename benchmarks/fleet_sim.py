@@ -700,6 +700,7 @@ class SimSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 def run_worker(worker: Worker, report_fd: int) -> None:
     """Child process: listen on this worker's ports, report, serve until SIGTERM."""
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    worker.stats["pid"] = os.getpid()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
