@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -19,24 +18,25 @@ from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.results import NodeResult
 from patchfleet.domain.snapshot import Snapshot, extend
 from patchfleet.ops.scan import ScanOptions, scan_nodes
+from patchfleet.store.location import StoreRoot
 from patchfleet.store.snapshot_files import load_snapshot, save_snapshot
 from patchfleet.transport import Connector
 
 
 @task(name="load-snapshot", cache_policy=NO_CACHE, retries=0)
-def load_run_snapshot(store_root: Path, snapshot_id: str) -> Snapshot | None:
+def load_run_snapshot(store_root: StoreRoot, snapshot_id: str) -> Snapshot | None:
     """The snapshot ``snapshot_id`` as frozen by earlier runs; None if it is new."""
     return load_snapshot(store_root, snapshot_id)
 
 
-def _save(store_root: Path, snapshot: Snapshot | None, frozen: Snapshot) -> None:
+def _save(store_root: StoreRoot, snapshot: Snapshot | None, frozen: Snapshot) -> None:
     if frozen != snapshot:
         get_run_logger().info("snapshot %s saved to %s", frozen.snapshot_id,
                               save_snapshot(store_root, frozen))
 
 
 @task(name="extend-snapshot", cache_policy=NO_CACHE, retries=0)
-def extend_snapshot(store_root: Path, snapshot_id: str, snapshot: Snapshot | None,
+def extend_snapshot(store_root: StoreRoot, snapshot_id: str, snapshot: Snapshot | None,
                     results: Sequence[NodeResult]) -> Snapshot:
     """``snapshot`` plus the (OS, patch group) pairs of ``results`` it lacks, saved if new."""
     frozen = extend(snapshot, snapshot_id, datetime.now(UTC), results)
@@ -45,7 +45,7 @@ def extend_snapshot(store_root: Path, snapshot_id: str, snapshot: Snapshot | Non
 
 
 @task(name="freeze-snapshot", cache_policy=NO_CACHE, retries=0)
-async def freeze_snapshot(store_root: Path, snapshot_id: str, nodes: list[ResolvedNode],
+async def freeze_snapshot(store_root: StoreRoot, snapshot_id: str, nodes: list[ResolvedNode],
                           registry: BaselineRegistry, options: ScanOptions,
                           connector: Connector) -> Snapshot:
     """Scan the targets once and freeze every (OS, patch group) the snapshot lacks, so every

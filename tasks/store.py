@@ -13,19 +13,20 @@ from patchfleet.config.paths import reports_dir
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.report.csv_reports import write_reports_from_results
 from patchfleet.report.publish import publish_reports, run_report_uri
+from patchfleet.store.location import StoreLocation, StoreRoot
 from patchfleet.store.schema import run_date
 from patchfleet.store.writer import WrittenRun, write_run
 
 
 @task(name="store-results", cache_policy=NO_CACHE, retries=0)
-def store_results(root: Path, ctx: RunContext, results: Sequence[NodeResult]) -> WrittenRun:
+def store_results(root: StoreRoot, ctx: RunContext, results: Sequence[NodeResult]) -> WrittenRun:
     """Append the run to the Parquet store (atomic; never overwrites an earlier run)."""
     return write_run(root, ctx, results)
 
 
 @task(name="write-reports", cache_policy=NO_CACHE, retries=0)
 def write_reports(
-    root: Path,
+    root: StoreRoot,
     ctx: RunContext,
     results: Sequence[NodeResult],
     report_dir: str | None,
@@ -41,7 +42,8 @@ def write_reports(
     is written; a failed upload raises PublishError (the store and the local folder are written).
     """
     uri_prefix = run_report_uri(report_uri, ctx.run_id, run_date(ctx)) if report_uri else None
-    folder = Path(report_dir).expanduser() if report_dir else reports_dir(root, ctx.run_id)
+    folder = (Path(report_dir).expanduser() if report_dir
+              else reports_dir(StoreLocation.of(root).work_dir, ctx.run_id))
     files = write_reports_from_results(folder, results, uri_prefix=uri_prefix)
     uris = (
         publish_reports(files.folder, uri_prefix, files=files, source="report_uri")

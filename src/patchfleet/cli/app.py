@@ -77,7 +77,8 @@ TargetsOpt = Annotated[
 ]
 StoreOpt = Annotated[
     str | None,
-    typer.Option("--store", help="Compliance store folder. Default: $PATCHFLEET_STORE or "
+    typer.Option("--store", help="Compliance store: a folder, or s3://BUCKET/PREFIX (endpoint, "
+                 "region, credentials: the usual AWS settings). Default: $PATCHFLEET_STORE or "
                  "~/.local/share/patchfleet/store."),
 ]
 BaselinesDirOpt = Annotated[
@@ -115,7 +116,8 @@ def scan(
         int, typer.Option(help="Seconds to wait for a held package-manager lock.")
     ] = 60,
     report_dir: Annotated[
-        str | None, typer.Option(help="Where CSV reports go. Default: STORE/reports/RUN_ID.")
+        str | None, typer.Option(help="Where CSV reports go. Default: STORE/reports/RUN_ID "
+                                 "(for a store on S3: ~/.local/share/patchfleet/reports/RUN_ID).")
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
 ) -> None:
@@ -288,11 +290,11 @@ def query(
     output: Annotated[QueryFormat, typer.Option("--output", "-o")] = QueryFormat.table,
 ) -> None:
     """Run SQL on the compliance store with DuckDB."""
-    from patchfleet.config.paths import store_root
+    from patchfleet.store.location import StoreLocation
     from patchfleet.store.query import ComplianceStore
 
     try:
-        with ComplianceStore(store_root(store)) as cs:
+        with ComplianceStore(StoreLocation.resolve(store)) as cs:
             columns, rows = cs.query(sql)
     except PatchfleetError as e:
         _fail(e)
@@ -321,7 +323,9 @@ def report(
     run_id: Annotated[str | None, typer.Option(help="Run to report on. Default: each node's "
                                                "latest run.")] = None,
     out_dir: Annotated[str | None, typer.Option("--out", help="Folder for the CSVs. Default: "
-                                                "STORE/reports/<run id or 'latest'>.")] = None,
+                                                "STORE/reports/<run id or 'latest'> (for a "
+                                                "store on S3: ~/.local/share/patchfleet/"
+                                                "reports/...).")] = None,
     upload: Annotated[str | None, typer.Option(
         "--upload", metavar="s3://BUCKET[/PREFIX]",
         help="Also upload the folder there (manifests last; they name the uploaded objects). "
@@ -330,15 +334,16 @@ def report(
 ) -> None:
     """(Re)write the AWS-format CSV compliance reports from the store, and optionally publish
     them to S3 (any S3 endpoint)."""
-    from patchfleet.config.paths import reports_dir, store_root
+    from patchfleet.config.paths import reports_dir
     from patchfleet.domain.uris import normalize_s3_uri
     from patchfleet.report.csv_reports import write_reports_from_store
     from patchfleet.report.publish import publish_reports
+    from patchfleet.store.location import StoreLocation
 
-    root = store_root(store)
-    target = Path(out_dir) if out_dir else reports_dir(root, run_id or "latest")
     uris: list[str] = []
     try:
+        root = StoreLocation.resolve(store)
+        target = Path(out_dir) if out_dir else reports_dir(root.work_dir, run_id or "latest")
         uri_prefix = normalize_s3_uri(upload, "--upload") if upload else None
         files = write_reports_from_store(root, target, run_id=run_id, uri_prefix=uri_prefix)
         for f in files:

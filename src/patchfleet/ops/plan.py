@@ -1,9 +1,9 @@
 """Turn run parameters (CLI flags or flow parameters) into a validated plan, before any work.
 
-Everything a user can get wrong (inventory, targets, baselines, store folder, numbers) is checked
-here, so bad input exits non-zero with a message naming the file, field and fix, and nothing
-is scanned or written. The CLI calls this before starting Prefect; the flow calls it again
-(cheap) so deployments get the same checks.
+Everything a user can get wrong (inventory, targets, baselines, the store's folder or bucket,
+numbers) is checked here, so bad input exits non-zero with a message naming the file, field and
+fix, and nothing is scanned or written. The CLI calls this before starting Prefect; the flow
+calls it again (cheap) so deployments get the same checks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from patchfleet.config.baselines import (
 from patchfleet.config.fetch import fetch_text
 from patchfleet.config.hooks import Hooks, load_hooks_file
 from patchfleet.config.overrides import parse_install_override_text
-from patchfleet.config.paths import store_root
 from patchfleet.config.sources import load_nodes_source
 from patchfleet.domain.baseline import Baseline, BaselineRegistry
 from patchfleet.domain.firstseen import first_seen
@@ -36,6 +35,7 @@ from patchfleet.errors import ConfigError
 from patchfleet.managers.base import CollectOptions
 from patchfleet.ops.rollout import InstallOptions
 from patchfleet.ops.scan import ScanOptions
+from patchfleet.store.location import StoreLocation
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.writer import check_writable
 
@@ -48,7 +48,7 @@ class RunPlan:
     nodes: list[ResolvedNode]
     registry: BaselineRegistry
     options: ScanOptions
-    store_root: Path
+    store_root: StoreLocation
     inventory_source: str
 
 
@@ -130,7 +130,7 @@ def plan_scan(
                     field=f"patch_groups.{group}.{os_name}",
                 )
     overrides = load_override(baseline, registry) if baseline else {}
-    root = store_root(store)
+    root = StoreLocation.resolve(store)
     check_writable(root)
     with ComplianceStore(root) as history:
         seen = first_seen(history.first_sightings())

@@ -60,6 +60,7 @@ from patchfleet.domain.results import NodeResult
 from patchfleet.errors import InputError, StoreError
 
 if TYPE_CHECKING:
+    from patchfleet.store.location import StoreRoot
     from patchfleet.store.query import ComplianceStore
 
 SUMMARY_COLUMNS: Final = (
@@ -465,7 +466,7 @@ WHERE list_contains($nodes, node_id) {and_run}
 
 
 def write_reports_from_store(
-    store: ComplianceStore | str | os.PathLike[str],
+    store: ComplianceStore | StoreRoot,
     out_dir: str | os.PathLike[str],
     *,
     run_id: str | None = None,
@@ -475,7 +476,8 @@ def write_reports_from_store(
 ) -> ReportFiles:
     """Regenerate the reports from the compliance store.
 
-    ``store`` is a :class:`~patchfleet.store.query.ComplianceStore` or a store root. Without
+    ``store`` is a :class:`~patchfleet.store.query.ComplianceStore` or a store (folder,
+    ``s3://`` URI or :class:`~patchfleet.store.location.StoreLocation`). Without
     ``run_id`` the report shows each node's latest run (``latest_node_summaries``); with it, the
     nodes of that run. Raises StoreError when there is nothing to report.
     """

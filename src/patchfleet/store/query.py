@@ -10,8 +10,11 @@
 - the views in ``sql/*.sql``, applied in file-name order; they only name the two views above, so an
   analyst can run them in any DuckDB session that defines those two.
 
-The root is handed to DuckDB as a string, so it can later be ``s3://bucket/prefix`` (DuckDB's
-httpfs extension plus an S3 secret); nothing here lists files with the local filesystem.
+A local root is handed to DuckDB as a string (``read_parquet`` with Hive partitioning). A store
+on S3 (``s3://bucket/prefix``) is read through pyarrow instead, so no DuckDB extension is needed:
+:func:`patchfleet.store.object_store.table_datasets` builds one ``pyarrow.dataset`` per table from
+the committed runs' files only (a run without its commit marker is invisible), each is registered
+in the connection as ``_s3_<table>``, and the two table views select from those the same way.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ import duckdb
 import pyarrow as pa
 
 from patchfleet.errors import StoreError
+from patchfleet.store import object_store
+from patchfleet.store.location import StoreLocation, StoreRoot
 from patchfleet.store.schema import SCHEMAS, TABLES, duckdb_type
 
 Params = Sequence[object] | Mapping[str, object] | None
 
+_S3_SOURCE: Final = "_s3_"
 _HIVE_OPTIONS: Final = (
     "hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE, 'run_id': VARCHAR}"
 )
@@ -76,7 +82,8 @@ def source_sql(root: str | os.PathLike[str], table: str) -> str:
 
 
 class ComplianceStore:
-    """An in-memory DuckDB session over one compliance store root (read-only)."""
+    """An in-memory DuckDB session over one compliance store (read-only): a local folder, or a
+    :class:`~patchfleet.store.location.StoreLocation` / ``s3://`` URI of a store on S3."""
 
     TABLE_VIEWS: Final = TABLES
     VIEWS: Final = (
@@ -88,8 +95,10 @@ class ComplianceStore:
         "compliance_history",
     )
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = store_uri(root)
+    def __init__(self, root: StoreRoot) -> None:
+        location = StoreLocation.of(root)
+        self._s3 = location if location.is_s3 else None
+        self.root = location.uri if location.is_s3 else store_uri(location.local)
         self._con = duckdb.connect(":memory:")
         self._empty: set[str] = set()
         try:
@@ -105,6 +114,9 @@ class ComplianceStore:
             raise
 
     def _define_sources(self) -> None:
+        if self._s3 is not None:
+            self._define_s3_sources(self._s3)
+            return
         for table in TABLES:
             try:
                 self._con.execute(
@@ -117,6 +129,18 @@ class ComplianceStore:
                 # Nothing written yet: a typed empty view, re-tried before each query.
                 self._con.execute(f"CREATE OR REPLACE VIEW {table} AS {typed_empty_sql(table)}")
                 self._empty.add(table)
+
+    def _define_s3_sources(self, location: StoreLocation) -> None:
+        datasets = object_store.table_datasets(location)
+        for table in TABLES:
+            source = typed_empty_sql(table)
+            if table in datasets:
+                self._con.register(f"{_S3_SOURCE}{table}", datasets[table])
+                source += f"\nUNION ALL BY NAME\nSELECT * FROM {_S3_SOURCE}{table}"
+                self._empty.discard(table)
+            else:  # nothing committed yet: a typed empty view, re-tried before each query
+                self._empty.add(table)
+            self._con.execute(f"CREATE OR REPLACE VIEW {table} AS {source}")
 
     def refresh(self) -> None:
         """Pick up a table whose first files appeared after the store was opened."""

@@ -12,6 +12,10 @@ not end in ``.parquet``: DuckDB's ``**/*.parquet`` glob matches dot-files and ``
 files are staged before either is renamed, and ``node_summaries`` is renamed last: the
 ``latest_*`` views key on ``node_summaries``, so a crash between the two renames leaves patch rows
 no view of the latest state will show.
+
+A store on S3 (``s3://bucket/prefix``, a :class:`~patchfleet.store.location.StoreLocation`) has
+the same layout and files, committed by a marker object instead of renames: the public functions
+hand it to :mod:`patchfleet.store.object_store`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,6 +37,8 @@ import pyarrow.parquet as pq
 from patchfleet.atomicio import commit, stage
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.errors import StoreError
+from patchfleet.store import object_store
+from patchfleet.store.location import StoreLocation, s3_location
 from patchfleet.store.schema import (
     NODE_SUMMARIES,
     PATCH_STATES,
@@ -50,19 +56,20 @@ _RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 @dataclass(frozen=True, slots=True)
 class WrittenRun:
-    """Where one run landed, and how many rows each table got."""
+    """Where one run landed (local files, or ``s3://`` URIs for a store on S3), and how many
+    rows each table got."""
 
     run_id: str
     date: date
-    paths: dict[str, Path]
+    paths: dict[str, Path | str]
     rows: dict[str, int]
 
     @property
-    def patch_states_path(self) -> Path:
+    def patch_states_path(self) -> Path | str:
         return self.paths[PATCH_STATES]
 
     @property
-    def node_summaries_path(self) -> Path:
+    def node_summaries_path(self) -> Path | str:
         return self.paths[NODE_SUMMARIES]
 
 
@@ -96,9 +103,12 @@ def check_run_id(run_id: str) -> None:
         )
 
 
-def check_writable(root: str | os.PathLike[str]) -> None:
-    """Create the store folders and prove a file can be created in each, or raise StoreError."""
-    root = Path(root)
+def check_writable(root: str | os.PathLike[str] | StoreLocation) -> None:
+    """Create the store folders and prove a file can be created in each, or raise StoreError.
+    (On S3: prove the bucket takes a write under the prefix.)"""
+    if (s3 := s3_location(root)) is not None:
+        return object_store.check_writable(s3)
+    root = StoreLocation.of(root).local
     for folder in (root, *(root / table for table in TABLES)):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -124,14 +134,16 @@ def existing_partitions(root: Path, run_id: str) -> list[Path]:
 
 
 def write_run(
-    root: str | os.PathLike[str], ctx: RunContext, results: Sequence[NodeResult]
+    root: str | os.PathLike[str] | StoreLocation, ctx: RunContext, results: Sequence[NodeResult]
 ) -> WrittenRun:
     """Write one run's ``patch_states`` and ``node_summaries`` files under ``root``.
 
     Raises :class:`StoreError` (and writes nothing) when the root isn't writable, when the run id
     is unusable, or when the run is already stored: history is appended, never overwritten.
     """
-    root = Path(root)
+    if (s3 := s3_location(root)) is not None:
+        return _commit_s3(s3, ctx, {t: [v] for t, v in run_tables(ctx, results).items()})
+    root = StoreLocation.of(root).local
     check_run_id(ctx.run_id)
     check_writable(root)
     if existing := existing_partitions(root, ctx.run_id):
@@ -171,6 +183,20 @@ def write_run(
         date=run_day,
         paths=dict(finals),
         rows={t: tables[t].num_rows for t in order},
+    )
+
+
+def _commit_s3(
+    location: StoreLocation, ctx: RunContext, tables: Mapping[str, Iterable[pa.Table]]
+) -> WrittenRun:
+    """Write one run to a store on S3 (:func:`patchfleet.store.object_store.commit_tables`)."""
+    check_run_id(ctx.run_id)
+    marker = object_store.commit_tables(location, ctx, tables)
+    return WrittenRun(
+        run_id=ctx.run_id,
+        date=marker.date,
+        paths={t: location.uri_of(files[0].key) for t, files in marker.tables.items()},
+        rows=marker.rows,
     )
 
 
