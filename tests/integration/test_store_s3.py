@@ -359,3 +359,18 @@ def test_cli_scan_of_a_test_node_into_the_s3_store(
     assert json.loads(q.stdout) == [{"node_id": "deb-a", "status": "NON_COMPLIANT",
                                      "missing_count": 6, "snapshot_id": "snap-s3",
                                      "run_id": run_id}]
+
+
+def test_a_committed_file_that_went_missing_is_an_error_not_fewer_rows(
+    s3: Any, bucket: str
+) -> None:
+    uri = f"s3://{bucket}/store"
+    write_run(uri, RUN_A, results())
+    s3.delete_object(Bucket=bucket,
+                     Key="store/patch_states/date=2024-05-01/run_id=run-a/part-0.parquet")
+    with ComplianceStore(uri) as store, pytest.raises(StoreError) as caught:
+        store.query("SELECT count(*) FROM patch_states")
+    message = str(caught.value)
+    assert message.startswith(f"query failed on store {uri}: ")
+    assert "patch_states/date=2024-05-01/run_id=run-a/part-0.parquet" in message
+    assert SECRET not in message

@@ -5,7 +5,9 @@ each time (a long-lived worker sees a rotated key): ``AWS_ENDPOINT_URL_S3`` /
 ``AWS_ENDPOINT_URL`` or ``endpoint_url`` in the profile for MinIO, Ceph, moto and friends;
 ``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, SSO or an instance role;
 ``AWS_REGION``/``AWS_DEFAULT_REGION``. The Parquet files are read by pyarrow's S3 filesystem,
-given what that session resolved, so both see the same endpoint and identity.
+given what that session resolved, so both see the same endpoint and identity (its credentials
+are frozen when a store is opened: a session kept open longer than temporary credentials live is
+reopened to pick up new ones).
 
 Every error becomes a :class:`StoreError` naming the bucket and the fix, rebuilt from botocore's
 error codes and exception types only: no credential or request detail reaches a message.
