@@ -25,8 +25,10 @@ from patchfleet.domain.results import RunContext
 from patchfleet.domain.snapshot import Snapshot
 from patchfleet.errors import StoreError
 from patchfleet.report.csv_reports import write_reports_from_store
+from patchfleet.store import object_store
 from patchfleet.store.location import StoreLocation
 from patchfleet.store.query import ComplianceStore
+from patchfleet.store.s3_access import StoreBucket
 from patchfleet.store.snapshot_files import load_snapshot, save_snapshot
 from patchfleet.store.writer import check_writable, write_run
 
@@ -233,6 +235,12 @@ def test_a_committed_run_id_is_refused_and_nothing_changes(s3: Any, bucket: str)
                        + bucket + r"/store/_commits/run_id=run-a\.json\); history is never "
                        r"overwritten: use a new run id"):  # fmt: skip
         write_run(uri, RUN_A, results()[:1])
+    assert _objects(s3, bucket) == before
+    # Two writers racing on one run id: both pass the check, only one marker PUT succeeds.
+    location = StoreLocation.parse(uri)
+    marker = object_store.committed_runs(StoreBucket(location))[0][0]
+    with pytest.raises(object_store.DuplicateRunError, match="history is never overwritten"):
+        object_store._put_marker(StoreBucket(location), marker)
     assert _objects(s3, bucket) == before
     with pytest.raises(StoreError, match="looks like a number or a date"):
         write_run(uri, RunContext(run_id="20240501", operation=Operation.SCAN, started_at=T0),
