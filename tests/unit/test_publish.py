@@ -27,6 +27,7 @@ from patchfleet.report.publish import (
     publish_reports,
     run_report_uri,
 )
+from patchfleet.store.staging import StagingArea, StagingWriter
 from patchfleet.store.writer import write_run
 
 SECRET = "pf-SECRET-must-never-show-0123456789"
@@ -125,6 +126,13 @@ def test_bucket_root_and_folder_without_file_list(
     assert "all-nodes.csv" in _objects(s3, bucket)
 
 
+def _staged(root: Path, ctx: RunContext, nodes: list[Any]) -> StagingArea:
+    """What a flow run's batches leave in its staging area."""
+    area = StagingArea.of(root, ctx.run_id)
+    StagingWriter(area, ctx, "test").write(nodes, range(len(nodes)))
+    return area
+
+
 def test_flow_task_uploads_each_run_under_its_own_prefix(
     s3: Any, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -132,21 +140,24 @@ def test_flow_task_uploads_each_run_under_its_own_prefix(
 
     bucket = _bucket(s3, request)
     ctx = RunContext(run_id="run-a", operation=Operation.SCAN, started_at=T0)
-    out = write_reports.fn(tmp_path, ctx, results(), None, report_uri=f"s3://{bucket}/fleet")
+    staged = _staged(tmp_path, ctx, results())
+    out = write_reports.fn(tmp_path, ctx, staged, None, report_uri=f"s3://{bucket}/fleet")
     base = f"s3://{bucket}/fleet/date=2024-05-01/run_id=run-a/"
-    assert out["uris"][-1] == base + "manifest-patches.json"
-    assert all(u.startswith(base) for u in out["uris"]) and len(out["uris"]) == 9
+    # a run's reports: the all-nodes CSV and its manifest (single-node reports are on demand)
+    assert out["uris"] == [base + "all-nodes.csv", base + "manifest-all-nodes.json"]
     assert out["folder"] == str(tmp_path / "reports" / "run-a")
     manifest = json.loads((tmp_path / "reports" / "run-a" / "manifest-all-nodes.json").read_text())
     assert manifest["fileLocations"][0]["URIs"] == [base + "all-nodes.csv"]
 
     later = RunContext(run_id="run-b", operation=Operation.SCAN, started_at=T0)
-    write_reports.fn(tmp_path, later, results()[:1], None, report_uri=f"s3://{bucket}/fleet")
+    write_reports.fn(tmp_path, later, _staged(tmp_path, later, results()[:1]), None,
+                     report_uri=f"s3://{bucket}/fleet")
     keys = set(_objects(s3, bucket))
-    assert "fleet/date=2024-05-01/run_id=run-a/nodes/web-1-patches.csv" in keys
+    assert "fleet/date=2024-05-01/run_id=run-a/all-nodes.csv" in keys
     assert "fleet/date=2024-05-01/run_id=run-b/all-nodes.csv" in keys
+    assert not [k for k in keys if "/nodes/" in k]
 
-    plain = write_reports.fn(tmp_path, ctx, results(), str(tmp_path / "plain"))
+    plain = write_reports.fn(tmp_path, ctx, staged, str(tmp_path / "plain"))
     assert plain["uris"] == []
     assert json.loads((tmp_path / "plain" / "manifest-all-nodes.json").read_text())[
         "fileLocations"
@@ -158,7 +169,8 @@ def test_flow_task_refuses_a_bad_report_uri_before_writing(tmp_path: Path) -> No
 
     ctx = RunContext(run_id="run-a", operation=Operation.SCAN, started_at=T0)
     with pytest.raises(ConfigError, match=r"^report_uri: .*s3://BUCKET"):
-        write_reports.fn(tmp_path, ctx, results(), None, report_uri="https://example.com/x")
+        write_reports.fn(tmp_path, ctx, StagingArea.of(tmp_path, ctx.run_id), None,
+                         report_uri="https://example.com/x")
     assert not (tmp_path / "reports").exists()
 
 
