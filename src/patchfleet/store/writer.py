@@ -17,14 +17,15 @@ no view of the latest state will show.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import duckdb
 import pyarrow as pa
@@ -44,6 +45,8 @@ from patchfleet.store.schema import (
 
 PART_NAME: Final = "part-0.parquet"
 COMPRESSION: Final = "zstd"
+ROW_GROUP_ROWS: Final = 256 * 1024
+"""Rows per Parquet row group; pieces are gathered up to this before they are written."""
 _FIX = "choose another --store or fix its permissions"
 _RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -131,6 +134,15 @@ def write_run(
     Raises :class:`StoreError` (and writes nothing) when the root isn't writable, when the run id
     is unusable, or when the run is already stored: history is appended, never overwritten.
     """
+    tables = run_tables(ctx, results)
+    return commit_tables(root, ctx, {t: [tables[t]] for t in tables})
+
+
+def commit_tables(
+    root: str | os.PathLike[str], ctx: RunContext, tables: Mapping[str, Iterable[pa.Table]]
+) -> WrittenRun:
+    """Write one run whose rows come as pieces per table (``run_tables`` shape, read one piece
+    at a time: a staged run streams from its parts); as :func:`write_run` otherwise."""
     root = Path(root)
     check_run_id(ctx.run_id)
     check_writable(root)
@@ -141,7 +153,7 @@ def write_run(
         )
 
     run_day = run_date(ctx)
-    tables = run_tables(ctx, results)
+    rows: dict[str, int] = {}
     # node_summaries last: it is the commit marker the latest_* views key on.
     order = (PATCH_STATES, NODE_SUMMARIES)
     finals = {t: partition_dir(root, t, run_day, ctx.run_id) / PART_NAME for t in order}
@@ -153,7 +165,8 @@ def write_run(
             if not finals[table].parent.exists():
                 created_dirs.append(finals[table].parent)
             finals[table].parent.mkdir(parents=True, exist_ok=True)
-            temps[table] = _stage(tables[table], table, ctx.run_id, finals[table])
+            temps[table], rows[table] = _stage(tables[table], table, ctx.run_id,
+                                               finals[table])
         for table in order:
             commit(temps[table], finals[table])
             del temps[table]
@@ -170,15 +183,32 @@ def write_run(
         run_id=ctx.run_id,
         date=run_day,
         paths=dict(finals),
-        rows={t: tables[t].num_rows for t in order},
+        rows=rows,
     )
 
 
-def _stage(table: pa.Table, name: str, run_id: str, final: Path) -> Path:
-    """Write ``table`` to a fsynced temporary file beside ``final``; return its path."""
+def _stage(pieces: Iterable[pa.Table], name: str, run_id: str, final: Path) -> tuple[Path, int]:
+    """Write ``pieces`` to one fsynced temporary file beside ``final``; its path and rows."""
     schema = file_schema(name, run_id)
-    data = table.select(schema.names).replace_schema_metadata(schema.metadata)
-    return stage(final, lambda fh: pq.write_table(data, fh, compression=COMPRESSION))
+    rows = 0
+
+    def write(fh: BinaryIO) -> None:
+        nonlocal rows
+        with pq.ParquetWriter(fh, schema, compression=COMPRESSION) as out:
+            buffer: list[pa.Table] = []
+            for piece in itertools.chain(pieces, [None]):
+                if piece is not None:
+                    buffer.append(piece.select(schema.names).replace_schema_metadata(
+                        schema.metadata))
+                    rows += piece.num_rows
+                buffered = sum(t.num_rows for t in buffer)
+                if buffer and (piece is None or buffered >= ROW_GROUP_ROWS):
+                    out.write_table(pa.concat_tables(buffer), row_group_size=ROW_GROUP_ROWS)
+                    buffer = []
+            if not rows:  # one (empty) row group, as for an empty table
+                out.write_table(schema.empty_table())
+
+    return stage(final, write), rows
 
 
 def _cleanup(temps: Iterable[Path], committed: list[Path], created_dirs: list[Path]) -> None:
