@@ -7,9 +7,11 @@ agentless tool needs (``inventory``, ``targets``, ``store``, hooks, rate control
 bad value when the run is created. The first step builds that request; the rest is
 orchestration of tasks: plan, resolve targets, snapshot, then a Scan fanned out by tasks that
 each take a batch of nodes (asyncio inside), or an Install as one rate-controlled rollout task,
-since its error threshold counts across every node. The results land in the Parquet store and
-the CSV reports, and the flow publishes a table artifact with one row per node and a markdown
-summary. It returns a :class:`~patchfleet.ops.summary.RunSummary`.
+since its error threshold counts across every node. Nodes' rows go to the run's staging area as
+they are scanned (:mod:`patchfleet.store.staging`); tasks exchange that handle and counts, never
+node results. From there they land in the Parquet store and the all-nodes CSV report, and the
+flow publishes a table artifact with one row per node and a markdown summary. It returns a
+:class:`~patchfleet.ops.summary.RunSummary`.
 
 Targets are resolved when the run starts (dynamic scopes): ``os:`` selectors read the OS of
 nodes that don't declare one (:mod:`patchfleet.ops.targeting`), then the run is renamed to say what
@@ -33,19 +35,20 @@ from prefect.runtime import flow_run
 
 from patchfleet.domain import records
 from patchfleet.domain.requests import ExecutionType, Operation, PatchRequest, RebootOption
-from patchfleet.domain.results import NodeResult, RunContext
-from patchfleet.ops import summary as runsummary
+from patchfleet.domain.results import RunContext
 from patchfleet.ops.plan import InstallSettings, RunPlan, install_rates
 from patchfleet.ops.summary import RunSummary
+from patchfleet.store.staging import StagingArea
 from patchfleet.transport import Connector
 from tasks.connect import open_connector
+from tasks.handles import Opaque
 from tasks.install import install_rollout
 from tasks.locks import ensure_node_limits
 from tasks.plan import plan_run
-from tasks.publish import publish_artifacts
+from tasks.publish import publish_artifacts, summarize_dry_run
 from tasks.scan import scan_batch
 from tasks.snapshot import extend_snapshot, freeze_snapshot, load_run_snapshot
-from tasks.store import store_results, write_reports
+from tasks.store import discard_staging, store_results, write_reports
 from tasks.targets import resolve_targets
 
 
@@ -116,16 +119,26 @@ async def patch_nodes(
 
 async def run_request(request: PatchRequest) -> RunSummary:
     """The body of a ``patch-nodes`` run (inside the flow): plan, targets, snapshot, then the
-    scan or the install."""
+    scan or the install; the nodes' rows go through the run's staging area, never through
+    task parameters or results."""
     run_id = str(flow_run.id or uuid.uuid4())
     plan, settings = plan_run(request, run_id)
     candidates = len(plan.nodes)
+    ctx = RunContext(
+        run_id=run_id,
+        operation=records.Operation.INSTALL if request.install else records.Operation.SCAN,
+        started_at=datetime.now(UTC),
+        snapshot_id=request.snapshot_id,
+        reboot_option=request.reboot_option.value if request.install else None,
+        execution_type=request.execution_type,
+    )
+    staging = StagingArea.of(plan.store_root, run_id)
     connector = open_connector()
     try:
-        chosen = await resolve_targets(plan.nodes, request.targets, connector,
-                                       plan.options.concurrency)
+        chosen = await resolve_targets(Opaque(plan.nodes), request.targets, connector,
+                                       plan.options.concurrency, staging, ctx)
         plan = replace(plan, nodes=chosen.kept)
-        total = len(plan.nodes) + len(chosen.failed)
+        total = len(plan.nodes) + chosen.failed
         await _rename(f"{request.label + ' ' if request.label else ''}"
                       f"{request.operation.value.lower()}-{total}-node"
                       f"{'' if total == 1 else 's'}")
@@ -133,56 +146,46 @@ async def run_request(request: PatchRequest) -> RunSummary:
             # Patch now's default rates depend on how many nodes are really targeted
             rates = install_rates(len(plan.nodes), request.max_concurrency, request.max_errors)
             settings = replace(settings, max_concurrency=rates[0], max_errors=rates[1])
-        ctx = RunContext(
-            run_id=run_id,
-            operation=records.Operation.INSTALL if request.install else records.Operation.SCAN,
-            started_at=datetime.now(UTC),
-            snapshot_id=request.snapshot_id,
-            reboot_option=request.reboot_option.value if request.install else None,
-            execution_type=request.execution_type,
-        )
         if request.snapshot_id:
             snapshot = load_run_snapshot(plan.store_root, request.snapshot_id)
             plan = replace(plan, options=replace(plan.options, snapshot=snapshot))
         if settings is not None:
-            return await _install(request, plan, settings, ctx, chosen.failed, connector)
-        return await _scan(request, plan, ctx, chosen.failed, connector)
+            return await _install(request, plan, settings, ctx, staging, connector)
+        return await _scan(request, plan, ctx, staging, connector)
     finally:
         connector.close()
+        discard_staging(staging)
 
 
-async def _scan(request: PatchRequest, plan: RunPlan, ctx: RunContext,
-                unresolved: list[NodeResult], connector: Connector) -> RunSummary:
+async def _scan(request: PatchRequest, plan: RunPlan, ctx: RunContext, staging: StagingArea,
+                connector: Connector) -> RunSummary:
     logger = get_run_logger()
     nodes = plan.nodes
     size = max(1, request.batch_size)
-    batches = [nodes[i : i + size] for i in range(0, len(nodes), size)]
-    per_batch = max(1, math.ceil(plan.options.concurrency / max(1, len(batches))))
+    starts = range(0, len(nodes), size)
+    per_batch = max(1, math.ceil(plan.options.concurrency / max(1, len(starts))))
     logger.info(
         "scanning %d node(s) from %s in %d batch(es), up to %d at once",
-        len(nodes), plan.inventory_source, len(batches), per_batch * len(batches),
+        len(nodes), plan.inventory_source, len(starts), per_batch * len(starts),
     )
-    options = plan.options.with_concurrency(per_batch)
-    results: list[NodeResult] = []
-    for part in await asyncio.gather(
-        *(scan_batch(b, plan.registry, options, connector, f"batch {i + 1}/{len(batches)} ",
-                     request.deadline)
-          for i, b in enumerate(batches))
-    ):
-        results.extend(part)
-    results.extend(unresolved)
+    registry, options = Opaque(plan.registry), Opaque(plan.options.with_concurrency(per_batch))
+    await asyncio.gather(*(
+        scan_batch(Opaque(nodes[start : start + size]), registry, options, connector, staging,
+                   ctx, start, f"batch {i + 1}/{len(starts)} ", request.deadline)
+        for i, start in enumerate(starts)))
     if request.snapshot_id:
-        extend_snapshot(plan.store_root, request.snapshot_id, plan.options.snapshot, results)
-    return await _record(request, plan, ctx, results)
+        extend_snapshot(plan.store_root, request.snapshot_id, Opaque(plan.options.snapshot),
+                        staging)
+    return await _record(request, plan, ctx, staging)
 
 
 async def _record(request: PatchRequest, plan: RunPlan, ctx: RunContext,
-                  results: list[NodeResult]) -> RunSummary:
-    """Store, report and publish a run's results; the summary says where they went."""
-    written = store_results(plan.store_root, ctx, results)
-    report = (write_reports(plan.store_root, ctx, results, request.report_dir,
+                  staging: StagingArea) -> RunSummary:
+    """Store, report and publish a run's staged rows; the summary says where they went."""
+    written = store_results(plan.store_root, ctx, staging)
+    report = (write_reports(plan.store_root, ctx, staging, request.report_dir,
                             request.report_uri) if request.reports else {})
-    summary = await publish_artifacts(ctx, results, written, report, str(plan.store_root))
+    summary = await publish_artifacts(ctx, staging, written, report, str(plan.store_root))
     get_run_logger().info(
         "run %s: %d compliant, %d non-compliant, %d failed; store %s; reports %s",
         ctx.run_id, summary.compliant, summary.non_compliant, summary.failed,
@@ -192,8 +195,7 @@ async def _record(request: PatchRequest, plan: RunPlan, ctx: RunContext,
 
 
 async def _install(request: PatchRequest, plan: RunPlan, settings: InstallSettings,
-                   ctx: RunContext, unresolved: list[NodeResult],
-                   connector: Connector) -> RunSummary:
+                   ctx: RunContext, staging: StagingArea, connector: Connector) -> RunSummary:
     logger = get_run_logger()
     dry_run = settings.options.dry_run
     lock_timeout: float | None = None
@@ -203,26 +205,20 @@ async def _install(request: PatchRequest, plan: RunPlan, settings: InstallSettin
                     "run holds waits up to %g s", created, request.node_lock_timeout)
         lock_timeout = request.node_lock_timeout
         if request.snapshot_id:
-            frozen = await freeze_snapshot(plan.store_root, request.snapshot_id, plan.nodes,
-                                           plan.registry, plan.options, connector)
+            frozen = await freeze_snapshot(plan.store_root, request.snapshot_id,
+                                           Opaque(plan.nodes), Opaque(plan.registry),
+                                           Opaque(plan.options), connector)
             plan = replace(plan, options=replace(plan.options, snapshot=frozen))
     logger.info(
         "%s %d node(s): max concurrency %s, max errors %s, reboot option %s",
         "planning (dry run) for" if dry_run else "scanning and installing on",
         len(plan.nodes), settings.max_concurrency, settings.max_errors, ctx.reboot_option,
     )
-    done = await install_rollout(plan.nodes, plan.registry, plan.options, settings, connector,
-                                 request.deadline, lock_timeout, ctx.run_id)
-    results = [d.result for d in done] + list(unresolved)
-    stopped = any((r.failure_reason or "").startswith("NOT_ATTEMPTED") for r in results)
-    plans = {d.result.node_id: list(d.plan) for d in done}
+    outcome = await install_rollout(Opaque(plan.nodes), Opaque(plan.registry),
+                                    Opaque(plan.options), Opaque(settings), connector, staging,
+                                    ctx, request.deadline, lock_timeout)
     if dry_run:
-        return RunSummary(run_id=ctx.run_id, operation="Install", dry_run=True,
-                          **runsummary.counts(results), nodes=runsummary.node_rows(results),
-                          plans=plans, stopped=stopped)
-    summary = await _record(request, plan, ctx, results)
-    if stopped:
-        logger.info("run %s: the error threshold stopped the rollout", ctx.run_id)
+        return summarize_dry_run(ctx, staging, Opaque(outcome.plans), outcome.stopped)
+    summary = await _record(request, plan, ctx, staging)
     return summary.model_copy(update={
-        "plans": plans, "stopped": stopped,
-        "rebooted": [d.result.node_id for d in done if d.rebooted]})
+        "plans": outcome.plans, "stopped": outcome.stopped, "rebooted": outcome.rebooted})

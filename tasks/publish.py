@@ -1,30 +1,33 @@
-"""Task: publish a run's outcome as Prefect artifacts (table per node, markdown summary)."""
+"""Task: publish a run's outcome as Prefect artifacts (table per node, markdown summary) and
+return the run's summary, all from the run's staged node rows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from patchfleet.domain.results import NodeResult, RunContext
+from patchfleet.domain.results import RunContext
 from patchfleet.ops import summary as runsummary
 from patchfleet.ops.summary import RunSummary
+from patchfleet.store.staging import StagingArea, read_nodes
 from patchfleet.store.writer import WrittenRun
+from tasks.handles import Opaque
 
 
 @task(name="publish-artifacts", cache_policy=NO_CACHE, retries=0)
 async def publish_artifacts(
     ctx: RunContext,
-    results: Sequence[NodeResult],
+    staging: StagingArea,
     written: WrittenRun,
     reports: dict[str, Any],
     store_root: str,
 ) -> RunSummary:
     """Create the ``patch-nodes`` table and summary artifacts; return the run summary."""
-    rows = runsummary.node_rows(results)
+    nodes = read_nodes(staging)
+    rows = runsummary.node_rows(nodes)
     await acreate_table_artifact(
         key="patch-nodes",
         table=[r.model_dump() for r in rows] or [{"node_id": "", "status": "no nodes"}],
@@ -32,14 +35,14 @@ async def publish_artifacts(
     )
     await acreate_markdown_artifact(
         key="patch-summary",
-        markdown=runsummary.markdown(ctx, results),
+        markdown=runsummary.markdown(ctx, nodes),
         description=f"Summary of run {ctx.run_id}",
     )
     return RunSummary(
         run_id=ctx.run_id,
         operation=ctx.operation.value,
         snapshot_id=ctx.snapshot_id,
-        **runsummary.counts(results),
+        **runsummary.counts(nodes),
         nodes=rows,
         store=store_root,
         patch_states_file=str(written.patch_states_path),
@@ -48,3 +51,13 @@ async def publish_artifacts(
         report_files=[reports["all_nodes"]] if "all_nodes" in reports else [],
         report_uris=list(reports.get("uris", [])),
     )
+
+
+@task(name="summarize-dry-run", cache_policy=NO_CACHE, retries=0)
+def summarize_dry_run(ctx: RunContext, staging: StagingArea,
+                      plans: Opaque[dict[str, list[str]]], stopped: bool) -> RunSummary:
+    """The summary of an install dry run (nothing is stored or published)."""
+    nodes = read_nodes(staging)
+    return RunSummary(run_id=ctx.run_id, operation="Install", dry_run=True,
+                      **runsummary.counts(nodes), nodes=runsummary.node_rows(nodes),
+                      plans=plans.value, stopped=stopped)

@@ -2,12 +2,11 @@
 
 A snapshot freezes the approved set per (OS, patch group) the first time its id is used, so
 every node of the id is judged by one decision (spec §3.1). An Install freezes it before the
-rollout from a scan of every target; a Scan extends it from its own results.
+rollout from a scan of every target; a Scan extends it from what its batches froze (staged).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from prefect import get_run_logger, task
@@ -15,12 +14,14 @@ from prefect.cache_policies import NO_CACHE
 
 from patchfleet.domain.baseline import BaselineRegistry
 from patchfleet.domain.inventory import ResolvedNode
-from patchfleet.domain.results import NodeResult
-from patchfleet.domain.snapshot import Snapshot, extend
-from patchfleet.ops.scan import ScanOptions, scan_nodes
+from patchfleet.domain.snapshot import Snapshot
+from patchfleet.ops.scan import ScanOptions, scan_each
+from patchfleet.ops.snapshots import SnapshotFreezer
 from patchfleet.store.location import StoreRoot
 from patchfleet.store.snapshot_files import load_snapshot, save_snapshot
+from patchfleet.store.staging import StagingArea
 from patchfleet.transport import Connector
+from tasks.handles import Opaque
 
 
 @task(name="load-snapshot", cache_policy=NO_CACHE, retries=0)
@@ -29,35 +30,38 @@ def load_run_snapshot(store_root: StoreRoot, snapshot_id: str) -> Snapshot | Non
     return load_snapshot(store_root, snapshot_id)
 
 
-def _save(store_root: StoreRoot, snapshot: Snapshot | None, frozen: Snapshot) -> None:
-    if frozen != snapshot:
+def _save(store_root: StoreRoot, freezer: SnapshotFreezer) -> Snapshot:
+    frozen = freezer.snapshot()
+    if frozen != freezer.base:
         get_run_logger().info("snapshot %s saved to %s", frozen.snapshot_id,
                               save_snapshot(store_root, frozen))
-
-
-@task(name="extend-snapshot", cache_policy=NO_CACHE, retries=0)
-def extend_snapshot(store_root: StoreRoot, snapshot_id: str, snapshot: Snapshot | None,
-                    results: Sequence[NodeResult]) -> Snapshot:
-    """``snapshot`` plus the (OS, patch group) pairs of ``results`` it lacks, saved if new."""
-    frozen = extend(snapshot, snapshot_id, datetime.now(UTC), results)
-    _save(store_root, snapshot, frozen)
     return frozen
 
 
+@task(name="extend-snapshot", cache_policy=NO_CACHE, retries=0)
+def extend_snapshot(store_root: StoreRoot, snapshot_id: str, snapshot: Opaque[Snapshot | None],
+                    staging: StagingArea) -> Snapshot:
+    """``snapshot`` plus the groups the run's scan batches froze (staged), saved if new."""
+    freezer = SnapshotFreezer(snapshot.value, snapshot_id, datetime.now(UTC))
+    for part in staging.snapshot_parts():
+        freezer.merge(Snapshot.from_json(part.read_bytes()))
+    return _save(store_root, freezer)
+
+
 @task(name="freeze-snapshot", cache_policy=NO_CACHE, retries=0)
-async def freeze_snapshot(store_root: StoreRoot, snapshot_id: str, nodes: list[ResolvedNode],
-                          registry: BaselineRegistry, options: ScanOptions,
+async def freeze_snapshot(store_root: StoreRoot, snapshot_id: str,
+                          nodes: Opaque[list[ResolvedNode]],
+                          registry: Opaque[BaselineRegistry], options: Opaque[ScanOptions],
                           connector: Connector) -> Snapshot:
     """Scan the targets once and freeze every (OS, patch group) the snapshot lacks, so every
     node of the rollout is judged by the same approved set (AWS computes a snapshot once)."""
     logger = get_run_logger()
-
-    def progress(result: NodeResult, done: int, total: int) -> None:
+    freezer = SnapshotFreezer(options.value.snapshot, snapshot_id, datetime.now(UTC))
+    total, done = len(nodes.value), 0
+    async for _, result in scan_each(nodes.value, registry.value, options.value, connector):
+        done += 1
         if result.failed:
             logger.warning("snapshot scan [%d/%d] %s: FAILED %s", done, total, result.node_id,
                            result.failure_reason)
-
-    scanned = await scan_nodes(nodes, registry, options, connector, progress=progress)
-    frozen = extend(options.snapshot, snapshot_id, datetime.now(UTC), scanned)
-    _save(store_root, options.snapshot, frozen)
-    return frozen
+        freezer.add([result])
+    return _save(store_root, freezer)

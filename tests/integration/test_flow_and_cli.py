@@ -96,6 +96,20 @@ def test_cli_scan_then_query_answers_which_nodes_are_non_compliant_and_why(
     assert report.exit_code == 0, report.output
     assert (tmp_path / "rep" / "all-nodes.csv").exists()
 
+    # the scan wrote only the all-nodes report; a node's own report is on demand
+    run_folder = Path(summary["report_folder"])
+    assert sorted(p.name for p in run_folder.iterdir()) == ["all-nodes.csv",
+                                                            "manifest-all-nodes.json"]
+    one = runner.invoke(app, ["report", "--store", str(store), "--node", "deb-a", "--out",
+                              str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    assert sorted(p.name for p in (tmp_path / "one" / "nodes").iterdir()) == [
+        "deb-a-patches.csv", "deb-a-summary.csv"]
+    with open(tmp_path / "one" / "nodes" / "deb-a-patches.csv", newline="",
+              encoding="utf-8") as fh:
+        detail = list(csv.reader(fh))
+    assert sum(1 for r in detail[1:] if r[5] == "MISSING") == 6
+
 
 def test_cli_scans_this_machine(prefect_api: None, tmp_path: Path) -> None:
     """The quickstart's job: the embedded default inventory (the local node, real apt)."""

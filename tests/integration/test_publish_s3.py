@@ -19,6 +19,7 @@ from patchfleet.domain.results import RunContext
 from patchfleet.errors import PublishError
 from patchfleet.report.csv_reports import write_reports_from_results
 from patchfleet.report.publish import normalize_s3_uri, parse_s3_uri, publish_reports
+from patchfleet.store.staging import StagingArea, StagingWriter
 from patchfleet.store.writer import write_run
 
 
@@ -130,6 +131,13 @@ def test_bucket_root_and_folder_without_file_list(
     assert "all-nodes.csv" in _objects(s3, bucket)
 
 
+def _staged(root: Path, ctx: RunContext, nodes: list[Any]) -> StagingArea:
+    """What a flow run's batches leave in its staging area."""
+    area = StagingArea.of(root, ctx.run_id)
+    StagingWriter(area, ctx, "test").write(nodes, range(len(nodes)))
+    return area
+
+
 def test_flow_task_uploads_each_run_under_its_own_prefix(
     s3: Any, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -137,21 +145,24 @@ def test_flow_task_uploads_each_run_under_its_own_prefix(
 
     bucket = _bucket(s3, request)
     ctx = RunContext(run_id="run-a", operation=Operation.SCAN, started_at=T0)
-    out = write_reports.fn(tmp_path, ctx, results(), None, report_uri=f"s3://{bucket}/fleet")
+    staged = _staged(tmp_path, ctx, results())
+    out = write_reports.fn(tmp_path, ctx, staged, None, report_uri=f"s3://{bucket}/fleet")
     base = f"s3://{bucket}/fleet/date=2024-05-01/run_id=run-a/"
-    assert out["uris"][-1] == base + "manifest-patches.json"
-    assert all(u.startswith(base) for u in out["uris"]) and len(out["uris"]) == 9
+    # a run's reports: the all-nodes CSV and its manifest (single-node reports are on demand)
+    assert out["uris"] == [base + "all-nodes.csv", base + "manifest-all-nodes.json"]
     assert out["folder"] == str(tmp_path / "reports" / "run-a")
     manifest = json.loads((tmp_path / "reports" / "run-a" / "manifest-all-nodes.json").read_text())
     assert manifest["fileLocations"][0]["URIs"] == [base + "all-nodes.csv"]
 
     later = RunContext(run_id="run-b", operation=Operation.SCAN, started_at=T0)
-    write_reports.fn(tmp_path, later, results()[:1], None, report_uri=f"s3://{bucket}/fleet")
+    write_reports.fn(tmp_path, later, _staged(tmp_path, later, results()[:1]), None,
+                     report_uri=f"s3://{bucket}/fleet")
     keys = set(_objects(s3, bucket))
-    assert "fleet/date=2024-05-01/run_id=run-a/nodes/web-1-patches.csv" in keys
+    assert "fleet/date=2024-05-01/run_id=run-a/all-nodes.csv" in keys
     assert "fleet/date=2024-05-01/run_id=run-b/all-nodes.csv" in keys
+    assert not [k for k in keys if "/nodes/" in k]
 
-    plain = write_reports.fn(tmp_path, ctx, results(), str(tmp_path / "plain"))
+    plain = write_reports.fn(tmp_path, ctx, staged, str(tmp_path / "plain"))
     assert plain["uris"] == []
     assert json.loads((tmp_path / "plain" / "manifest-all-nodes.json").read_text())[
         "fileLocations"

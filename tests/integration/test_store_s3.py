@@ -357,6 +357,7 @@ def test_cli_scan_of_a_test_node_into_the_s3_store(
     report = Path(summary["report_files"][0])
     assert report.parent == tmp_path / "xdg" / "patchfleet" / "reports" / run_id
     assert report.is_file()
+    assert not list((tmp_path / "xdg" / "patchfleet").glob("_staging/run_id=*"))  # discarded
     assert f"fleet/_commits/run_id={run_id}.json" in _keys(s3, bucket)
     assert "fleet/snapshots/snap-s3.json" in _keys(s3, bucket)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_reports import T0, results  # the report tests' three-node fleet
+from test_reports import T0  # the report tests' three-node fleet
 
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import RunContext
@@ -20,6 +20,7 @@ from patchfleet.report.publish import (
     publish_reports,
     run_report_uri,
 )
+from patchfleet.store.staging import StagingArea
 
 SECRET = "pf-SECRET-must-never-show-0123456789"
 
@@ -29,7 +30,8 @@ def test_flow_task_refuses_a_bad_report_uri_before_writing(tmp_path: Path) -> No
 
     ctx = RunContext(run_id="run-a", operation=Operation.SCAN, started_at=T0)
     with pytest.raises(ConfigError, match=r"^report_uri: .*s3://BUCKET"):
-        write_reports.fn(tmp_path, ctx, results(), None, report_uri="https://example.com/x")
+        write_reports.fn(tmp_path, ctx, StagingArea.of(tmp_path, ctx.run_id), None,
+                         report_uri="https://example.com/x")
     assert not (tmp_path / "reports").exists()
 
 

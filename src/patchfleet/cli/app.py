@@ -331,9 +331,14 @@ def report(
         help="Also upload the folder there (manifests last; they name the uploaded objects). "
              "Endpoint, region and credentials: the usual AWS settings (AWS_ENDPOINT_URL_S3, "
              "AWS_PROFILE, AWS_REGION, ...).")] = None,
+    node: Annotated[list[str] | None, typer.Option(
+        "--node", metavar="ID",
+        help="Write the single-node reports of this node only (repeatable). Default: every "
+             "node's.")] = None,
 ) -> None:
     """(Re)write the AWS-format CSV compliance reports from the store, and optionally publish
-    them to S3 (any S3 endpoint)."""
+    them to S3 (any S3 endpoint). Runs write only the all-nodes report; single-node reports
+    are written here, on demand."""
     from patchfleet.config.paths import reports_dir
     from patchfleet.domain.uris import normalize_s3_uri
     from patchfleet.report.csv_reports import write_reports_from_store
@@ -345,7 +350,8 @@ def report(
         root = StoreLocation.resolve(store)
         target = Path(out_dir) if out_dir else reports_dir(root.work_dir, run_id or "latest")
         uri_prefix = normalize_s3_uri(upload, "--upload") if upload else None
-        files = write_reports_from_store(root, target, run_id=run_id, uri_prefix=uri_prefix)
+        files = write_reports_from_store(root, target, run_id=run_id, uri_prefix=uri_prefix,
+                                         detail_nodes=node or None)
         for f in files:
             out.print(f"wrote {f}", highlight=False)
         if uri_prefix:

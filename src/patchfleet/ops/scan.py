@@ -205,26 +205,38 @@ async def scan_each(
     result is FAILED with a ``TIMED_OUT:`` reason.
     """
     sem = asyncio.Semaphore(max(1, options.concurrency))
+    # A node keeps its slot until the caller has taken its result: results never pile up here
+    # (a replayed scan never waits, so without this every result would queue before the
+    # caller ran), and the tasks hold none once yielded.
+    finished: asyncio.Queue[tuple[int, NodeResult] | Exception] = asyncio.Queue(maxsize=1)
 
-    async def one(index: int, node: ResolvedNode) -> tuple[int, NodeResult]:
+    async def one(index: int, node: ResolvedNode) -> None:
         async with sem:
             t0 = time.perf_counter()
             now = datetime.now(UTC)
-            if deadline is not None and deadline_passed(deadline, now):
-                result = failed_result(node, now, cutoff_reason(
-                    deadline, "before this node's scan started"))
-            else:
-                result = await scan_node(node, registry, connector, options)
-        log.debug("scanned %s in %.2fs", node.id, time.perf_counter() - t0)
-        return index, result
+            try:
+                if deadline is not None and deadline_passed(deadline, now):
+                    result = failed_result(node, now, cutoff_reason(
+                        deadline, "before this node's scan started"))
+                else:
+                    result = await scan_node(node, registry, connector, options)
+            except Exception as err:  # a bug (e.g. an unrecorded replay): the caller gets it
+                await finished.put(err)
+                return
+            log.debug("scanned %s in %.2fs", node.id, time.perf_counter() - t0)
+            await finished.put((index, result))
 
-    pending = [asyncio.ensure_future(one(i, n)) for i, n in enumerate(nodes)]
+    tasks = [asyncio.create_task(one(i, n)) for i, n in enumerate(nodes)]
     try:
-        for next_done in asyncio.as_completed(pending):
-            yield await next_done
+        for _ in tasks:
+            item = await finished.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
     finally:
-        for task in pending:
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def scan_nodes(

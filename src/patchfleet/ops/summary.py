@@ -1,5 +1,6 @@
-"""Summaries of one run for people: counts, a per-node table and a markdown digest, and the
-typed :class:`RunSummary` the ``patch-nodes`` flow returns.
+"""Summaries of one run for people: counts, a per-node table, a markdown digest and the nodes
+of the all-nodes CSV report, all from the run's staged node rows (never its patch records);
+and the typed :class:`RunSummary` the ``patch-nodes`` flow returns.
 
 Used by the flow's artifacts and by the CLI's closing output, so both say the same thing.
 """
@@ -7,13 +8,15 @@ Used by the flow's artifacts and by the CLI's closing output, so both say the sa
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from patchfleet.domain.records import NodeStatus, PatchState
-from patchfleet.domain.results import NodeResult, RunContext
+from patchfleet.domain.records import LEVEL_ORDER, NodeStatus, PatchState
+from patchfleet.domain.results import RunContext
+from patchfleet.report.csv_reports import ReportNode
+from patchfleet.store.staging import LEVEL_COLUMNS
 
 
 class NodeRow(BaseModel):
@@ -70,51 +73,69 @@ class RunSummary(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
-def node_row(r: NodeResult) -> NodeRow:
-    s = r.summary
+StagedNode = Mapping[str, Any]
+"""A staged node row (:func:`patchfleet.store.staging.read_nodes`): the ``node_summaries``
+columns plus ``ordinal``, ``operating_system`` and the ``noncompliant_<level>`` counts."""
+
+_STATE_COUNTS = {
+    PatchState.INSTALLED: "installed_count",
+    PatchState.INSTALLED_OTHER: "installed_other_count",
+    PatchState.INSTALLED_PENDING_REBOOT: "installed_pending_reboot_count",
+    PatchState.INSTALLED_REJECTED: "installed_rejected_count",
+    PatchState.MISSING: "missing_count",
+    PatchState.FAILED: "failed_count",
+    PatchState.NOT_APPLICABLE: "not_applicable_count",
+}
+
+
+def node_row(r: StagedNode) -> NodeRow:
     return NodeRow(
-        node_id=r.node_id,
-        host=r.host,
-        platform=f"{r.platform_name or ''} {r.platform_version or ''}".strip(),
-        baseline_id=r.baseline_id or "",
-        status=s.status.value,
-        overall_severity=s.overall_severity.value if s.overall_severity else "",
-        missing=s.missing_count,
-        installed=s.installed_count,
-        installed_other=s.installed_other_count,
-        pending_reboot=s.installed_pending_reboot_count,
-        rejected=s.installed_rejected_count,
-        failed=s.failed_count,
-        failure_reason=r.failure_reason or "",
-        warnings="; ".join(r.warnings),
+        node_id=r["node_id"],
+        host=r["host"],
+        platform=f"{r['platform_name'] or ''} {r['platform_version'] or ''}".strip(),
+        baseline_id=r["baseline_id"] or "",
+        status=r["status"],
+        overall_severity=r["overall_severity"] or "",
+        missing=r["missing_count"],
+        installed=r["installed_count"],
+        installed_other=r["installed_other_count"],
+        pending_reboot=r["installed_pending_reboot_count"],
+        rejected=r["installed_rejected_count"],
+        failed=r["failed_count"],
+        failure_reason=r["failure_reason"] or "",
+        warnings="; ".join(r["warnings"] or ()),
     )
 
 
-def node_rows(results: Sequence[NodeResult]) -> list[NodeRow]:
+def node_rows(nodes: Sequence[StagedNode]) -> list[NodeRow]:
     """One row per node, for the table artifact and ``--output json``."""
-    return [node_row(r) for r in results]
+    return [node_row(r) for r in nodes]
 
 
-def counts(results: Sequence[NodeResult]) -> dict[str, int]:
-    by_status = Counter(r.summary.status for r in results)
+def counts(nodes: Sequence[StagedNode]) -> dict[str, int]:
+    by_status = Counter(r["status"] for r in nodes)
     return {
-        "node_count": len(results),
+        "node_count": len(nodes),
         "compliant": by_status[NodeStatus.COMPLIANT],
         "non_compliant": by_status[NodeStatus.NON_COMPLIANT],
         "failed": by_status[NodeStatus.FAILED],
     }
 
 
-def markdown(ctx: RunContext, results: Sequence[NodeResult]) -> str:
-    c = counts(results)
+def noncompliant_by_level(node: StagedNode) -> dict[str, int]:
+    """A node's non-compliant patches per compliance level (as the CSV reports count them)."""
+    return {level.value: node[column] or 0
+            for level, column in zip(LEVEL_ORDER, LEVEL_COLUMNS, strict=True)}
+
+
+def markdown(ctx: RunContext, nodes: Sequence[StagedNode]) -> str:
+    c = counts(nodes)
     states: Counter[PatchState] = Counter()
     severities: Counter[str] = Counter()
-    for r in results:
-        for rec in r.records:
-            states[rec.state] += 1
-            if rec.state.non_compliant:
-                severities[rec.compliance_level.value if rec.compliance_level else "UNSPECIFIED"
-                           ] += 1
+    for r in nodes:
+        for state, column in _STATE_COUNTS.items():
+            states[state] += r[column]
+        severities.update({k: v for k, v in noncompliant_by_level(r).items() if v})
     lines = [
         f"# {ctx.operation.value.title()} run `{ctx.run_id}`",
         "",
@@ -126,10 +147,31 @@ def markdown(ctx: RunContext, results: Sequence[NodeResult]) -> str:
         *(f"| {s.value} | {states[s]} |" for s in PatchState if states[s]),
     ]
     if severities:
+        order = [level.value for level in LEVEL_ORDER]
         lines += ["", "| non-compliant by compliance level | count |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in severities.most_common()]
-    failed = [r for r in results if r.summary.status is NodeStatus.FAILED]
+        lines += [f"| {k} | {v} |" for k, v in sorted(severities.items(),
+                                                       key=lambda kv: (-kv[1], order.index(kv[0])))]
+    failed = [r for r in nodes if r["status"] == NodeStatus.FAILED]
     if failed:
         lines += ["", "## Nodes that could not be scanned", ""]
-        lines += [f"- `{r.node_id}` ({r.host}): {r.failure_reason}" for r in failed]
+        lines += [f"- `{r['node_id']}` ({r['host']}): {r['failure_reason']}" for r in failed]
     return "\n".join(lines) + "\n"
+
+
+def report_nodes(nodes: Sequence[StagedNode]) -> list[ReportNode]:
+    """The nodes of the all-nodes CSV report, from the staged rows."""
+    return [
+        ReportNode(
+            node_id=r["node_id"],
+            host=r["host"],
+            status=r["status"],
+            last_report_time=r["operation_end_time"],
+            platform_name=r["platform_name"],
+            platform_version=r["platform_version"],
+            baseline_id=r["baseline_id"],
+            patch_group=r["patch_group"],
+            overall_severity=r["overall_severity"],
+            noncompliant_by_level=noncompliant_by_level(r),
+        )
+        for r in nodes
+    ]

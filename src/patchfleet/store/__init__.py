@@ -1,7 +1,8 @@
 """The compliance store: Parquet files written per run, read through DuckDB views.
 
 The only place pyarrow and duckdb are used. See ``schema`` (columns, version), ``writer``
-(``write_run``) and ``query`` (``ComplianceStore`` and the views in ``sql/``).
+(``write_run``, ``commit_tables``), ``staging`` (a running run's rows, batch by batch, and their
+commit) and ``query`` (``ComplianceStore`` and the views in ``sql/``).
 """
 
 from patchfleet.store.query import ComplianceStore

@@ -29,15 +29,14 @@ import json
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import IO, Any, Final
+from typing import Any, BinaryIO, Final
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from patchfleet.domain.results import RunContext
 from patchfleet.errors import StoreError
@@ -46,7 +45,6 @@ from patchfleet.store.s3_access import StoreBucket
 from patchfleet.store.schema import SCHEMA_VERSION, TABLES, file_schema, run_date
 
 PART_NAME: Final = "part-0.parquet"
-COMPRESSION: Final = "zstd"
 """As the local writer's (:mod:`patchfleet.store.writer`): one file layout for both stores."""
 COMMITS_DIR: Final = "_commits"
 PARQUET_TYPE: Final = "application/vnd.apache.parquet"
@@ -142,13 +140,19 @@ def check_writable(location: StoreLocation) -> None:
         bucket.call("write", "delete_object", Key=probe)
 
 
+ParquetWrite = Callable[[BinaryIO, Iterable[pa.Table], str, str], int]
+"""``(file, pieces, table, run_id) -> rows``: the writer's own Parquet writer, so both stores
+write the same files (:func:`patchfleet.store.writer.write_parquet`)."""
+
+
 def commit_tables(
-    location: StoreLocation, ctx: RunContext, tables: Mapping[str, Iterable[pa.Table]]
+    location: StoreLocation, ctx: RunContext, tables: Mapping[str, Iterable[pa.Table]],
+    write_parquet: ParquetWrite,
 ) -> CommitMarker:
-    """Upload one run's tables (each as pieces, written in order into one file), then commit it
-    with its marker. StoreError if the run is already committed or S3 fails; on failure the
-    files this call uploaded are removed again where the credentials allow (without a marker
-    they are invisible anyway)."""
+    """Upload one run's tables (each as pieces, written in order into one file by
+    ``write_parquet``), then commit it with its marker. StoreError if the run is already
+    committed or S3 fails; on failure the files this call uploaded are removed again where the
+    credentials allow (without a marker they are invisible anyway)."""
     bucket = StoreBucket(location)
     run_day = run_date(ctx)
     _refuse_committed(bucket, ctx.run_id)
@@ -158,7 +162,7 @@ def commit_tables(
         for table in TABLES:
             relative = f"{partition_path(table, run_day, ctx.run_id)}/{PART_NAME}"
             with tempfile.TemporaryFile() as fh:
-                rows = _write_parquet(tables[table], table, ctx.run_id, fh)
+                rows = write_parquet(fh, tables[table], table, ctx.run_id)
                 size = fh.tell()
                 fh.seek(0)
                 uploaded.append(location.key(relative))
@@ -176,19 +180,6 @@ def commit_tables(
                 bucket.call("write", "delete_object", Key=key)
         raise
     return marker
-
-
-def _write_parquet(pieces: Iterable[pa.Table], name: str, run_id: str, fh: IO[bytes]) -> int:
-    """Write ``pieces`` as one Parquet file of table ``name`` to ``fh``; return its rows."""
-    schema = file_schema(name, run_id)
-    rows = 0
-    with pq.ParquetWriter(fh, schema, compression=COMPRESSION) as out:
-        for piece in pieces:
-            out.write_table(piece.select(schema.names).replace_schema_metadata(schema.metadata))
-            rows += piece.num_rows
-        if not rows:
-            out.write_table(schema.empty_table())
-    return rows
 
 
 def _refuse_committed(bucket: StoreBucket, run_id: str) -> None:

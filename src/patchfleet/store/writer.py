@@ -21,6 +21,7 @@ hand it to :mod:`patchfleet.store.object_store`.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import secrets
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import duckdb
 import pyarrow as pa
@@ -50,6 +51,8 @@ from patchfleet.store.schema import (
 
 PART_NAME: Final = "part-0.parquet"
 COMPRESSION: Final = "zstd"
+ROW_GROUP_ROWS: Final = 256 * 1024
+"""Rows per Parquet row group; pieces are gathered up to this before they are written."""
 _FIX = "choose another --store or fix its permissions"
 _RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -141,8 +144,18 @@ def write_run(
     Raises :class:`StoreError` (and writes nothing) when the root isn't writable, when the run id
     is unusable, or when the run is already stored: history is appended, never overwritten.
     """
+    tables = run_tables(ctx, results)
+    return commit_tables(root, ctx, {t: [tables[t]] for t in tables})
+
+
+def commit_tables(
+    root: str | os.PathLike[str] | StoreLocation, ctx: RunContext,
+    tables: Mapping[str, Iterable[pa.Table]],
+) -> WrittenRun:
+    """Write one run whose rows come as pieces per table (``run_tables`` shape, read one piece
+    at a time: a staged run streams from its parts); as :func:`write_run` otherwise."""
     if (s3 := s3_location(root)) is not None:
-        return _commit_s3(s3, ctx, {t: [v] for t, v in run_tables(ctx, results).items()})
+        return _commit_s3(s3, ctx, tables)
     root = StoreLocation.of(root).local
     check_run_id(ctx.run_id)
     check_writable(root)
@@ -153,7 +166,7 @@ def write_run(
         )
 
     run_day = run_date(ctx)
-    tables = run_tables(ctx, results)
+    rows: dict[str, int] = {}
     # node_summaries last: it is the commit marker the latest_* views key on.
     order = (PATCH_STATES, NODE_SUMMARIES)
     finals = {t: partition_dir(root, t, run_day, ctx.run_id) / PART_NAME for t in order}
@@ -165,7 +178,8 @@ def write_run(
             if not finals[table].parent.exists():
                 created_dirs.append(finals[table].parent)
             finals[table].parent.mkdir(parents=True, exist_ok=True)
-            temps[table] = _stage(tables[table], table, ctx.run_id, finals[table])
+            temps[table], rows[table] = _stage(tables[table], table, ctx.run_id,
+                                               finals[table])
         for table in order:
             commit(temps[table], finals[table])
             del temps[table]
@@ -182,7 +196,7 @@ def write_run(
         run_id=ctx.run_id,
         date=run_day,
         paths=dict(finals),
-        rows={t: tables[t].num_rows for t in order},
+        rows=rows,
     )
 
 
@@ -191,7 +205,7 @@ def _commit_s3(
 ) -> WrittenRun:
     """Write one run to a store on S3 (:func:`patchfleet.store.object_store.commit_tables`)."""
     check_run_id(ctx.run_id)
-    marker = object_store.commit_tables(location, ctx, tables)
+    marker = object_store.commit_tables(location, ctx, tables, write_parquet)
     return WrittenRun(
         run_id=ctx.run_id,
         date=marker.date,
@@ -200,11 +214,36 @@ def _commit_s3(
     )
 
 
-def _stage(table: pa.Table, name: str, run_id: str, final: Path) -> Path:
-    """Write ``table`` to a fsynced temporary file beside ``final``; return its path."""
+def _stage(pieces: Iterable[pa.Table], name: str, run_id: str, final: Path) -> tuple[Path, int]:
+    """Write ``pieces`` to one fsynced temporary file beside ``final``; its path and rows."""
+    rows = 0
+
+    def write(fh: BinaryIO) -> None:
+        nonlocal rows
+        rows = write_parquet(fh, pieces, name, run_id)
+
+    return stage(final, write), rows
+
+
+def write_parquet(fh: BinaryIO, pieces: Iterable[pa.Table], name: str, run_id: str) -> int:
+    """Write ``pieces`` to ``fh`` as one Parquet file of table ``name`` (its file schema and
+    metadata, row groups of up to ``ROW_GROUP_ROWS``); return its rows. Both stores' files."""
     schema = file_schema(name, run_id)
-    data = table.select(schema.names).replace_schema_metadata(schema.metadata)
-    return stage(final, lambda fh: pq.write_table(data, fh, compression=COMPRESSION))
+    rows = 0
+    with pq.ParquetWriter(fh, schema, compression=COMPRESSION) as out:
+        buffer: list[pa.Table] = []
+        for piece in itertools.chain(pieces, [None]):
+            if piece is not None:
+                buffer.append(piece.select(schema.names).replace_schema_metadata(
+                    schema.metadata))
+                rows += piece.num_rows
+            buffered = sum(t.num_rows for t in buffer)
+            if buffer and (piece is None or buffered >= ROW_GROUP_ROWS):
+                out.write_table(pa.concat_tables(buffer), row_group_size=ROW_GROUP_ROWS)
+                buffer = []
+        if not rows:  # one (empty) row group, as for an empty table
+            out.write_table(schema.empty_table())
+    return rows
 
 
 def _cleanup(temps: Iterable[Path], committed: list[Path], created_dirs: list[Path]) -> None:

@@ -170,10 +170,13 @@ class ReplayConnector:
         return cls(responses, is_root=is_root, sudo=sudo, user=user)
 
     @classmethod
-    def fleet(cls, path: str | Path, *, is_root: bool = True, sudo: bool = False,
+    def fleet(cls, *paths: str | Path, is_root: bool = True, sudo: bool = False,
               user: str = "root") -> ReplayConnector:
-        """Every node answers from the one case folder ``path`` (read once)."""
-        loaded = load_replay_dir(path)
+        """Every node answers from the same case folders ``paths`` (read once; a command
+        recorded in several is answered from the last)."""
+        loaded: dict[str, Recorded] = {}
+        for path in paths:
+            loaded.update(load_replay_dir(path))
         return cls(lambda node: loaded, is_root=is_root, sudo=sudo, user=user)
 
     def __repr__(self) -> str:
