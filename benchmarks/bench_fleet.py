@@ -48,6 +48,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SIM = REPO / "benchmarks" / "fleet_sim.py"
+LIBRARY = REPO / "benchmarks" / "scan_library.py"
 VENV_BIN = Path(sys.executable).parent
 PATCHFLEET = VENV_BIN / "patchfleet"
 ANSIBLE_VENV = Path("/tmp/ansible-venv")
@@ -309,6 +310,8 @@ def _role(cmdline: list[str]) -> str:
     text = " ".join(cmdline)
     if cmdline and cmdline[0].endswith("py-spy"):
         return "profiler"
+    if "scan_library.py" in text:
+        return "library"
     if "patchfleet" in text and " scan" in text:
         return "controller"
     if "prefect" in text or "uvicorn" in text:
@@ -409,17 +412,36 @@ def warm_prefect_home(home: Path, sim: Sim, scratch: Path) -> float | None:
 def run_scan(args: argparse.Namespace, sim: Sim, run_dir: Path, home: Path) -> dict[str, Any]:
     store = run_dir / "store"
     cmd = [str(PATCHFLEET), "scan", "--inventory", sim.manifest["inventory"], "--store",
-           str(store), "-o", "json", "--concurrency", str(args.concurrency), *args.scan_arg]
+           str(store), "-o", "json", "--concurrency", str(args.concurrency), "--batch-size",
+           str(args.batch_size), *args.scan_arg]
     if args.py_spy:
         cmd = [str(VENV_BIN / "py-spy"), "record", "-o", args.py_spy, "--format",
                args.py_spy_format, "--subprocesses", "--nonblocking", "--rate",
                str(args.py_spy_rate), "--", *cmd]
-    out_path, err_path = run_dir / "scan.stdout", run_dir / "scan.stderr"
+    return run_timed(cmd, "scan", args, run_dir, store, prefect_env(home))
+
+
+def run_library(args: argparse.Namespace, sim: Sim, run_dir: Path) -> dict[str, Any]:
+    """The same scan as a plain library call (``scan_library.py``: the flow's ops, no
+    Prefect), on the same fleet, into its own store."""
+    store = run_dir / "library-store"
+    cmd = [sys.executable, str(LIBRARY), "--inventory", sim.manifest["inventory"], "--store",
+           str(store), "--concurrency", str(args.concurrency), "--batch-size",
+           str(args.batch_size)]
+    return run_timed(cmd, "library", args, run_dir, store,
+                     {k: v for k, v in os.environ.items() if k != "PATCHFLEET_STORE"})
+
+
+def run_timed(cmd: list[str], name: str, args: argparse.Namespace, run_dir: Path, store: Path,
+              env: dict[str, str]) -> dict[str, Any]:
+    """Run ``cmd`` start to exit with its process tree sampled; its JSON stdout is the
+    summary."""
+    out_path, err_path = run_dir / f"{name}.stdout", run_dir / f"{name}.stderr"
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t_launch = time.time()
     t0 = time.perf_counter()
     with out_path.open("w") as out, err_path.open("w") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=prefect_env(home))
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         sampler = TreeSampler(proc.pid)
         sampler.start()
         try:
@@ -626,8 +648,69 @@ def analyze_speedscope(path: str, roles: dict[int, str], top: int = 15) -> dict[
 
 
 # ------------------------------------------------------------------------------------------------
+# Prefect overhead and the issue's goals
+# ------------------------------------------------------------------------------------------------
+
+
+def prefect_overhead(res: dict[str, Any]) -> dict[str, Any]:
+    """The flow run against the library call on the same fleet: wall time and CPU. Prefect's
+    share of the controller's CPU is the flow's whole process tree (controller + ephemeral
+    server) minus the library call's CPU, over the flow's; the server's own share beside it."""
+    sc, lib = res.get("scan"), res.get("library")
+    if not sc or not lib:
+        return {}
+    server = sc["processes"].get("prefect_server", {}).get("cpu_s", 0.0)
+    flow_cpu, lib_cpu = sc["cpu_total_s"], lib["cpu_total_s"]
+    return {
+        "flow_wall_s": sc["wall_s"], "library_wall_s": lib["wall_s"],
+        "extra_wall_s": sc["wall_s"] - lib["wall_s"],
+        "wall_ratio": sc["wall_s"] / lib["wall_s"],
+        "flow_cpu_s": flow_cpu, "library_cpu_s": lib_cpu,
+        "extra_cpu_s": flow_cpu - lib_cpu,
+        "prefect_cpu_share": (flow_cpu - lib_cpu) / flow_cpu if flow_cpu else None,
+        "prefect_server_cpu_s": server,
+        "prefect_server_cpu_share": server / flow_cpu if flow_cpu else None,
+        "library_window_s": lib.get("store_check", {}).get("window_s"),
+        "flow_window_s": sc.get("store_check", {}).get("window_s"),
+        "library_peak_rss_mb": lib["processes"].get("library", {}).get("hwm_mb"),
+    }
+
+
+def goals(res: dict[str, Any]) -> dict[str, Any]:
+    """Issue 10's goals that one run can decide (linearity compares runs: see the README)."""
+    n, fl, sc = res["nodes"], res.get("floor"), res.get("scan")
+    out: dict[str, Any] = {}
+    if not sc:
+        return out
+    window = sc.get("store_check", {}).get("window_s")
+    if fl:
+        out["end_to_end_vs_floor"] = {"value": fl["wall_s"] / sc["wall_s"], "goal": ">= 0.5"}
+        if window:
+            out["window_vs_floor"] = {"value": fl["wall_s"] / window, "goal": ">= 0.8"}
+    ctl = sc["processes"].get("controller", {}).get("hwm_mb")
+    out["controller_peak_rss_mb"] = {"value": ctl, "goal": "<= 1024"}
+    share = res.get("prefect_overhead", {}).get("prefect_cpu_share")
+    if share is not None:
+        out["prefect_cpu_share"] = {"value": share, "goal": "<= 0.05"}
+    if n >= 10000:
+        out["end_to_end_s_at_10k"] = {"value": sc["wall_s"], "goal": "<= 300"}
+    out["cpu_ms_per_node"] = {"value": 1000 * sc["cpu_total_s"] / n,
+                              "goal": "at 10k within 1.2x of 1k"}
+    for g in out.values():
+        v, goal = g["value"], g["goal"]
+        if v is not None and goal[:2] in ("<=", ">="):
+            bound = float(goal[3:])
+            g["met"] = v <= bound if goal.startswith("<=") else v >= bound
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 # Report
 # ------------------------------------------------------------------------------------------------
+
+
+def fmt_pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
 
 
 def fmt(v: Any, digits: int = 1) -> str:
@@ -641,14 +724,16 @@ def fmt(v: Any, digits: int = 1) -> str:
 def report(res: dict[str, Any]) -> str:
     n = res["nodes"]
     fl, sc, an = res.get("floor"), res.get("scan"), res.get("ansible")
+    lib = res.get("library")
     st = (sc or {}).get("store_check", {})
+    lst = (lib or {}).get("store_check", {})
     lines = [f"## fleet benchmark: {n} nodes ({res['mix']}; faults {res['faults']}), "
              f"concurrency {res['concurrency']}", ""]
-    lines += ["| figure | raw SSH floor | patchfleet scan | ansible raw (forks 50) |",
-              "|---|---|---|---|"]
+    lines += ["| figure | raw SSH floor | patchfleet scan (flow) | library call (no Prefect) "
+              "| ansible raw (forks 50) |", "|---|---|---|---|---|"]
 
-    def row(name: str, f: Any, s: Any, a: Any = None) -> None:
-        lines.append(f"| {name} | {fmt(f)} | {fmt(s)} | {fmt(a)} |")
+    def row(name: str, f: Any, s: Any, li: Any = None, a: Any = None) -> None:
+        lines.append(f"| {name} | {fmt(f)} | {fmt(s)} | {fmt(li)} | {fmt(a)} |")
 
     def per(x: float | None, k: float = 1.0) -> float | None:
         return None if x is None or not n else x * k / n
@@ -656,28 +741,40 @@ def report(res: dict[str, Any]) -> str:
     procs = (sc or {}).get("processes", {})
     ctl = procs.get("controller", {})
     srv = procs.get("prefect_server", {})
-    row("wall time, s", fl and fl["wall_s"], sc and sc["wall_s"], an and an["wall_s"])
+    lproc = (lib or {}).get("processes", {}).get("library", {})
+    row("wall time, s", fl and fl["wall_s"], sc and sc["wall_s"], lib and lib["wall_s"],
+        an and an["wall_s"])
     row("nodes OK (healthy+slow expected)", fl and fl["ok"],
         st.get("statuses") and sum(v for k, v in st["statuses"].items() if k != "FAILED"),
+        lst.get("statuses") and sum(v for k, v in lst["statuses"].items() if k != "FAILED"),
         an and an["ok"])
     row("nodes/s, end to end", fl and n / fl["wall_s"], sc and n / sc["wall_s"],
-        an and n / an["wall_s"])
-    row("scanning window, s", None, st.get("window_s"))
-    row("nodes/s, scanning window", None, st.get("window_s") and n / st["window_s"])
-    row("start-up before the first node, s", None, st.get("startup_s"))
-    row("after the last node until exit, s", None, st.get("after_scan_s"))
+        lib and n / lib["wall_s"], an and n / an["wall_s"])
+    row("scanning window, s", None, st.get("window_s"), lst.get("window_s"))
+    row("nodes/s, scanning window", None, st.get("window_s") and n / st["window_s"],
+        lst.get("window_s") and n / lst["window_s"])
+    row("start-up before the first node, s", None, st.get("startup_s"), lst.get("startup_s"))
+    row("after the last node until exit, s", None, st.get("after_scan_s"),
+        lst.get("after_scan_s"))
     row("client CPU per node, ms (whole process tree)", fl and per(fl["cpu_s"], 1000),
-        sc and per(sc["cpu_total_s"], 1000), an and per(an["cpu_s"], 1000))
-    row("  controller process only (sampled)", None, per(ctl.get("cpu_s"), 1000))
+        sc and per(sc["cpu_total_s"], 1000), lib and per(lib["cpu_total_s"], 1000),
+        an and per(an["cpu_s"], 1000))
+    row("  controller process only (sampled)", None, per(ctl.get("cpu_s"), 1000),
+        per(lproc.get("cpu_s"), 1000))
     row("  Prefect server (sampled)", None, per(srv.get("cpu_s"), 1000))
-    row("peak RSS, MB: client / controller", fl and fl["maxrss_mb"], ctl.get("hwm_mb"))
+    row("peak RSS, MB: client / controller", fl and fl["maxrss_mb"], ctl.get("hwm_mb"),
+        lproc.get("hwm_mb"))
     row("peak RSS, MB: Prefect server", None, srv.get("hwm_mb"))
-    fsim, ssim = res.get("sim_floor", {}), res.get("sim_scan", {})
+    fsim, ssim, lsim = res.get("sim_floor", {}), res.get("sim_scan", {}), res.get(
+        "sim_library", {})
     row("commands per node (counted by the simulator)", per(fsim.get("commands")),
-        per(ssim.get("commands")))
+        per(ssim.get("commands")), per(lsim.get("commands")))
     row("KB sent per node by the simulator", per(fsim.get("bytes_out"), 1 / 1024),
-        per(ssim.get("bytes_out"), 1 / 1024))
-    row("simulator CPU per node, ms", per(fsim.get("cpu_s"), 1000), per(ssim.get("cpu_s"), 1000))
+        per(ssim.get("bytes_out"), 1 / 1024), per(lsim.get("bytes_out"), 1 / 1024))
+    row("simulator CPU per node, ms", per(fsim.get("cpu_s"), 1000), per(ssim.get("cpu_s"), 1000),
+        per(lsim.get("cpu_s"), 1000))
+    row("store rows/s after the last node", None, st.get("store_rows_per_s_after_scan"),
+        lst.get("store_rows_per_s_after_scan"))
     lines.append("")
     if fl and sc:
         lines.append(f"Ratios: end to end / floor = **{fl['wall_s'] / sc['wall_s']:.1%}**"
@@ -685,6 +782,21 @@ def report(res: dict[str, Any]) -> str:
                         if st.get("window_s") else "")
                      + (f"; end to end / ansible = **{an['wall_s'] / sc['wall_s']:.1f}x**"
                         if an else ""))
+    po = res.get("prefect_overhead") or {}
+    if po:
+        lines.append("")
+        lines.append(
+            f"Prefect overhead (flow vs library call): wall {po['flow_wall_s']:.1f} s vs "
+            f"{po['library_wall_s']:.1f} s (**{po['wall_ratio']:.2f}x**, +{po['extra_wall_s']:.1f}"
+            f" s); CPU {po['flow_cpu_s']:.1f} s vs {po['library_cpu_s']:.1f} s: Prefect's share "
+            f"of the controller's CPU **{fmt_pct(po['prefect_cpu_share'])}** (ephemeral server "
+            f"alone {fmt_pct(po['prefect_server_cpu_share'])})")
+    if res.get("goals"):
+        lines.append("")
+        lines.append("Goals (issue 10): " + "; ".join(
+            f"{k} {fmt(g['value'], 3) if isinstance(g['value'], float) else fmt(g['value'])} "
+            f"({g['goal']}{': met' if g.get('met') else ': NOT met' if 'met' in g else ''})"
+            for k, g in res["goals"].items()))
     if st:
         lines.append("")
         lines.append(f"Store: {fmt(st.get('parquet_rows'))} Parquet rows, "
@@ -701,8 +813,10 @@ def report(res: dict[str, Any]) -> str:
         lines.append(f"Statuses: {st.get('statuses')}; injected: {st.get('faults')}; "
                      f"check: {'OK' if not st.get('problem_count') else 'PROBLEMS'}"
                      + "".join(f"\n  - {p}" for p in st.get("problems", [])))
-    if sc and sc.get("exit_code"):
-        lines.append(f"scan exit code {sc['exit_code']}: {sc.get('stderr_tail', '')[-600:]}")
+    for name, run in (("scan", sc), ("library call", lib)):
+        if run and run.get("exit_code"):
+            lines.append(f"{name} exit code {run['exit_code']}: "
+                         f"{run.get('stderr_tail', '')[-600:]}")
     if res.get("profile"):
         for role, p in res["profile"].items():
             lines.append("")
@@ -753,6 +867,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="a new, empty PREFECT_HOME for the timed scan (pays DB creation)")
     p.add_argument("--skip-floor", action="store_true")
     p.add_argument("--skip-scan", action="store_true")
+    p.add_argument("--skip-library", action="store_true",
+                   help="skip the same scan as a plain library call (Prefect overhead)")
+    p.add_argument("--batch-size", type=int, default=100,
+                   help="nodes per scan-batch task (the product's default), for both scans")
     p.add_argument("--ansible", action="store_true", help="also Ansible raw (forks 50)")
     p.add_argument("--scan-arg", action="append", default=[],
                    help="extra argument for patchfleet scan (repeatable)")
@@ -776,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"nodes": a.nodes, "mix": a.mix, "faults": a.faults or "none",
                            "concurrency": a.concurrency, "run_dir": str(run_dir),
                            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           "machine": {"cpus": os.cpu_count()}}
+                           "machine": {"cpus": os.cpu_count()}, "product": product()}
     sim = Sim(a, workdir)
     try:
         info = sim.wait_ready()
@@ -815,6 +933,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   {scan['wall_s']:.1f} s, exit {scan['exit_code']}", file=sys.stderr)
             if a.py_spy and Path(a.py_spy).exists():
                 res["profile"] = analyze_speedscope(a.py_spy, _pid_roles(scan))
+        if not a.skip_library:
+            s0 = sim.stats()
+            print(f"== library call, no Prefect (store {run_dir}/library-store) ...",
+                  file=sys.stderr)
+            lib = run_library(a, sim, run_dir)
+            res["sim_library"] = stats_delta(s0, sim.stats())
+            if (Path(lib["store"]) / "node_summaries").is_dir():
+                lib["store_check"] = check_store(Path(lib["store"]), sim.manifest,
+                                                 lib["launched_at"],
+                                                 lib["launched_at"] + lib["wall_s"])
+            res["library"] = lib
+            print(f"   {lib['wall_s']:.1f} s, exit {lib['exit_code']}", file=sys.stderr)
+        res["prefect_overhead"] = prefect_overhead(res)
+        res["goals"] = goals(res)
         if a.ansible:
             s0 = sim.stats()
             print("== ansible raw ...", file=sys.stderr)
@@ -828,9 +960,22 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.json).write_text(json.dumps(res, indent=1, default=str))
     (run_dir / "report.md").write_text(text + "\n")
     (run_dir / "results.json").write_text(json.dumps(res, indent=1, default=str))
-    ok = not (res.get("scan", {}).get("store_check", {}).get("problem_count")
-              or res.get("scan", {}).get("exit_code"))
+    ok = not any(res.get(k, {}).get("store_check", {}).get("problem_count")
+                 or res.get(k, {}).get("exit_code") for k in ("scan", "library"))
     return 0 if ok else 1
+
+
+def product() -> dict[str, str]:
+    """Which code the run measures: the patchfleet package the scan imports, and its commit."""
+    where = subprocess.run([sys.executable, "-c", "import patchfleet; print(patchfleet.__file__)"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    src = Path(where).parents[2] if where else REPO
+    commit = subprocess.run(["git", "-C", str(src), "log", "-1", "--format=%h %s"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "src"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return {"patchfleet": where, "commit": commit[:100] + (" (+ uncommitted src)" if dirty
+                                                          else "")}
 
 
 def _pid_roles(scan: dict[str, Any]) -> dict[int, str]:

@@ -134,12 +134,21 @@ def dpkg_compare(a: str | DebVersion, b: str | DebVersion) -> int:
     """Compare two Debian versions like ``dpkg --compare-versions``: -1, 0 or 1."""
     if a == b:
         return 0
+    if isinstance(a, str) and isinstance(b, str):
+        return _compare_cached(a, b)
+    return _compare(a, b)
+
+
+def _compare(a: str | DebVersion, b: str | DebVersion) -> int:
     va = a if isinstance(a, DebVersion) else _parse_cached(a)
     vb = b if isinstance(b, DebVersion) else _parse_cached(b)
     if va.epoch != vb.epoch:
         return 1 if va.epoch > vb.epoch else -1
     return _verrevcmp(va.upstream, vb.upstream) or _verrevcmp(va.revision, vb.revision)
 
+
+_compare_cached = functools.lru_cache(maxsize=65536)(_compare)
+"""A fleet's nodes compare the same version pairs again and again (about 2,000 per node)."""
 
 dpkg_key: Callable[[str], Any] = functools.cmp_to_key(dpkg_compare)
 """Sort key: ``sorted(versions, key=dpkg_key)``, ``max(versions, key=dpkg_key)``."""
