@@ -3,14 +3,13 @@ users configure boto3: environment variables, no code-level endpoint."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from s3_env import SECRET, aws_env, closed_port, report_fleet
 from typer.testing import CliRunner
 
 from patchfleet.cli import app
@@ -22,37 +21,10 @@ from patchfleet.report.publish import normalize_s3_uri, parse_s3_uri, publish_re
 from patchfleet.store.staging import StagingArea, StagingWriter
 from patchfleet.store.writer import write_run
 
-
-def _report_fleet() -> Any:
-    """The report unit tests' module, for their three-node fleet (``results``, ``T0``)."""
-    path = Path(__file__).resolve().parents[1] / "unit" / "test_reports.py"
-    spec = importlib.util.spec_from_file_location("report_fleet_of_unit_tests", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_FLEET = _report_fleet()
+_FLEET = report_fleet()
 T0, results = _FLEET.T0, _FLEET.results
-SECRET = "pf-SECRET-must-never-show-0123456789"
 runner = CliRunner()
 
-
-def _aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str | None, tmp_path: Path) -> None:
-    """Only what we set here reaches boto3: no user profile, config file or metadata service."""
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN",
-                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3"):  # fmt: skip
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    if endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
 
 
 @pytest.fixture()
@@ -60,7 +32,7 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
     """An S3 client of the loopback server, with the environment pointing boto3 at it."""
     import boto3
 
-    _aws_env(monkeypatch, moto_endpoint, tmp_path)
+    aws_env(monkeypatch, moto_endpoint, tmp_path)
     return boto3.client("s3")
 
 
@@ -74,11 +46,6 @@ def _objects(s3: Any, bucket: str) -> dict[str, bytes]:
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
 
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_objects_equal_the_local_files_and_manifests_name_them(
@@ -182,7 +149,7 @@ def test_missing_bucket_says_create_it(s3: Any, tmp_path: Path) -> None:
 def test_unreachable_endpoint_names_the_setting(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _aws_env(monkeypatch, f"http://127.0.0.1:{_closed_port()}", tmp_path)
+    aws_env(monkeypatch, f"http://127.0.0.1:{closed_port()}", tmp_path)
     uri = "s3://pf-closed-port/r"
     files = write_reports_from_results(tmp_path, results(), uri_prefix=normalize_s3_uri(uri))
     start = time.monotonic()
@@ -197,7 +164,7 @@ def test_unreachable_endpoint_names_the_setting(
 def test_no_credentials_says_where_they_come_from(
     moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _aws_env(monkeypatch, None, tmp_path)
+    aws_env(monkeypatch, None, tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
     uri = "s3://pf-no-creds/r"
     files = write_reports_from_results(tmp_path, results(), uri_prefix=normalize_s3_uri(uri))

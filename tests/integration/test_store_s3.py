@@ -4,11 +4,9 @@ real readers (``ComplianceStore``, ``patchfleet query`` and ``report``) and a re
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import re
-import socket
 import textwrap
 import time
 from datetime import timedelta
@@ -17,6 +15,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from s3_env import SECRET, aws_env, closed_port, report_fleet
 from typer.testing import CliRunner
 
 from patchfleet.cli import app
@@ -33,43 +32,16 @@ from patchfleet.store.snapshot_files import load_snapshot, save_snapshot
 from patchfleet.store.writer import check_writable, write_run
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET = "pf-SECRET-must-never-show-0123456789"
 runner = CliRunner()
 
 
-def _report_fleet() -> Any:
-    """The report unit tests' module, for their three-node fleet (``results``, ``T0``)."""
-    path = REPO / "tests" / "unit" / "test_reports.py"
-    spec = importlib.util.spec_from_file_location("report_fleet_of_unit_tests", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-_FLEET = _report_fleet()
+_FLEET = report_fleet()
 T0, results = _FLEET.T0, _FLEET.results
 RUN_A = RunContext(run_id="run-a", operation=Operation.SCAN, started_at=T0)
 RUN_B = RunContext(run_id="run-b", operation=Operation.INSTALL, started_at=T0 + timedelta(days=1),
                    snapshot_id="snap-1", reboot_option="NoReboot")
 
-
-def _aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str | None, tmp_path: Path) -> None:
-    """Only what we set here reaches boto3: no user profile, config file or metadata service."""
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN",
-                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3",
-                "PATCHFLEET_STORE"):  # fmt: skip
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    if endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
 
 
 @pytest.fixture()
@@ -77,7 +49,7 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
     """An S3 client of the loopback server, with the environment pointing boto3 at it."""
     import boto3
 
-    _aws_env(monkeypatch, moto_endpoint, tmp_path)
+    aws_env(monkeypatch, moto_endpoint, tmp_path)
     return boto3.client("s3")
 
 
@@ -95,11 +67,6 @@ def _keys(s3: Any, bucket: str) -> list[str]:
 def _objects(s3: Any, bucket: str) -> dict[str, bytes]:
     return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in _keys(s3, bucket)}
 
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _two_runs(root: str | Path) -> None:
@@ -279,7 +246,7 @@ def test_missing_bucket_says_create_it(s3: Any) -> None:
 def test_unreachable_endpoint_names_the_setting(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _aws_env(monkeypatch, f"http://127.0.0.1:{_closed_port()}", tmp_path)
+    aws_env(monkeypatch, f"http://127.0.0.1:{closed_port()}", tmp_path)
     start = time.monotonic()
     for attempt in (lambda: check_writable("s3://pf-closed/x"),
                     lambda: ComplianceStore("s3://pf-closed/x")):  # fmt: skip
@@ -294,7 +261,7 @@ def test_unreachable_endpoint_names_the_setting(
 def test_no_credentials_says_where_they_come_from(
     moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    _aws_env(monkeypatch, None, tmp_path)
+    aws_env(monkeypatch, None, tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
     with pytest.raises(StoreError, match=r"no usable AWS credentials for compliance store "
                        r"s3://pf-s3-no-creds: .*AWS_PROFILE"):  # fmt: skip
