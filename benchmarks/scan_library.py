@@ -43,6 +43,7 @@ from patchfleet.ops.batches import BatchCounts, BatchRecorder, scan_to_staging
 from patchfleet.ops.plan import plan_request
 from patchfleet.ops.targeting import resolve_os_targets
 from patchfleet.report.csv_reports import write_reports as write_csv_reports
+from patchfleet.store.location import StoreLocation
 from patchfleet.store.staging import StagingArea, commit_staged, read_nodes
 from patchfleet.transport.connector import SSHConnector
 
@@ -86,7 +87,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         written = commit_staged(plan.store_root, ctx, staging)
         phases["store"] = time.perf_counter() - t
         t = time.perf_counter()
-        files = write_csv_reports(reports_dir(plan.store_root, ctx.run_id),
+        files = write_csv_reports(reports_dir(StoreLocation.of(plan.store_root).work_dir, ctx.run_id),
                                   runsummary.report_nodes(read_nodes(staging)), {})
         phases["reports"] = time.perf_counter() - t
         t = time.perf_counter()
