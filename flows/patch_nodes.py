@@ -23,7 +23,6 @@ Every task that contacts nodes gets the run's connector (:mod:`tasks.connect`).
 from __future__ import annotations
 
 import asyncio
-import math
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from prefect.runtime import flow_run
 from patchfleet.domain import records
 from patchfleet.domain.requests import ExecutionType, Operation, PatchRequest, RebootOption
 from patchfleet.domain.results import RunContext
+from patchfleet.ops.batches import BatchLayout
 from patchfleet.ops.plan import InstallSettings, RunPlan, install_rates
 from patchfleet.ops.summary import RunSummary
 from patchfleet.store.staging import StagingArea
@@ -161,18 +161,22 @@ async def _scan(request: PatchRequest, plan: RunPlan, ctx: RunContext, staging: 
                 connector: Connector) -> RunSummary:
     logger = get_run_logger()
     nodes = plan.nodes
-    size = max(1, request.batch_size)
-    starts = range(0, len(nodes), size)
-    per_batch = max(1, math.ceil(plan.options.concurrency / max(1, len(starts))))
+    layout = BatchLayout.of(len(nodes), request.batch_size, plan.options.concurrency)
     logger.info(
         "scanning %d node(s) from %s in %d batch(es), up to %d at once",
-        len(nodes), plan.inventory_source, len(starts), per_batch * len(starts),
+        len(nodes), plan.inventory_source, len(layout.starts), layout.max_nodes_at_once,
     )
-    registry, options = Opaque(plan.registry), Opaque(plan.options.with_concurrency(per_batch))
-    await asyncio.gather(*(
-        scan_batch(Opaque(nodes[start : start + size]), registry, options, connector, staging,
-                   ctx, start, f"batch {i + 1}/{len(starts)} ", request.deadline)
-        for i, start in enumerate(starts)))
+    registry = Opaque(plan.registry)
+    options = Opaque(plan.options.with_concurrency(layout.per_batch))
+    slots = asyncio.Semaphore(layout.in_flight)
+
+    async def batch(i: int, start: int) -> None:
+        async with slots:
+            await scan_batch(Opaque(nodes[start : start + layout.size]), registry, options,
+                             connector, staging, ctx, start,
+                             f"batch {i + 1}/{len(layout.starts)} ", request.deadline)
+
+    await asyncio.gather(*(batch(i, start) for i, start in enumerate(layout.starts)))
     if request.snapshot_id:
         extend_snapshot(plan.store_root, request.snapshot_id, Opaque(plan.options.snapshot),
                         staging)
