@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
 import time
 import uuid
@@ -39,10 +38,11 @@ from patchfleet.domain import records
 from patchfleet.domain.requests import Operation, PatchRequest
 from patchfleet.domain.results import RunContext
 from patchfleet.ops import summary as runsummary
-from patchfleet.ops.batches import BatchCounts, BatchRecorder, scan_to_staging
+from patchfleet.ops.batches import BatchCounts, BatchLayout, BatchRecorder, scan_to_staging
 from patchfleet.ops.plan import plan_request
 from patchfleet.ops.targeting import resolve_os_targets
 from patchfleet.report.csv_reports import write_reports as write_csv_reports
+from patchfleet.store.location import StoreLocation
 from patchfleet.store.staging import StagingArea, commit_staged, read_nodes
 from patchfleet.transport.connector import SSHConnector
 
@@ -69,25 +69,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 recorder.add(result, len(chosen.kept) + i)
             recorder.close()
         nodes = chosen.kept
-        size = max(1, request.batch_size)
-        starts = range(0, len(nodes), size)
-        per_batch = max(1, math.ceil(plan.options.concurrency / max(1, len(starts))))
-        options = plan.options.with_concurrency(per_batch)
+        layout = BatchLayout.of(len(nodes), request.batch_size, plan.options.concurrency)
+        options = plan.options.with_concurrency(layout.per_batch)
         phases["targets"] = time.perf_counter() - t
         t = time.perf_counter()
-        counts = await asyncio.gather(*(
-            scan_to_staging(nodes[start:start + size], plan.registry, options, connector,
-                            BatchRecorder(staging, ctx, f"scan-{start:06d}"),
-                            first_ordinal=start, deadline=request.deadline)
-            for start in starts))
+        slots = asyncio.Semaphore(layout.in_flight)
+
+        async def batch(start: int) -> BatchCounts:
+            async with slots:
+                return await scan_to_staging(
+                    nodes[start:start + layout.size], plan.registry, options, connector,
+                    BatchRecorder(staging, ctx, f"scan-{start:06d}"), first_ordinal=start,
+                    deadline=request.deadline)
+
+        counts = await asyncio.gather(*(batch(start) for start in layout.starts))
         total = sum(counts, BatchCounts())
         phases["scan"] = time.perf_counter() - t
         t = time.perf_counter()
         written = commit_staged(plan.store_root, ctx, staging)
         phases["store"] = time.perf_counter() - t
         t = time.perf_counter()
-        files = write_csv_reports(reports_dir(plan.store_root, ctx.run_id),
-                                  runsummary.report_nodes(read_nodes(staging)), {})
+        folder = reports_dir(StoreLocation.of(plan.store_root).work_dir, ctx.run_id)
+        files = write_csv_reports(folder, runsummary.report_nodes(read_nodes(staging)), {})
         phases["reports"] = time.perf_counter() - t
         t = time.perf_counter()
         staged = read_nodes(staging)

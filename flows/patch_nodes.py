@@ -23,7 +23,6 @@ Every task that contacts nodes gets the run's connector (:mod:`tasks.connect`).
 from __future__ import annotations
 
 import asyncio
-import math
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -36,8 +35,12 @@ from prefect.runtime import flow_run
 from patchfleet.domain import records
 from patchfleet.domain.requests import ExecutionType, Operation, PatchRequest, RebootOption
 from patchfleet.domain.results import RunContext
+from patchfleet.errors import ConfigError
+from patchfleet.ops.batches import BatchCounts, BatchLayout
 from patchfleet.ops.plan import InstallSettings, RunPlan, install_rates
+from patchfleet.ops.shards import record_lost_shard, shard_spans
 from patchfleet.ops.summary import RunSummary
+from patchfleet.store.shard_exchange import ShardExchange, shard_label
 from patchfleet.store.staging import StagingArea
 from patchfleet.transport import Connector
 from tasks.connect import open_connector
@@ -47,6 +50,7 @@ from tasks.locks import ensure_node_limits
 from tasks.plan import plan_run
 from tasks.publish import publish_artifacts, summarize_dry_run
 from tasks.scan import scan_batch
+from tasks.shards import run_shard
 from tasks.snapshot import extend_snapshot, freeze_snapshot, load_run_snapshot
 from tasks.store import discard_staging, store_results, write_reports
 from tasks.targets import resolve_targets
@@ -92,6 +96,10 @@ async def patch_nodes(
     node_lock_timeout: float = 3600,
     reports: bool = True,
     report_uri: str | None = None,
+    shards: int = 1,
+    shard_deployment: str = "patch-nodes/shard",
+    shard_timeout: float = 21600,
+    shard: str | None = None,
 ) -> RunSummary:
     """Scan (or scan and install on) the targeted nodes and record their compliance.
 
@@ -103,6 +111,10 @@ async def patch_nodes(
     ``reports=False`` skips the CSV reports (the store is always written); ``report_uri``
     (``s3://bucket/prefix``) uploads them to ``prefix/date=.../run_id=.../``.
     ``baseline_override`` may also map OperatingSystem -> baseline name (a policy's baselines).
+    ``shards`` > 1 (Scan only) splits the targets into that many runs of ``shard_deployment``
+    that any worker of its pool may take, all writing through the shared ``store``; this run
+    waits up to ``shard_timeout`` seconds for each, then commits and reports them as one run
+    (``shard`` is what it sets on its shards).
     """
     request = PatchRequest(
         operation=operation, targets=targets, inventory=inventory,
@@ -113,6 +125,8 @@ async def patch_nodes(
         max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
         execution_type=execution_type, deadline=deadline, label=label,
         node_lock_timeout=node_lock_timeout, reports=reports, report_uri=report_uri,
+        shards=shards, shard_deployment=shard_deployment, shard_timeout=shard_timeout,
+        shard=shard,
     )
     return await run_request(request)
 
@@ -132,6 +146,8 @@ async def run_request(request: PatchRequest) -> RunSummary:
         reboot_option=request.reboot_option.value if request.install else None,
         execution_type=request.execution_type,
     )
+    if (shard_of := request.shard_of) is not None:
+        return await _run_shard(request, plan, *shard_of)
     staging = StagingArea.of(plan.store_root, run_id)
     connector = open_connector()
     try:
@@ -151,32 +167,115 @@ async def run_request(request: PatchRequest) -> RunSummary:
             plan = replace(plan, options=replace(plan.options, snapshot=snapshot))
         if settings is not None:
             return await _install(request, plan, settings, ctx, staging, connector)
+        if request.shards > 1:
+            return await _scan_sharded(request, plan, ctx, staging)
         return await _scan(request, plan, ctx, staging, connector)
     finally:
         connector.close()
         discard_staging(staging)
 
 
+async def _scan_sharded(request: PatchRequest, plan: RunPlan, ctx: RunContext,
+                        staging: StagingArea) -> RunSummary:
+    """Run each shard as a deployment run, then store, report and publish them as one run."""
+    logger = get_run_logger()
+    exchange = ShardExchange.of(plan.store_root, ctx.run_id)
+    spans = shard_spans(len(plan.nodes), request.shards)
+    for i, (start, end) in enumerate(spans):
+        exchange.put_targets(i, [n.id for n in plan.nodes[start:end]], start)
+    logger.info("scanning %d node(s) in %d shard(s) of %s, through store %s", len(plan.nodes),
+                len(spans), request.shard_deployment, plan.store_root)
+    base = request.model_copy(update={"shards": 1, "label": None}).flow_parameters()
+    try:
+        outcomes = await asyncio.gather(*(
+            run_shard(exchange, i, len(spans), request.shard_deployment,
+                      {**base, "shard": f"{ctx.run_id}/{i}"}, request.shard_timeout)
+            for i in range(len(spans))))
+        for outcome, (start, end) in zip(outcomes, spans, strict=True):
+            if outcome.counts is not None:
+                exchange.collect(outcome.index, staging)
+                continue
+            logger.warning("%s", outcome.reason)
+            exchange.discard(outcome.index, staging)
+            record_lost_shard(staging, ctx, outcome.index, plan.nodes[start:end], start,
+                              ctx.started_at, outcome.reason)
+        if request.snapshot_id:
+            extend_snapshot(plan.store_root, request.snapshot_id,
+                            Opaque(plan.options.snapshot), staging)
+        return await _record(request, plan, ctx, staging)
+    finally:
+        exchange.remove()
+
+
+async def _run_shard(request: PatchRequest, plan: RunPlan, parent: str,
+                     index: int) -> RunSummary:
+    """One shard of a sharded scan: the nodes its parent listed, staged for the parent to
+    commit (nothing is committed or reported here)."""
+    exchange = ShardExchange.of(plan.store_root, parent)
+    ids, first = exchange.targets(index)
+    by_id = {n.id: n for n in plan.nodes}
+    if missing := [i for i in ids if i not in by_id]:
+        raise ConfigError(
+            f"shard {index + 1} of run {parent}: {len(missing)} of its nodes are not in this "
+            f"worker's inventory ({', '.join(missing[:5])}); give every worker the same "
+            "inventory as the parent run", source="inventory")
+    ctx = RunContext(run_id=parent, operation=records.Operation.SCAN,
+                     started_at=datetime.now(UTC), snapshot_id=request.snapshot_id,
+                     execution_type=request.execution_type)
+    if request.snapshot_id:
+        snapshot = load_run_snapshot(plan.store_root, request.snapshot_id)
+        plan = replace(plan, options=replace(plan.options, snapshot=snapshot))
+    plan = replace(plan, nodes=[by_id[i] for i in ids])
+    staging = exchange.shard_area()
+    connector = open_connector()
+    try:
+        counts = await _scan_batches(request, plan, ctx, staging, connector, first,
+                                     shard_label(index))
+        exchange.publish(index, staging, {"nodes": counts.nodes, "compliant": counts.compliant,
+                                          "non_compliant": counts.non_compliant,
+                                          "failed": counts.failed})
+    finally:
+        connector.close()
+        if staging != exchange.parent_area():
+            discard_staging(staging)
+    return RunSummary(run_id=parent, operation=ctx.operation.value, node_count=counts.nodes,
+                      compliant=counts.compliant, non_compliant=counts.non_compliant,
+                      failed=counts.failed, store=str(plan.store_root))
+
+
 async def _scan(request: PatchRequest, plan: RunPlan, ctx: RunContext, staging: StagingArea,
                 connector: Connector) -> RunSummary:
-    logger = get_run_logger()
-    nodes = plan.nodes
-    size = max(1, request.batch_size)
-    starts = range(0, len(nodes), size)
-    per_batch = max(1, math.ceil(plan.options.concurrency / max(1, len(starts))))
-    logger.info(
-        "scanning %d node(s) from %s in %d batch(es), up to %d at once",
-        len(nodes), plan.inventory_source, len(starts), per_batch * len(starts),
-    )
-    registry, options = Opaque(plan.registry), Opaque(plan.options.with_concurrency(per_batch))
-    await asyncio.gather(*(
-        scan_batch(Opaque(nodes[start : start + size]), registry, options, connector, staging,
-                   ctx, start, f"batch {i + 1}/{len(starts)} ", request.deadline)
-        for i, start in enumerate(starts)))
+    await _scan_batches(request, plan, ctx, staging, connector)
     if request.snapshot_id:
         extend_snapshot(plan.store_root, request.snapshot_id, Opaque(plan.options.snapshot),
                         staging)
     return await _record(request, plan, ctx, staging)
+
+
+async def _scan_batches(request: PatchRequest, plan: RunPlan, ctx: RunContext,
+                        staging: StagingArea, connector: Connector, first_ordinal: int = 0,
+                        label_prefix: str = "") -> BatchCounts:
+    """Scan ``plan.nodes`` batch by batch into ``staging`` (ordinals from ``first_ordinal``)."""
+    logger = get_run_logger()
+    nodes = plan.nodes
+    layout = BatchLayout.of(len(nodes), request.batch_size, plan.options.concurrency)
+    logger.info(
+        "scanning %d node(s) from %s in %d batch(es), up to %d at once",
+        len(nodes), plan.inventory_source, len(layout.starts), layout.max_nodes_at_once,
+    )
+    registry = Opaque(plan.registry)
+    options = Opaque(plan.options.with_concurrency(layout.per_batch))
+    slots = asyncio.Semaphore(layout.in_flight)
+
+    async def batch(i: int, start: int) -> BatchCounts:
+        async with slots:
+            return await scan_batch(Opaque(nodes[start : start + layout.size]), registry,
+                                    options, connector, staging, ctx, first_ordinal + start,
+                                    f"batch {i + 1}/{len(layout.starts)} ", request.deadline,
+                                    label_prefix)
+
+    counts = await asyncio.gather(*(batch(i, start) for i, start in enumerate(layout.starts)))
+    return sum(counts, BatchCounts())
 
 
 async def _record(request: PatchRequest, plan: RunPlan, ctx: RunContext,

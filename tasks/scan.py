@@ -34,17 +34,20 @@ async def scan_batch(
     first_ordinal: int,
     batch_label: str = "",
     deadline: datetime | None = None,
+    label_prefix: str = "",
 ) -> BatchCounts:
     """Scan a batch of nodes into ``staging``; failures are recorded FAILED, never raised.
 
     Nodes whose turn comes after ``deadline`` (a CANCEL_TASK window's cutoff) are not scanned
     and are recorded FAILED, ``TIMED_OUT: ...``. With the run's snapshot id, the batch also
-    stages the approved sets it froze for groups the snapshot lacks.
+    stages the approved sets it froze for groups the snapshot lacks. ``label_prefix`` starts
+    the names of its staging parts (a shard's, so its parent can tell them apart).
     """
     logger = get_run_logger()
     freezer = (SnapshotFreezer(options.value.snapshot, ctx.snapshot_id, datetime.now(UTC))
                if ctx.snapshot_id else None)
-    recorder = BatchRecorder(staging, ctx, f"scan-{first_ordinal:06d}", freezer=freezer)
+    recorder = BatchRecorder(staging, ctx, f"{label_prefix}scan-{first_ordinal:06d}",
+                             freezer=freezer)
     last = time.monotonic()
 
     def progress(result: NodeResult, done: int, total: int) -> None:

@@ -269,7 +269,10 @@ def test_every_deployment_is_tagged_and_limited_to_one_run(deployed: Deployed) -
     deps = {d.name: d for d in asyncio.run(_with_client(deployed.api_url, read))
             if "patchfleet-generated" not in d.tags}
     assert set(deps) == {"patch-now", "host-management", "weekly-install", "run-policy",
-                         "run-window"}
+                         "run-window", "shard"}
+    shard = deps.pop("shard")  # a sharded scan's shards run at once, on every worker
+    assert shard.global_concurrency_limit is None and not shard.schedules
+    assert shard.tags == ["patchfleet", "shard"] and shard.work_pool_name == "patchfleet"
     for dep in deps.values():
         assert "patchfleet" in dep.tags and len(dep.tags) == 2, (dep.name, dep.tags)
         assert dep.global_concurrency_limit is not None

@@ -85,3 +85,18 @@ def test_bad_yaml_and_directory(tmp_path: Path) -> None:
     d.mkdir()
     with pytest.raises(ConfigError, match="is a directory"):
         load_nodes_source(str(d))
+
+
+def test_an_unchanged_file_is_parsed_once_and_a_changed_one_again(tmp_path: Path) -> None:
+    """The CLI and the flow both plan a run in one process; the second read must not parse
+    a large inventory again, but must see any edit made in between."""
+    p = tmp_path / "inv.yaml"
+    p.write_text(PATCHFLEET)
+    first = load_nodes_source(str(p))
+    assert load_nodes_source(str(p)) is first
+    p.write_text(PATCHFLEET.replace("10.0.0.5", "10.0.0.6"))
+    changed = load_nodes_source(str(p))
+    assert changed.nodes[0].host == "10.0.0.6" and first.nodes[0].host == "10.0.0.5"
+    p.write_text("nodes: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_nodes_source(str(p))

@@ -13,11 +13,12 @@ bad ``-p operation=...`` when the run is created rather than on the worker.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from patchfleet.domain.records import ExecutionType
 from patchfleet.errors import ConfigError
@@ -40,6 +41,9 @@ class RebootOption(StrEnum):
     NO_REBOOT = "NoReboot"
     REBOOT_IF_REQUIRED = "RebootIfRequired"
 
+
+SHARD_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}/[0-9]{1,4}$"
+"""A shard run's ``shard`` value: the parent run id, ``/``, the shard's index."""
 
 _DEADLINE_FIX = ("pass deadline as ISO-8601 with a UTC offset, e.g. 2026-01-01T05:00:00+00:00, "
                  "or leave it out for no deadline")
@@ -101,6 +105,17 @@ class PatchRequest(BaseModel):
     """False: no CSV reports (the store is always written)."""
     report_uri: str | None = None
     """``s3://bucket/prefix``: upload the reports to ``prefix/date=.../run_id=.../``."""
+    shards: int = Field(default=1, ge=1, le=1000)
+    """Scan only: split the targets into this many shards, each run as a deployment run of
+    ``shard_deployment`` that any worker of its pool may take; this run then commits them as
+    one run. 1: no shards, everything runs here."""
+    shard_deployment: str = "patch-nodes/shard"
+    """The deployment (``flow/deployment``) the shards run as."""
+    shard_timeout: float = Field(default=21600, gt=0, le=7 * 86400)
+    """Seconds a sharded run waits for each shard; a shard still running then is cancelled
+    and its nodes are recorded FAILED."""
+    shard: str | None = Field(default=None, pattern=SHARD_PATTERN)
+    """Set by a sharded run on its shards (``PARENT_RUN_ID/INDEX``); not for users."""
 
     @field_validator("deadline", mode="before")
     @classmethod
@@ -109,9 +124,28 @@ class PatchRequest(BaseModel):
             return parse_deadline(value)
         return value  # type: ignore[no-any-return]  # pydantic reports the wrong type
 
+    @model_validator(mode="after")
+    def _sharding(self) -> PatchRequest:
+        if self.shards > 1 and self.operation is not Operation.SCAN:
+            raise ValueError("shards: only a Scan is sharded; run an Install with shards 1 "
+                             "(split the fleet with targets, or a policy per group, instead)")
+        if self.shards > 1 and self.shard:
+            raise ValueError("shards: a shard run is not sharded again; leave shards at 1")
+        if self.shards > 1 and not re.fullmatch(r"[^/\s]+/[^/\s]+", self.shard_deployment):
+            raise ValueError("shard_deployment: give FLOW/DEPLOYMENT, e.g. patch-nodes/shard")
+        return self
+
     @property
     def install(self) -> bool:
         return self.operation is Operation.INSTALL
+
+    @property
+    def shard_of(self) -> tuple[str, int] | None:
+        """(parent run id, shard index) of a shard run, else None."""
+        if self.shard is None:
+            return None
+        parent, _, index = self.shard.rpartition("/")
+        return parent, int(index)
 
     def flow_parameters(self) -> dict[str, Any]:
         """The ``patch-nodes`` flow's parameters for this request (JSON-able)."""

@@ -30,6 +30,7 @@ from patchfleet.domain.facts import (
     RebootState,
     RefreshResult,
 )
+from patchfleet.domain.memo import IdentityMemo
 from patchfleet.domain.versions import dpkg_compare
 from patchfleet.errors import NodeError
 from patchfleet.managers.base import (
@@ -284,34 +285,46 @@ async def held_apt(transport: Transport) -> frozenset[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+_NO_META = ("", "")
+
+
 def _newer_versions(c: PackageCandidates) -> list[PackageVersion]:
     if c.installed_version is None:
         return []
     return [v for v in c.versions if dpkg_compare(v.version, c.installed_version) > 0]
 
 
+_WITH_METADATA: IdentityMemo[PackageCandidates] = IdentityMemo()
+
+
 def _with_metadata(
     c: PackageCandidates, meta: dict[tuple[str, str], tuple[str, str]]
 ) -> PackageCandidates:
+    """``c`` with each version's Priority and Section from ``apt-cache show``; the same object
+    for the same table and metadata on every node (see domain.memo)."""
     name = c.name.split(":")[0]
-    versions = []
-    for v in c.versions:
-        prio, section = meta.get((name, v.version), ("", ""))
-        versions.append(
-            PackageVersion(
-                version=v.version,
-                origins=v.origins,
-                installed=v.installed,
-                priority=prio or v.priority,
-                section=section or v.section,
-            )
+    found = tuple(meta.get((name, v.version), _NO_META) for v in c.versions)
+    if all(m is _NO_META for m in found):
+        return c
+    done = _WITH_METADATA.lookup(found, (c,))
+    if done is not None:
+        return done
+    versions = tuple(
+        PackageVersion(
+            version=v.version,
+            origins=v.origins,
+            installed=v.installed,
+            priority=prio or v.priority,
+            section=section or v.section,
         )
-    return PackageCandidates(
+        for v, (prio, section) in zip(c.versions, found, strict=True)
+    )
+    return _WITH_METADATA.store(found, (c,), PackageCandidates(
         name=c.name,
         installed_version=c.installed_version,
         candidate_version=c.candidate_version,
-        versions=tuple(versions),
-    )
+        versions=versions,
+    ))
 
 
 class AptSupport:

@@ -30,6 +30,33 @@ CHUNK = 25
 
 
 @dataclass(frozen=True, slots=True)
+class BatchLayout:
+    """How a scan of ``nodes`` nodes is cut into batches without exceeding its concurrency.
+
+    ``starts`` are the batches' first indexes (``size`` nodes each, the last one fewer); at
+    most ``in_flight`` batches run at once, each scanning up to ``per_batch`` nodes at a time,
+    so no more than ``concurrency`` nodes are ever scanned at once (10,000 nodes in batches
+    of 100 at concurrency 50: 50 batches at a time, one node each).
+    """
+
+    starts: tuple[int, ...]
+    size: int
+    in_flight: int
+    per_batch: int
+
+    @classmethod
+    def of(cls, nodes: int, batch_size: int, concurrency: int) -> BatchLayout:
+        size = max(1, batch_size)
+        starts = tuple(range(0, nodes, size))
+        in_flight = max(1, min(len(starts), concurrency))
+        return cls(starts, size, in_flight, max(1, concurrency // in_flight))
+
+    @property
+    def max_nodes_at_once(self) -> int:
+        return self.in_flight * self.per_batch
+
+
+@dataclass(frozen=True, slots=True)
 class BatchCounts:
     """How many nodes a batch recorded, by status."""
 

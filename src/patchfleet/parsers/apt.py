@@ -17,6 +17,7 @@ from patchfleet.domain.facts import (
     PlannedChange,
     RefreshResult,
 )
+from patchfleet.domain.memo import TextMemo
 from patchfleet.errors import ParseError
 
 DPKG_STATUS = "/var/lib/dpkg/status"
@@ -157,6 +158,14 @@ def _none(v: str) -> str | None:
     return None if v == "(none)" else v
 
 
+# Before each line that starts a package's table (a line not indented).
+_TABLE_SPLIT = re.compile(r"\n(?=\S)")
+# One memo of tables per set of releases (a node's ``apt-cache policy``); see domain.memo.
+_TABLES: TextMemo[tuple[tuple[str, PackageOrigin], ...], TextMemo[str, PackageCandidates]] = (
+    TextMemo(max_entries=64)
+)
+
+
 def parse_policy_packages(
     text: str, releases: dict[str, PackageOrigin]
 ) -> tuple[PackageCandidates, ...]:
@@ -164,7 +173,30 @@ def parse_policy_packages(
 
     Each version keeps the releases it is available from (looked up in ``releases``, the
     output of :func:`parse_policy_releases`); a version only in dpkg's status file has none.
+    A package's table is parsed once per fleet: nodes with the same releases that print the
+    same table get the same object.
     """
+    key = tuple(releases.items())
+    memo = _TABLES.find(key) or _TABLES.put(key, TextMemo())
+    result: list[PackageCandidates] = []
+    for chunk in _TABLE_SPLIT.split(text):
+        cands = memo.find(chunk)
+        if cands is None:
+            if not chunk.strip():
+                continue
+            try:
+                parsed = _parse_tables(chunk, releases)
+            except ParseError:
+                _parse_tables(text, releases)  # raises with the line number in the whole output
+                raise
+            if len(parsed) != 1:
+                raise ParseError("expected one package table", "apt-cache policy")
+            cands = memo.put(chunk, parsed[0])
+        result.append(cands)
+    return tuple(result)
+
+
+def _parse_tables(text: str, releases: dict[str, PackageOrigin]) -> tuple[PackageCandidates, ...]:
     blocks: list[_Block] = []
     block: _Block | None = None
     for no, line in enumerate(text.splitlines(), 1):
@@ -328,8 +360,32 @@ def parse_simulate(text: str) -> SimulatedUpgrade:
 _FIELD = re.compile(r"^([A-Za-z0-9][A-Za-z0-9\-]*):(?: (.*))?$")
 
 
+_STANZA_SPLIT = re.compile(r"\n[ \t]*\n")
+_StanzaFields = tuple[tuple[tuple[str, str], tuple[str, str]], ...]
+_STANZAS: TextMemo[str, _StanzaFields] = TextMemo()
+
+
 def parse_apt_show(text: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """(package, version) -> (Priority, Section) from deb822 stanzas."""
+    """(package, version) -> (Priority, Section) from deb822 stanzas.
+
+    Each stanza is parsed once per fleet (see domain.memo); a stanza that fails is parsed again
+    as part of the whole output, so the error names its line.
+    """
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for chunk in _STANZA_SPLIT.split(text):
+        fields = _STANZAS.find(chunk)
+        if fields is None:
+            try:
+                fields = tuple(_parse_stanzas(chunk).items())
+            except ParseError:
+                _parse_stanzas(text)
+                raise
+            _STANZAS.put(chunk, fields)
+        out.update(fields)
+    return out
+
+
+def _parse_stanzas(text: str) -> dict[tuple[str, str], tuple[str, str]]:
     out: dict[tuple[str, str], tuple[str, str]] = {}
     stanza: dict[str, str] = {}
     start = 1

@@ -30,6 +30,7 @@ from typing import Final
 
 import pyarrow as pa
 
+from patchfleet.domain.records import PatchRecord
 from patchfleet.domain.results import NodeResult, RunContext
 
 SCHEMA_VERSION: Final = 1
@@ -159,14 +160,47 @@ def _str(value: object | None) -> str | None:
     return None if value is None else str(value)
 
 
+_RECORD_COLUMNS: tuple[tuple[str, Callable[[PatchRecord], object]], ...] = (
+    ("package", lambda r: r.package),
+    ("arch", lambda r: r.arch),
+    ("installed_version", lambda r: r.installed_version),
+    ("available_version", lambda r: r.available_version),
+    ("state", lambda r: r.state),
+    ("classification", lambda r: r.classification),
+    ("severity", lambda r: r.severity),
+    ("priority", lambda r: r.priority),
+    ("section", lambda r: r.section),
+    ("advisory_ids", lambda r: r.advisory_ids),
+    ("cve_ids", lambda r: r.cve_ids),
+    ("release_date", lambda r: _opt_utc(r.release_date)),
+    ("compliance_level", lambda r: r.compliance_level),
+    ("source_package", lambda r: r.source_package),
+    ("repository", lambda r: r.repository),
+    ("held", lambda r: r.held),
+    ("security", lambda r: r.security),
+)
+
+
 def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:
     """One row per node x record of this run (a FAILED node has no records, so no rows).
 
     Built column by column: a run can hold millions of records, and a per-row dict is several
-    times slower. Enum members are ``str`` subclasses, which pyarrow takes as they are.
+    times slower. Nodes of one image share their record objects (domain.memo), so each
+    distinct record is converted once and the columns are gathered by index in Arrow. Enum
+    members are ``str`` subclasses, which pyarrow takes as they are.
     """
-    recs = [rec for result in results for rec in result.records]
-    n = len(recs)
+    where: dict[int, int] = {}
+    distinct: list[PatchRecord] = []
+    index: list[int] = []
+    for result in results:
+        for rec in result.records:
+            i = where.get(id(rec))
+            if i is None:
+                i = where[id(rec)] = len(distinct)
+                distinct.append(rec)
+            index.append(i)
+    n = len(index)
+    take = pa.array(index, type=pa.int32())
 
     def per_node(value: Callable[[NodeResult], object]) -> list[object]:
         column: list[object] = []
@@ -174,33 +208,22 @@ def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Tab
             column.extend([value(result)] * len(result.records))
         return column
 
-    columns: dict[str, list[object]] = {
+    columns: dict[str, object] = {
+        name: pa.array([value(r) for r in distinct],
+                       type=PATCH_STATES_SCHEMA.field(name).type).take(take)
+        for name, value in _RECORD_COLUMNS
+    }
+    columns.update({
         "node_id": per_node(lambda r: r.node_id),
-        "package": [r.package for r in recs],
-        "arch": [r.arch for r in recs],
-        "installed_version": [r.installed_version for r in recs],
-        "available_version": [r.available_version for r in recs],
-        "state": [r.state for r in recs],
-        "classification": [r.classification for r in recs],
-        "severity": [r.severity for r in recs],
-        "priority": [r.priority for r in recs],
-        "section": [r.section for r in recs],
-        "advisory_ids": [r.advisory_ids for r in recs],
-        "cve_ids": [r.cve_ids for r in recs],
-        "release_date": [_opt_utc(r.release_date) for r in recs],
-        "compliance_level": [r.compliance_level for r in recs],
         "run_id": [ctx.run_id] * n,
         "snapshot_id": [ctx.snapshot_id] * n,
         "operation": [str(ctx.operation)] * n,
         "execution_type": [str(ctx.execution_type)] * n,
         "baseline_id": per_node(lambda r: r.baseline_id),
         "scanned_at": per_node(lambda r: utc(r.operation_end_time)),
-        "source_package": [r.source_package for r in recs],
-        "repository": [r.repository for r in recs],
-        "held": [r.held for r in recs],
-        "security": [r.security for r in recs],
-    }
-    return pa.table(columns, schema=PATCH_STATES_SCHEMA)
+    })
+    return pa.table({name: columns[name] for name in PATCH_STATES_SCHEMA.names},
+                    schema=PATCH_STATES_SCHEMA)
 
 
 def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:

@@ -50,11 +50,31 @@ def load_nodes_source(
         raise ConfigError(f"unsupported URL scheme; {SOURCES_HELP}", source=spec)
     p = Path(spec).expanduser()
     suffix = p.suffix.lower()
+    if suffix not in (".yaml", ".yml", "", ".ini"):
+        raise ConfigError(f"unknown inventory file type {suffix!r}; {SOURCES_HELP}",
+                          source=str(p))
+    text = _read(p)
+    key = (str(p), text)
+    inventory = _RECENT.get(key)
+    if inventory is None:
+        inventory = _parse_file(p, suffix, text)
+        if len(_RECENT) >= _RECENT_MAX:
+            _RECENT.pop(next(iter(_RECENT)))
+        _RECENT[key] = inventory
+    return inventory
+
+
+# The last inventory files parsed, by path and exact content. `patchfleet scan` plans the run
+# before it starts Prefect (so bad input fails fast) and the flow plans it again in the same
+# process: a 10,000-node file takes seconds to parse. Inventories are frozen models.
+_RECENT: dict[tuple[str, str], Inventory] = {}
+_RECENT_MAX = 4
+
+
+def _parse_file(p: Path, suffix: str, text: str) -> Inventory:
     if suffix in (".yaml", ".yml"):
-        data = parse_yaml(_read(p), str(p))
+        data = parse_yaml(text, str(p))
         if isinstance(data, dict) and "all" in data and "nodes" not in data:
             return parse_ansible_yaml(data, str(p))
         return parse_inventory(data, str(p))
-    if suffix in ("", ".ini"):
-        return parse_ansible_ini(_read(p), str(p))
-    raise ConfigError(f"unknown inventory file type {suffix!r}; {SOURCES_HELP}", source=str(p))
+    return parse_ansible_ini(text, str(p))

@@ -54,12 +54,15 @@ from patchfleet.domain.facts import (
     PackageOrigin,
     PackageVersion,
 )
+from patchfleet.domain.memo import IdentityMemo
 from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState
 from patchfleet.domain.versions import dpkg_compare
 
 __all__ = ["evaluate_apt"]
 
 _SECURITY = "Security"
+# (product, pending reboot) + (baseline, package, table) by identity -> its record.
+_RECORDS: IdentityMemo[PatchRecord] = IdentityMemo()
 
 
 class _Names:
@@ -113,6 +116,7 @@ class _AptEvaluator:
         self.block = baseline.rejected_patches_action is RejectedPatchesAction.BLOCK
         self.reboot = frozenset(facts.reboot.packages) if facts.reboot.required else frozenset()
         self.candidates: dict[str, PackageCandidates] = {c.name: c for c in facts.candidates}
+        self.dated = first_seen is not None and any(rule.delayed for rule in self.rules)
 
     def _candidates_of(self, pkg: InstalledPackage) -> PackageCandidates | None:
         return self.candidates.get(f"{pkg.name}:{pkg.arch}") or self.candidates.get(pkg.name)
@@ -130,8 +134,22 @@ class _AptEvaluator:
         section = v.section or pkg.section
         return filters.passes(self.product, priority, section)
 
+    def _memoised(self, pkg: InstalledPackage) -> PatchRecord:
+        """``_package(pkg)``, reused for the same package, table, baseline and product on any
+        node (see domain.memo). Only when no date decides: then ``now`` plays no part."""
+        cands = self._candidates_of(pkg)
+        rebooting = bool(self.reboot) and (
+            pkg.name in self.reboot or (bool(pkg.source_name) and pkg.source_name in self.reboot))
+        key = (self.product, rebooting)
+        objects = (self.baseline, pkg, cands)
+        record = _RECORDS.lookup(key, objects)
+        if record is None:
+            record = _RECORDS.store(key, objects, self._package(pkg))
+        return record
+
     def evaluate(self) -> tuple[PatchRecord, ...]:
-        records = [self._package(pkg) for pkg in self.facts.installed if pkg.status == "installed"]
+        judge = self._package if self.dated else self._memoised
+        records = [judge(pkg) for pkg in self.facts.installed if pkg.status == "installed"]
         records.sort(key=lambda r: (r.package, r.arch))
         installed_names = {p.name for p in self.facts.installed if p.status == "installed"}
         for name in sorted(self.approved.exact - installed_names):
