@@ -70,6 +70,10 @@ class UnknownBaselineError(InputError):
     """A baseline name that no loaded baseline file defines."""
 
 
+class QueryError(InputError):
+    """SQL for ``patchfleet query`` that is not one valid, read-only SELECT."""
+
+
 class StoreError(PatchfleetError):
     """The compliance store can't be read or written."""
 

@@ -178,3 +178,13 @@ def test_bad_patchfleet_os_names_where_and_allowed_values(parse: Any, data: Any,
                                                           match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse(data, "hosts" if isinstance(data, str) else "inv")
+
+
+def test_a_huge_host_range_is_refused_before_it_is_expanded() -> None:
+    with pytest.raises(ConfigError, match="makes 10,000,000 hosts, more than the 100,000"):
+        parse_ansible_ini("[web]\nw[0:9999999]\n", "hosts")
+    with pytest.raises(ConfigError, match="makes 1,000,000 hosts"):
+        parse_ansible_ini("[web]\nw[0:999]-[0:999]\n", "hosts")
+    lines = "".join(f"w{i}-[00000:99999]\n" for i in range(2))
+    with pytest.raises(ConfigError, match="more than 100,000 hosts"):
+        parse_ansible_ini(f"[web]\n{lines}", "hosts")

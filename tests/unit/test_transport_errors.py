@@ -5,16 +5,20 @@ from __future__ import annotations
 import errno
 import inspect
 import pickle
+import shlex
 import socket
 
 import asyncssh
 import asyncssh.sftp
 import pytest
 
+from patchfleet.config.ansible_inventory import parse_ansible_ini
+from patchfleet.domain.inventory import parse_inventory
 from patchfleet.errors import (
     AuthError,
     CommandError,
     CommandTimeout,
+    ConfigError,
     ConnectError,
     HostKeyError,
     NodeError,
@@ -233,3 +237,24 @@ def test_sudo_check_ignores_success_unprivileged_and_sudo_less_runs() -> None:
     check_sudo(PRIV, _result(1, password), sudo_used=False, user="d", node_id="n1")
     plain = Command(("true",))
     check_sudo(plain, _result(1, password), sudo_used=True, user="d", node_id="n1")
+
+
+def test_the_auth_fix_command_quotes_every_value() -> None:
+    """The suggested ssh-copy-id line is pasted into a shell: a key path with spaces or shell
+    characters stays one word, and nothing of it runs as a command."""
+    ctx = ErrorContext("n1", "10.0.0.5", 2222, user="deploy", key="/keys/my key;touch x")
+    err = map_exception(asyncssh.PermissionDenied("denied"), ctx)
+    text = str(err)
+    assert "ssh-copy-id -i '/keys/my key;touch x' -p 2222 deploy@10.0.0.5" in text
+    command = text.split("(ssh-copy-id", 1)[1].split(")", 1)[0]
+    assert shlex.split("ssh-copy-id" + command) == [
+        "ssh-copy-id", "-i", "/keys/my key;touch x", "-p", "2222", "deploy@10.0.0.5"]
+
+
+@pytest.mark.parametrize("user", ["x;touch /tmp/p", "a b", "$(id)", "root`id`", "-oProxyCommand=x"])
+def test_a_node_user_that_is_not_a_login_name_is_refused(user: str) -> None:
+    """On every node and from every source, as on ``defaults``."""
+    with pytest.raises(ConfigError, match="not a valid user name"):
+        parse_inventory({"nodes": [{"id": "n1", "user": user}]}, "inv.yaml")
+    with pytest.raises(ConfigError, match="not a valid user name"):
+        parse_ansible_ini(f"[web]\nn1 ansible_user={shlex.quote(user)}\n", "hosts")

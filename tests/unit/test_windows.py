@@ -392,3 +392,11 @@ def test_current_window_start_with_offset_and_timezone() -> None:
     assert s is not None and s == u(2026, 2, 13, 1)
     assert window_phase(w, s, u(2026, 2, 13, 5, 30))[0] is WindowPhase.CUTOFF
     assert current_window_start(w, u(2026, 2, 13, 7)) is None
+
+
+@pytest.mark.parametrize("expr", ["rate(99999999999999999999 minutes)", "rate(3651 days)",
+                                  "rate(87625 hours)"])
+def test_a_rate_longer_than_ten_years_is_refused_not_overflowed(expr: str) -> None:
+    with pytest.raises(ConfigError, match="longer than 3650 days"):
+        parse_schedule(expr, "schedule")
+    assert parse_schedule("rate(3650 days)", "schedule")

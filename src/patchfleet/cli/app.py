@@ -315,9 +315,11 @@ def query(
     elif output is QueryFormat.csv:
         import csv
 
+        from patchfleet.report.csv_safety import safe_rows
+
         w = csv.writer(sys.stdout)
         w.writerow(columns)
-        w.writerows(rows)
+        w.writerows(safe_rows(rows))
     else:
         table = Table(show_lines=False)
         for c in columns:

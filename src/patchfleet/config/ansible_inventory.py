@@ -77,7 +77,8 @@ class _Var:
 @dataclass
 class _Group:
     vars: dict[str, _Var] = field(default_factory=dict)
-    hosts: list[str] = field(default_factory=list)
+    hosts: dict[str, None] = field(default_factory=dict)
+    """The group's hosts in the order first seen (a dict: membership in O(1))."""
     children: list[str] = field(default_factory=list)
 
 
@@ -97,11 +98,19 @@ class _Model:
         return self.groups.setdefault(name, _Group())
 
     def add_host(self, group: str, host: str, hvars: dict[str, _Var], where: str) -> None:
+        if host not in self.host_vars and len(self.host_vars) >= MAX_HOSTS:
+            raise ConfigError(
+                f"more than {MAX_HOSTS:,} hosts; split the fleet into several inventories "
+                "(one per policy or region)", source=self.source, field=where)
         g = self.group(group, where)
-        if host not in g.hosts:
-            g.hosts.append(host)
+        g.hosts.setdefault(host, None)
         self.host_where.setdefault(host, where)
         self.host_vars.setdefault(host, {}).update(hvars)
+
+
+MAX_HOSTS = 100_000
+"""Most hosts one Ansible inventory may expand to (ranges included); sharded scans handle
+100,000 nodes (README, Performance), and a range past that is a typo such as ``w[0:9999999]``."""
 
 
 def expand_host_pattern(pattern: str, source: str = "", where: str | None = None) -> list[str]:
@@ -119,7 +128,15 @@ def expand_host_pattern(pattern: str, source: str = "", where: str | None = None
     if not step_s.isdigit() or int(step_s) < 1:
         raise ConfigError(f"bad range step {step_s!r} in {pattern!r}; {fix}", source, where)
     step = int(step_s)
+    rests = expand_host_pattern(tail, source, where)
     items: list[str]
+    if beg.isdigit() and end.isdigit() and int(beg) <= int(end):
+        count = (int(end) - int(beg)) // step + 1
+        if count * len(rests) > MAX_HOSTS:
+            raise ConfigError(
+                f"range [{body}] in {pattern!r} makes {count * len(rests):,} hosts, more than "
+                f"the {MAX_HOSTS:,} an inventory may hold; split the fleet into several "
+                "inventories (one per policy or region)", source, where)
     if beg.isdigit() and end.isdigit():
         width = len(beg) if beg.startswith("0") and len(beg) > 1 else 0
         if width and len(end) != width:
@@ -136,8 +153,7 @@ def expand_host_pattern(pattern: str, source: str = "", where: str | None = None
         items = [chr(c) for c in range(ord(beg), ord(end) + 1, step)]
     else:
         raise ConfigError(f"bad host range [{body}] in {pattern!r}; {fix}", source, where)
-    return [f"{head}{i}{rest}" for i in items
-            for rest in expand_host_pattern(tail, source, where)]
+    return [f"{head}{i}{rest}" for i in items for rest in rests]
 
 
 def _ini_value(raw: str) -> str:

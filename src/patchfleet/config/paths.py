@@ -28,7 +28,7 @@ def default_store_root() -> Path:
 def store_setting(explicit: str | os.PathLike[str] | None) -> tuple[str, str]:
     """The store as the user gave it, and where it was given (for error messages): ``--store``,
     then ``$PATCHFLEET_STORE``, then the default folder."""
-    if explicit:
+    if explicit is not None:  # "" too: StoreLocation.parse refuses it (not the default)
         return os.fspath(explicit), "--store"
     env = os.environ.get(STORE_ENV)
     if env:

@@ -57,6 +57,13 @@ def operating_system(value: object) -> OperatingSystem:
                          f"{OS_NAMES}") from None
 
 
+def _check_user(v: str) -> str:
+    """Every node's user goes into commands and suggested fixes: only a plain login name."""
+    if not USER_RE.match(v):
+        raise ValueError(f"{v[:64]!r} is not a valid user name (letters, digits, _ . -)")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -89,9 +96,7 @@ class NodeDefaults(_Strict):
     @field_validator("user")
     @classmethod
     def _user(cls, v: str) -> str:
-        if not USER_RE.match(v):
-            raise ValueError(f"{v!r} is not a valid user name (letters, digits, _ . -)")
-        return v
+        return _check_user(v)
 
 
 class Node(_Strict):
@@ -132,6 +137,11 @@ class Node(_Strict):
             raise ValueError(f"{v!r} is not a host name or IP address")
         return v
 
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str | None) -> str | None:
+        return None if v is None else _check_user(v)
+
     @field_validator("tags", mode="before")
     @classmethod
     def _tags(cls, v: Any) -> Any:
@@ -169,6 +179,11 @@ class ResolvedNode(_Strict):
     local: bool
     os: OperatingSystem | None = None
     """Declared OS (node, else defaults); None: unknown until the node is looked at."""
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str) -> str:
+        return _check_user(v)
 
     @property
     def patch_group(self) -> str | None:

@@ -289,6 +289,8 @@ def _parse_cron(expr: str, body: str) -> CronSchedule:
 
 _RATE_RE = re.compile(r"^\s*(\d+)\s+([a-z]+)\s*$")
 _RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+_RATE_MAX_SECONDS = 3650 * 86400
+"""Ten years: longer intervals are a typo (and past ~10**13 days Python's timedelta overflows)."""
 
 
 def _parse_rate(expr: str, body: str) -> RateSchedule:
@@ -302,6 +304,9 @@ def _parse_rate(expr: str, body: str) -> RateSchedule:
         raise _FieldError(f"unknown unit {unit!r}; {fix}")
     if n < 1:
         raise _FieldError(f"the rate must be at least 1; {fix}")
+    if n * _RATE_UNITS[singular] > _RATE_MAX_SECONDS:
+        raise _FieldError(f"the rate is longer than {_RATE_MAX_SECONDS // 86400} days; write a "
+                          "shorter interval, or at(...) for a one-time window")
     want = singular if n == 1 else singular + "s"
     if unit != want:
         raise _FieldError(f"write rate({n} {want})")

@@ -117,6 +117,11 @@ def plan_scan(
         raise ConfigError("must be between 1 and 10000", source="--concurrency")
     if not 0 <= lock_timeout <= 3600:
         raise ConfigError("must be between 0 and 3600 seconds", source="--lock-timeout")
+    for flag, value in (("--inventory", inventory), ("--store", store),
+                        ("--baselines-dir", baselines_dir)):
+        if value is not None and not value.strip():
+            raise ConfigError("is empty: give a value, or leave the option out for its "
+                              "default", source=flag)
     inv: Inventory = load_nodes_source(inventory) if inventory else default_inventory()
     source = inventory or "(embedded default: the local node)"
     nodes = select_targets(inv.resolved(), targets)

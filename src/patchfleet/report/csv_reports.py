@@ -58,6 +58,7 @@ from patchfleet.domain.records import (
 )
 from patchfleet.domain.results import NodeResult
 from patchfleet.errors import InputError, StoreError
+from patchfleet.report.csv_safety import safe_rows
 
 if TYPE_CHECKING:
     from patchfleet.store.location import StoreRoot
@@ -272,7 +273,7 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[str | int]]) -> str
     buf = io.StringIO(newline="")
     writer = csv.writer(buf)  # RFC 4180: CRLF line ends, quotes only where needed
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows(safe_rows(rows))  # no cell a spreadsheet would run as a formula
     return buf.getvalue()
 
 

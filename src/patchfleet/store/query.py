@@ -29,9 +29,10 @@ from typing import Any, Final
 import duckdb
 import pyarrow as pa
 
-from patchfleet.errors import StoreError
+from patchfleet.errors import QueryError, StoreError
 from patchfleet.store import object_store
 from patchfleet.store.location import StoreLocation, StoreRoot
+from patchfleet.store.query_guard import check_read_only, first_line, lock_down
 from patchfleet.store.schema import SCHEMAS, TABLES, duckdb_type
 
 Params = Sequence[object] | Mapping[str, object] | None
@@ -109,6 +110,7 @@ class ComplianceStore:
                     self._con.execute(text)
                 except duckdb.Error as exc:
                     raise StoreError(f"store view file sql/{name} failed: {exc}") from exc
+            lock_down(self._con, [] if self._s3 is not None else [self.root])
         except BaseException:
             self._con.close()
             raise
@@ -154,9 +156,15 @@ class ComplianceStore:
         return self._con
 
     def _relation(self, sql: str, params: Params = None) -> duckdb.DuckDBPyRelation:
+        """``sql`` (one SELECT: anything else is refused, see query_guard) as a relation."""
         self.refresh()
+        check_read_only(self._con, sql)
         try:
             return self._con.sql(sql, params=params)
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+                duckdb.PermissionException, duckdb.InvalidInputException,
+                duckdb.ConversionException) as exc:
+            raise QueryError(f"query: {first_line(exc)}") from None
         except duckdb.Error as exc:
             raise StoreError(f"query failed on store {self.root}: {exc}") from exc
 

@@ -34,6 +34,7 @@ Messages name the node's address, user and key *file*, never key material or pas
 from __future__ import annotations
 
 import errno
+import shlex
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,11 +88,13 @@ def _reason(exc: BaseException) -> str:
 
 
 def _auth_fix(ctx: ErrorContext) -> str:
-    key = ctx.key or "the key"
+    """The fix, with a copy-paste command in which every value is shell-quoted."""
     pub = f"{ctx.key}.pub" if ctx.key.startswith(("/", "~")) else "its public key"
+    key = shlex.quote(ctx.key) if ctx.key.startswith(("/", "~")) else "KEY"
     return (
-        f"add {pub} to ~{ctx.user}/.ssh/authorized_keys on the node (ssh-copy-id -i {key} "
-        f"-p {ctx.port} {ctx.user}@{ctx.host}), or fix user/identity_file in the inventory"
+        f"add {pub} to the authorized_keys of user {ctx.user!r} on the node (ssh-copy-id -i "
+        f"{key} -p {int(ctx.port)} {shlex.quote(f'{ctx.user}@{ctx.host}')}), or fix "
+        "user/identity_file in the inventory"
     )
 
 
