@@ -268,20 +268,24 @@ def test_priority_of_the_new_version_is_used() -> None:
 
 
 def test_section_filter() -> None:
-    b = baseline(approval_rules=[rule(("SECTION", ["utils", "shell*"]), enable_non_security=True)])
+    b = baseline(approval_rules=[rule(("SECTION", ["utils", "shells"]), enable_non_security=True)])
     r = by_name(run(C.mixed(), b))
     assert r["openssl"].state is M and r["bash"].state is M
     assert r["vim"].state is IO and r["telnet"].state is IO and r["libc6"].state is IO
 
 
-def test_section_filter_matches_the_component_qualified_section() -> None:
+def test_section_and_priority_values_are_exact_as_in_aws() -> None:
+    """AWS compares SECTION and PRIORITY exactly; only a lone * is a wildcard (issue 12 #6)."""
     f = C.facts(
-        [C.pkg("foo", "1.0-1", section="contrib/net")],
+        [C.pkg("foo", "1.0-1", priority="optional", section="contrib/net")],
         [C.table("foo", "1.0-1", "1.0-2", C.ver("1.0-2", C.SECURITY))],
     )
-    for value in ("net", "contrib/net", "contrib/*"):
-        r = by_name(run(f, baseline(approval_rules=[rule(("SECTION", [value]))])))
-        assert r["foo"].state is M, value
+    for key, value, approved in (("SECTION", "contrib/net", True), ("SECTION", "net", False),
+                                 ("SECTION", "contrib/*", False), ("SECTION", "*", True),
+                                 ("PRIORITY", "Optional", True), ("PRIORITY", "Opt*", False),
+                                 ("PRIORITY", "*", True)):
+        r = by_name(run(f, baseline(approval_rules=[rule((key, [value]))])))
+        assert (r["foo"].state is M) is approved, (key, value)
 
 
 def test_product_filter() -> None:

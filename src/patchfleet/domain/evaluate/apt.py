@@ -9,9 +9,10 @@ patchfleet's reading of AWS for apt nodes, step by step (the README repeats it f
    highest version newer than the installed one that a security origin offers; with ``true``
    apt's candidate version, if newer. The rule approves it when it passes the global filters and
    the rule's filters: PRODUCT against the node's product (``Debian12``), PRIORITY against the
-   version's Priority, SECTION against its Section (``contrib/net`` also matches ``net``). Values
-   within a filter are ORed, filters ANDed, ``*`` wildcards allowed, case ignored. A version with
-   no Priority/Section metadata uses the installed package's.
+   version's Priority, SECTION against its Section. Values within a filter are ORed, filters
+   ANDed, case ignored; PRIORITY and SECTION values are compared exactly as AWS does (only a
+   lone ``*`` is a wildcard: ``net`` does not match ``contrib/net``), PRODUCT takes ``*``
+   anywhere. A version with no Priority/Section metadata uses the installed package's.
 3. ``approved_patches`` (package names, wildcards) are approved whatever the filters say, at
    apt's candidate (``approved_patches_enable_non_security``) or the highest security version.
 4. ``rejected_patches`` are removed from the approved set.

@@ -54,36 +54,57 @@ def node_family(facts: NodeFacts) -> OsFamily:
     return family
 
 
-def _pattern(value: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(value.lower()))
+EXACT_KEYS = frozenset({"PRIORITY", "SECTION"})
+"""Keys whose values AWS compares exactly, with a lone ``*`` as the only wildcard."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """One filter's values, case ignored. For :data:`EXACT_KEYS` as AWS compares them: exact,
+    and a lone ``*`` matches anything, missing metadata too (``Opt*`` matches only ``Opt*``).
+    Other keys (PRODUCT, CLASSIFICATION, ...) also take ``*`` inside a value
+    (``RockyLinux9.*``)."""
+
+    any: bool
+    exact: frozenset[str]
+    patterns: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def of(cls, key: str, values: Iterable[str]) -> _Values:
+        lowered = tuple(v.lower() for v in values)
+        globbing = key not in EXACT_KEYS
+        return cls("*" in lowered,
+                   frozenset(v for v in lowered if not (globbing and "*" in v)),
+                   tuple(re.compile(fnmatch.translate(v)) for v in lowered
+                         if globbing and "*" in v and v != "*"))
+
+    def match(self, subject: str) -> bool:
+        s = subject.lower()
+        return self.any or s in self.exact or any(p.match(s) for p in self.patterns)
 
 
 class Filters:
-    """One filter group, compiled: each key's value patterns."""
+    """One filter group, compiled: each key's values."""
 
     def __init__(self, filters: Iterable[PatchFilter]) -> None:
-        self.filters = tuple((f.key, tuple(_pattern(v) for v in f.values)) for f in filters)
+        self.filters = tuple((f.key, _Values.of(f.key, f.values)) for f in filters)
 
     def matches(self, subjects: Mapping[str, Sequence[str]], skip: Container[str] = ()) -> bool:
         """Every filter matches one of its key's subjects. Keys in ``skip`` are not checked; a
-        key with no subjects (data the OS doesn't have) never matches."""
-        for key, patterns in self.filters:
+        key with no subjects (data the OS doesn't have) matches only ``*``."""
+        for key, values in self.filters:
             if key in skip:
                 continue
-            lowered = [s.lower() for s in subjects.get(key, ())]
-            if not any(p.match(s) for p in patterns for s in lowered):
+            found = subjects.get(key, ())
+            if not (values.any or any(values.match(s) for s in found)):
                 return False
         return True
 
     def passes(self, product: str, priority: str, section: str) -> bool:
-        """The apt subjects: ``contrib/net`` also matches the SECTION value ``net``."""
-        return self.matches(
-            {
-                "PRODUCT": (product,),
-                "PRIORITY": (priority,),
-                "SECTION": (section, section.rsplit("/", 1)[-1]),
-            }
-        )
+        """The apt subjects, compared as AWS does: ``contrib/net`` is matched by the SECTION
+        value ``contrib/net`` (or ``*``), not by ``net``."""
+        return self.matches({"PRODUCT": (product,), "PRIORITY": (priority,),
+                             "SECTION": (section,)})
 
 
 @dataclass(frozen=True, slots=True)
