@@ -465,7 +465,7 @@ def test_first_seen_dates_drive_approve_after_days() -> None:
     b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_after_days=7)])
     key = ("openssl", "3.0.11-1~deb12u2")
     recent = {key: NOW - timedelta(days=2)}
-    old = {key: NOW - timedelta(days=7)}
+    old = {key: NOW - timedelta(days=7, seconds=1)}
     assert by_name(run(C.mixed(), b, first_seen=recent))["openssl"].state is IO
     assert by_name(run(C.mixed(), b, first_seen=old))["openssl"].state is M
     # Never seen before: seen now, so only a 0-day delay approves it.

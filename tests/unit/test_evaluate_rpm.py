@@ -137,13 +137,14 @@ def test_records_are_sorted_and_deterministic() -> None:
 
 def test_default_waits_seven_days() -> None:
     b = aws("AWS-RockyLinuxDefaultPatchBaseline")
-    # Issued 2025-05-01 10:00: curl is approved from 05-08 10:00; openssl was updated 05-20.
-    assert missing(run(C.rocky(), b, C.ISSUED + timedelta(days=7))) == {
+    # Issued 2025-05-01 10:00: curl is approved once more than 7 x 24 h have passed (AWS: strictly
+    # older than the delay); openssl was updated 05-20.
+    assert missing(run(C.rocky(), b, C.ISSUED + timedelta(days=7, seconds=1))) == {
         "fake-curl",
         "fake-libcurl",
         "fake-coreutils",
     }
-    assert missing(run(C.rocky(), b, C.ISSUED + timedelta(days=7, seconds=-1))) == set()
+    assert missing(run(C.rocky(), b, C.ISSUED + timedelta(days=7))) == set()
 
 
 def test_amazon_linux_2023_default_and_medium_matches_moderate() -> None:
@@ -258,10 +259,10 @@ def test_product_filter_and_global_filters() -> None:
 
 def test_approve_after_days_counts_from_updated_then_issued() -> None:
     b = baseline(approval_rules=[rule(SECURITY, approve_after_days=10)])
-    at = C.OPENSSL_UPDATED + timedelta(days=10)
+    at = C.OPENSSL_UPDATED + timedelta(days=10, seconds=1)
     assert "fake-openssl" in missing(run(C.rocky(), b, at))
     assert "fake-openssl" not in missing(run(C.rocky(), b, at - timedelta(seconds=1)))
-    at = C.ISSUED + timedelta(days=10)
+    at = C.ISSUED + timedelta(days=10, seconds=1)
     assert missing(run(C.rocky(), b, at)) == {"fake-curl", "fake-libcurl", "kernel", "fake-sudo"}
     assert missing(run(C.rocky(), b, at - timedelta(seconds=1))) == set()
 
@@ -270,7 +271,7 @@ def test_approve_after_days_falls_back_to_build_time_then_no_delay() -> None:
     undated = tuple(replace(a, issued=None, updated=None) for a in C.dnf_advisories())
     b = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
     f = C.rocky(advisories=undated)
-    at = C.BUILT + timedelta(days=7)
+    at = C.BUILT + timedelta(days=7, seconds=1)
     assert len(missing(run(f, b, at))) == 5
     assert run(f, b, at)["fake-openssl"].release_date == C.BUILT
     assert missing(run(f, b, at - timedelta(seconds=1))) == set()
@@ -309,7 +310,7 @@ def test_dates_are_utc() -> None:
     notices = list(C.dnf_advisories())
     notices[0] = replace(notices[0], updated=C.OPENSSL_UPDATED.replace(tzinfo=None))
     b = baseline(approval_rules=[rule(SECURITY, approve_after_days=10)])
-    at = (C.OPENSSL_UPDATED + timedelta(days=10)).replace(tzinfo=None)
+    at = (C.OPENSSL_UPDATED + timedelta(days=10, seconds=1)).replace(tzinfo=None)
     assert "fake-openssl" in missing(run(C.rocky(advisories=notices), b, at))
     cest = timezone(timedelta(hours=2))
     notices[0] = replace(notices[0], updated=C.OPENSSL_UPDATED.astimezone(cest))
@@ -455,7 +456,8 @@ def test_package_in_no_notice_needs_enable_non_security() -> None:
     delayed = baseline(
         approval_rules=[rule(SECURITY, approve_after_days=40, enable_non_security=True)]
     )
-    assert missing(run(C.rocky(), delayed, C.BUILT + timedelta(days=40))) == {"fake-noadvisory"}
+    assert missing(run(C.rocky(), delayed, C.BUILT + timedelta(days=40, seconds=1))) == {
+        "fake-noadvisory"}
 
 
 # --- approved and rejected lists ----------------------------------------------------------------
@@ -669,3 +671,22 @@ def test_highest_level_among_what_approved_the_version() -> None:
     assert s.overall_severity is ComplianceLevel.CRITICAL
     # fake-openssl is critical and a security update: AWS counts it in both
     assert (s.critical_non_compliant_count, s.security_non_compliant_count) == (1, 5)
+
+
+def test_delay_boundaries_are_aws_s() -> None:
+    """Issue 12 #7: a notice exactly 7 x 24 h old is not yet approved (AWS: strictly older
+    than the delay); approve_until_date covers the whole day, 23:59:59.5 included."""
+    b = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
+    exactly = C.ISSUED + timedelta(days=7)
+    assert "fake-curl" not in missing(run(C.rocky(), b, exactly))
+    assert "fake-curl" in missing(run(C.rocky(), b, exactly + timedelta(microseconds=1)))
+    day = C.ISSUED.date()
+    until = baseline(approval_rules=[rule(SECURITY, approve_until_date=day.isoformat())])
+    late = replace(C.rocky(), advisories=tuple(
+        replace(a, issued=datetime(day.year, day.month, day.day, 23, 59, 59, 500000, tzinfo=UTC),
+                updated=None) for a in C.dnf_advisories()))
+    assert "fake-curl" in missing(run(late, until))
+    next_day = replace(C.rocky(), advisories=tuple(
+        replace(a, issued=datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1),
+                updated=None) for a in C.dnf_advisories()))
+    assert "fake-curl" not in missing(run(next_day, until))

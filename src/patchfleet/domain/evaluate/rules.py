@@ -109,7 +109,8 @@ class Filters:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One approval rule, compiled; ``until`` is the end (23:59:59 UTC) of approve_until_date."""
+    """One approval rule, compiled; ``until`` is the start (00:00 UTC) of the day after
+    approve_until_date: a patch released at any moment of that date is approved."""
 
     filters: Filters
     level: ComplianceLevel
@@ -122,7 +123,7 @@ class Rule:
         until = None
         if rule.approve_until_date is not None:
             d = rule.approve_until_date
-            until = datetime(d.year, d.month, d.day, 23, 59, 59, tzinfo=UTC)
+            until = datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(days=1)
         return cls(
             Filters(rule.patch_filters),
             rule.compliance_level,
@@ -136,12 +137,12 @@ class Rule:
         return self.after_days is not None or self.until is not None
 
     def released_in_time(self, released: datetime, now: datetime) -> bool:
-        """``released + approve_after_days <= now``, or ``released <= approve_until_date``;
-        True for a rule with no delay."""
+        """As AWS: released strictly more than ``approve_after_days`` x 24 h before ``now``, or
+        released before the day after ``approve_until_date``; True for a rule with no delay."""
         if self.after_days is not None:
-            return released + timedelta(days=self.after_days) <= now
+            return released + timedelta(days=self.after_days) < now
         if self.until is not None:
-            return released <= self.until
+            return released < self.until
         return True
 
 
