@@ -75,6 +75,9 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
 SOURCE_NAME_RE = re.compile(r"^[a-zA-Z0-9_\-.]{3,50}$")
 APT_PATCH_NAME_RE = re.compile(r"^[A-Za-z0-9*][A-Za-z0-9+.\-*]*$")
 # Identifiers that AWS accepts in ApprovedPatches but not in RejectedPatches (yum family).
+_CVE_OR_BUGZILLA = re.compile(r"^(?:\d+|CVE-\d{4}-\d+)$", re.IGNORECASE)
+EXACT_FILTER_KEYS = frozenset({"PRIORITY", "SECTION"})
+"""Filter keys whose values AWS compares exactly (a lone ``*`` is their only wildcard)."""
 _ADVISORY_LIKE = re.compile(r"^(?:\d+|CVE-\d{4}-\d+|[A-Z][A-Z0-9]*-\d{4}[:\-]\d+)$")
 
 
@@ -400,6 +403,12 @@ def _check_patch_names(
             )
         elif family in (OsFamily.YUM, OsFamily.SUSE) and name.count("*") > 1:
             yield path, f"{name!r} has more than one '*'; {os.value} allows a single wildcard"
+        elif family is OsFamily.SUSE and rejected and _CVE_OR_BUGZILLA.match(name):
+            yield (
+                path,
+                f"{name!r} is a CVE or Bugzilla ID; a SUSE rejected_patches list takes package "
+                "names and patch IDs (e.g. SUSE-SLE-Module-Basesystem-15-SP6-2025-1234) only",
+            )
         elif family is OsFamily.YUM and rejected and _ADVISORY_LIKE.match(name):
             yield (
                 path,

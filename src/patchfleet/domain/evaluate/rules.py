@@ -14,7 +14,14 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from patchfleet.domain.baseline import Baseline, OperatingSystem, OsFamily, PatchFilter, PatchRule
+from patchfleet.domain.baseline import (
+    EXACT_FILTER_KEYS,
+    Baseline,
+    OperatingSystem,
+    OsFamily,
+    PatchFilter,
+    PatchRule,
+)
 from patchfleet.domain.facts import NodeFacts, PackageManager
 from patchfleet.domain.records import LEVEL_ORDER, ComplianceLevel
 from patchfleet.errors import ConfigError, UnsupportedOSError
@@ -54,13 +61,9 @@ def node_family(facts: NodeFacts) -> OsFamily:
     return family
 
 
-EXACT_KEYS = frozenset({"PRIORITY", "SECTION"})
-"""Keys whose values AWS compares exactly, with a lone ``*`` as the only wildcard."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Values:
-    """One filter's values, case ignored. For :data:`EXACT_KEYS` as AWS compares them: exact,
+    """One filter's values, case ignored. For :data:`EXACT_FILTER_KEYS` as AWS compares them: exact,
     and a lone ``*`` matches anything, missing metadata too (``Opt*`` matches only ``Opt*``).
     Other keys (PRODUCT, CLASSIFICATION, ...) also take ``*`` inside a value
     (``RockyLinux9.*``)."""
@@ -72,7 +75,7 @@ class _Values:
     @classmethod
     def of(cls, key: str, values: Iterable[str]) -> _Values:
         lowered = tuple(v.lower() for v in values)
-        globbing = key not in EXACT_KEYS
+        globbing = key not in EXACT_FILTER_KEYS
         return cls("*" in lowered,
                    frozenset(v for v in lowered if not (globbing and "*" in v)),
                    tuple(re.compile(fnmatch.translate(v)) for v in lowered
