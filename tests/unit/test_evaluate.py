@@ -11,6 +11,7 @@ import pytest
 
 from patchfleet.config.baselines import load_baseline
 from patchfleet.domain.baseline import Baseline, parse_baseline
+from patchfleet.domain.baseline_aws import baseline_from_aws_json
 from patchfleet.domain.evaluate import evaluate, evaluate_apt
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState
@@ -461,8 +462,34 @@ def test_delays_are_ignored_without_first_seen_dates() -> None:
     assert by_name(run(C.mixed(), b))["openssl"].state is M
 
 
+def test_aws_ignores_delays_on_apt_by_default() -> None:
+    """Issue 12 #1: AWS's real AWS-UbuntuDefaultPatchBaseline carries ApproveAfterDays 7, yet a
+    security update is MISSING on day 0 (apt has no release dates); the same here by default,
+    with the staged approval extension only when the baseline asks for it."""
+    aws_json = {
+        "Name": "AWS-UbuntuDefaultPatchBaseline", "OperatingSystem": "UBUNTU",
+        "ApprovalRules": {"PatchRules": [{
+            "PatchFilterGroup": {"PatchFilters": [
+                {"Key": "PRIORITY", "Values": ["Required", "Important", "Standard", "Optional",
+                                               "Extra"]}]},
+            "ComplianceLevel": "UNSPECIFIED", "ApproveAfterDays": 7,
+            "EnableNonSecurity": False}]},
+    }
+    imported = baseline_from_aws_json(aws_json)
+    assert imported.ignored_delays() == ["approval_rules.0.approve_after_days"]
+    key = ("openssl", "3.0.11-1~deb12u2")
+    today = {key: NOW}
+    ubuntu = C.mixed(os=C.UBUNTU2204)
+    assert by_name(run(ubuntu, imported, first_seen=today))["openssl"].state is M
+    assert by_name(run(ubuntu, imported))["openssl"].state is M
+    staged = imported.model_copy(update={"staged_approval": True})
+    assert staged.ignored_delays() == []
+    assert by_name(run(ubuntu, staged, first_seen=today))["openssl"].state is IO
+
+
 def test_first_seen_dates_drive_approve_after_days() -> None:
-    b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_after_days=7)])
+    b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_after_days=7)],
+                 staged_approval=True)
     key = ("openssl", "3.0.11-1~deb12u2")
     recent = {key: NOW - timedelta(days=2)}
     old = {key: NOW - timedelta(days=7, seconds=1)}
@@ -474,7 +501,8 @@ def test_first_seen_dates_drive_approve_after_days() -> None:
 
 def test_first_seen_dates_drive_approve_until_date() -> None:
     b = baseline(
-        approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_until_date="2026-01-10")]
+        approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_until_date="2026-01-10")],
+        staged_approval=True,
     )
     key = ("openssl", "3.0.11-1~deb12u2")
     before = {key: NOW.replace(day=10, hour=23)}

@@ -285,10 +285,17 @@ def test_first_seen_is_the_last_fallback_for_a_release_date() -> None:
     undated = tuple(replace(a, issued=None, updated=None) for a in C.dnf_advisories())
     f = C.rocky(advisories=undated)
     f = replace(f, updates=tuple(replace(u, build_time=None) for u in f.updates))
-    b = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
     seen = {("fake-openssl", "1.1-1"): NOW - timedelta(days=8)}
-    assert missing(run(f, b, first_seen=seen)) == {"fake-openssl"}  # others: seen now
-    assert run(f, b, first_seen=seen)["fake-openssl"].release_date == NOW - timedelta(days=8)
+    # AWS (default): a notice with no date at all has met its delay.
+    b = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
+    assert len(missing(run(f, b, first_seen=seen))) == 5
+    assert run(f, b, first_seen=seen)["fake-openssl"].release_date is None
+    # staged_approval (extension): dated from the fleet's first sighting, "now" if never seen.
+    staged = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)],
+                      staged_approval=True)
+    assert missing(run(f, staged, first_seen=seen)) == {"fake-openssl"}
+    assert run(f, staged, first_seen=seen)["fake-openssl"].release_date == (
+        NOW - timedelta(days=8))
 
 
 def test_approve_until_date_is_inclusive_to_the_end_of_the_day_utc() -> None:

@@ -63,6 +63,7 @@ def test_apt_approval_waits_for_the_fleet_wide_first_sighting() -> None:
                     "approve_after_days": 7,
                 }
             ],
+            "staged_approval": True,
         },
         "test",
     )

@@ -330,6 +330,21 @@ class Baseline(_Model):
     """Windows only."""
     sources: Annotated[tuple[PatchSource, ...], Field(max_length=20)] = ()
     tags: dict[str, str] = Field(default_factory=dict)
+    staged_approval: bool = False
+    """patchfleet extension (AWS has no such setting): count ``approve_after_days`` /
+    ``approve_until_date`` from the first time the fleet saw a version offered, on apt (which
+    publishes no release dates) and for rpm notices with no date at all. Off, as in AWS: apt
+    rules approve at once whatever their delay, and an undated rpm notice is approved."""
+
+    def ignored_delays(self) -> list[str]:
+        """The fields whose delay AWS's behaviour ignores on this baseline (apt rules without
+        ``staged_approval``), to warn about them."""
+        if self.family is not OsFamily.APT or self.staged_approval:
+            return []
+        return [f"approval_rules.{i}.{name}" for i, r in enumerate(self.approval_rules)
+                for name, value in (("approve_after_days", r.approve_after_days),
+                                    ("approve_until_date", r.approve_until_date))
+                if value is not None]
 
     @field_validator("name")
     @classmethod

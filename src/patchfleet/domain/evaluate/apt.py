@@ -28,9 +28,9 @@ patchfleet's reading of AWS for apt nodes, step by step (the README repeats it f
    INSTALLED / INSTALLED_OTHER.
 8. Exact names in ``approved_patches`` that are not installed get a NOT_APPLICABLE record.
 
-Debian and Ubuntu publish no release dates, so ``approve_after_days`` / ``approve_until_date``
-only take effect when the caller passes ``first_seen`` dates; without them approval is
-immediate, as in AWS.
+Debian and Ubuntu publish no release dates, so, as in AWS, ``approve_after_days`` /
+``approve_until_date`` are ignored on apt; a baseline with ``staged_approval`` (a patchfleet
+extension) counts them from the ``first_seen`` dates the caller passes.
 """
 
 from __future__ import annotations
@@ -271,7 +271,10 @@ def evaluate_apt(
     """Evaluate an apt node (Debian, Ubuntu, Raspbian) against a baseline of its OS.
 
     ``first_seen`` gives the dates that ``approve_after_days`` / ``approve_until_date`` count
-    from; None (the default) approves immediately, as AWS does for apt.
+    from, for a baseline with ``staged_approval`` (a patchfleet extension); otherwise, as AWS
+    does for apt, rules approve immediately.
     """
     check_baseline_fits(facts, baseline, OsFamily.APT)
+    if not baseline.staged_approval:  # AWS: no release dates on apt, delays don't apply
+        first_seen = None
     return _AptEvaluator(facts, baseline, now, first_seen).evaluate()

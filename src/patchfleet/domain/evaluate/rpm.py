@@ -462,9 +462,9 @@ class _RpmEvaluator:
             return notice.released
         if update is not None and update.build_time is not None:
             return _utc(update.build_time)
-        if self.first_seen is not None:
+        if self.first_seen is not None and self.baseline.staged_approval:
             return _utc(self.first_seen.get((name, version))) or self.now
-        return None
+        return None  # AWS: an undated notice's delay is met
 
     def _date_ok(self, rule: Rule, released: datetime | None) -> bool:
         return released is None or rule.released_in_time(released, self.now)
