@@ -146,7 +146,8 @@ def test_summary_of_an_evaluated_node() -> None:
     assert s.overall_severity is ComplianceLevel.UNSPECIFIED  # predefined baseline
     assert s.missing_count == 1  # openssl
     assert s.installed_count == 1  # libc6
-    assert s.installed_other_count == 2  # bash, vim
-    assert s.installed_pending_reboot_count == 1  # telnet
+    # telnet is in reboot-required.pkgs, but AWS never marks what it did not install
+    assert s.installed_other_count == 3  # bash, vim, telnet
+    assert s.installed_pending_reboot_count == 0
     assert s.security_non_compliant_count == 1  # openssl's update is a security one
-    assert s.other_non_compliant_count == 1
+    assert s.other_non_compliant_count == 0

@@ -409,7 +409,10 @@ def test_held_package_stays_missing() -> None:
 
 def test_pending_reboot_by_binary_or_source_name() -> None:
     f = C.mixed(reboot_required=True, reboot_packages=("libc6", "inetutils", "openssl"))
-    b = baseline(approval_rules=[SECURITY_RULE])
+    # AWS (default): packages patchfleet did not install are never pending a reboot
+    aws_default = by_name(run(f, baseline(approval_rules=[SECURITY_RULE])))
+    assert (aws_default["libc6"].state, aws_default["telnet"].state) == (INST, IO)
+    b = baseline(approval_rules=[SECURITY_RULE], os_reboot_signals=True)
     r = by_name(run(f, b))
     assert r["libc6"].state is IPR
     assert r["libc6"].compliance_level is ComplianceLevel.UNSPECIFIED  # kept from INSTALLED
@@ -420,7 +423,8 @@ def test_pending_reboot_by_binary_or_source_name() -> None:
 
 
 def test_pending_reboot_keeps_the_rule_level_and_needs_required_flag() -> None:
-    b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), compliance_level="HIGH")])
+    b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), compliance_level="HIGH")],
+                 os_reboot_signals=True)
     f = C.mixed(reboot_required=True, reboot_packages=("glibc",))
     assert by_name(run(f, b))["libc6"].compliance_level is ComplianceLevel.HIGH
     f = C.mixed(reboot_required=False, reboot_packages=("glibc",))

@@ -572,7 +572,10 @@ def test_suse_patch_ids_and_full_rpm_names() -> None:
 
 def test_pending_reboot_from_the_names_the_os_gives() -> None:
     reboot = RebootState(boot_id="boot-1", required=True, packages=("kernel",))
-    records = evaluate(C.rocky_patched(reboot), aws("AWS-RockyLinuxDefaultPatchBaseline"), NOW)
+    default = aws("AWS-RockyLinuxDefaultPatchBaseline")
+    assert states(run(C.rocky_patched(reboot), default))["kernel"] is IO  # AWS: never pending
+    signals = default.model_copy(update={"os_reboot_signals": True})
+    records = evaluate(C.rocky_patched(reboot), signals, NOW)
     r = {x.package: x for x in records}
     assert r["kernel"].state is IPR and r["kernel"].compliance_level is U
     assert r["kernel"].classification == "Security"
@@ -581,7 +584,7 @@ def test_pending_reboot_from_the_names_the_os_gives() -> None:
     assert (s.installed_pending_reboot_count, s.status) == (1, NodeStatus.NON_COMPLIANT)
     assert s.security_non_compliant_count == 1
     # Not required: no pending reboot, whatever the install times.
-    assert states(run(C.rocky_patched(), aws("AWS-RockyLinuxDefaultPatchBaseline")))["kernel"] is IO
+    assert states(run(C.rocky_patched(), signals))["kernel"] is IO
 
 
 def test_pending_reboot_from_install_time_when_the_os_names_nothing() -> None:
@@ -595,12 +598,14 @@ def test_pending_reboot_from_install_time_when_the_os_names_nothing() -> None:
     ]
     installed.append(C.pkg("kernel-default-devel", "1.1-1", installed_at=after_boot))
     f = replace(f, installed=tuple(installed), reboot=RebootState("boot-1", required=True))
-    r = run(f, aws("AWS-SuseDefaultPatchBaseline"))
+    signals = aws("AWS-SuseDefaultPatchBaseline").model_copy(update={"os_reboot_signals": True})
+    assert run(f, aws("AWS-SuseDefaultPatchBaseline"))["kernel-default"].state is not IPR
+    r = run(f, signals)
     assert r["kernel-default"].state is IPR
     assert r["fake-openssl"].state is INST  # not a reboot package
     assert r["kernel-default-devel"].state is IO
     booted_later = replace(f, boot_time=after_boot + timedelta(minutes=1))
-    assert run(booted_later, aws("AWS-SuseDefaultPatchBaseline"))["kernel-default"].state is IO
+    assert run(booted_later, signals)["kernel-default"].state is IO
     unknown_boot = replace(f, boot_time=None)
     assert run(unknown_boot, aws("AWS-SuseDefaultPatchBaseline"))["kernel-default"].state is IO
 

@@ -336,6 +336,13 @@ class Baseline(_Model):
     publishes no release dates) and for rpm notices with no date at all. Off, as in AWS: apt
     rules approve at once whatever their delay, and an undated rpm notice is approved."""
 
+    os_reboot_signals: bool = False
+    """patchfleet extension: a package the OS names as needing a reboot
+    (``/var/run/reboot-required.pkgs``, ``needs-restarting``) is INSTALLED_PENDING_REBOOT (and
+    the node NON_COMPLIANT) even when patchfleet did not install it. Off, as in AWS: "patches
+    installed outside of Patch Manager are never given INSTALLED_PENDING_REBOOT"; the OS's signal
+    is still stored per node (``reboot_required``, ``reboot_required_packages``)."""
+
     def ignored_delays(self) -> list[str]:
         """The fields whose delay AWS's behaviour ignores on this baseline (apt rules without
         ``staged_approval``), to warn about them."""

@@ -23,7 +23,8 @@ patchfleet's reading of AWS for apt nodes, step by step (the README repeats it f
    ``held`` says so). Otherwise INSTALLED when the installed version itself would be approved (a
    rule whose filters pass on it and, without ``enable_non_security``, a security origin offers
    it; or the name is in ``approved_patches``), else INSTALLED_OTHER.
-7. patchfleet extension: a package the OS lists in ``/var/run/reboot-required.pkgs`` (binary or
+7. patchfleet extension (a baseline with ``os_reboot_signals``; AWS never marks patches it
+   did not install): a package the OS lists in ``/var/run/reboot-required.pkgs`` (binary or
    source name) while a reboot is required becomes INSTALLED_PENDING_REBOOT instead of
    INSTALLED / INSTALLED_OTHER.
 8. Exact names in ``approved_patches`` that are not installed get a NOT_APPLICABLE record.
@@ -115,7 +116,8 @@ class _AptEvaluator:
         self.approved = _Names(baseline.approved_patches)
         self.rejected = _Names(baseline.rejected_patches)
         self.block = baseline.rejected_patches_action is RejectedPatchesAction.BLOCK
-        self.reboot = frozenset(facts.reboot.packages) if facts.reboot.required else frozenset()
+        self.reboot = (frozenset(facts.reboot.packages)
+                       if facts.reboot.required and baseline.os_reboot_signals else frozenset())
         self.candidates: dict[str, PackageCandidates] = {c.name: c for c in facts.candidates}
         self.dated = first_seen is not None and any(rule.delayed for rule in self.rules)
 
