@@ -255,8 +255,9 @@ def test_rejected_key_is_an_auth_failure(fleet: Any, tmp_path: Path) -> None:
 
 
 def test_approve_after_days_counts_from_first_seen_on_apt(fleet: Any, tmp_path: Path) -> None:
-    """patchfleet extension: apt has no release dates, so the delay counts from the first scan
-    that saw a version offered (fleet-wide), kept in the store's history."""
+    """apt has no release dates: AWS ignores the delay; with staged_approval (patchfleet
+    extension) it counts from the first scan that saw a version offered (fleet-wide), kept in
+    the store's history."""
     from dataclasses import replace
     from datetime import UTC, datetime, timedelta
 
@@ -264,7 +265,16 @@ def test_approve_after_days_counts_from_first_seen_on_apt(fleet: Any, tmp_path: 
     from patchfleet.domain.results import RunContext
     from patchfleet.store.writer import write_run
 
+    aws_like = baseline_file(tmp_path, "aws-delayed", """
+        approval_rules:
+          - patch_filters: [{key: PRIORITY, values: ['*']}]
+            approve_after_days: 7
+    """)
+    # AWS (the default): apt has no release dates, the delay is ignored
+    assert missing(scan(fleet, tmp_path, targets="deb-a",
+                        baseline=aws_like)["deb-a"]) == SECURITY_UPDATES
     b = baseline_file(tmp_path, "delayed", """
+        staged_approval: true
         approval_rules:
           - patch_filters: [{key: PRIORITY, values: ['*']}]
             approve_after_days: 7
@@ -281,6 +291,7 @@ def test_approve_after_days_counts_from_first_seen_on_apt(fleet: Any, tmp_path: 
     assert missing(later) == SECURITY_UPDATES
 
     stricter = baseline_file(tmp_path, "delayed10", """
+        staged_approval: true
         approval_rules:
           - patch_filters: [{key: PRIORITY, values: ['*']}]
             approve_after_days: 10

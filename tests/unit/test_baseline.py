@@ -557,3 +557,14 @@ def test_exported_yaml_baseline_is_loadable(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(to_yaml_data(b), sort_keys=False))
     assert load_baseline(path) == b
     assert load_baselines(tmp_path).get(b.name) == b
+
+
+@pytest.mark.parametrize("value", ["CVE-2025-1001", "cve-2024-12345", "1234567"])
+def test_a_suse_rejected_list_refuses_cve_and_bugzilla_ids(value: str) -> None:
+    """AWS takes package names and patch ids there only; a CVE id was silently dropped."""
+    with pytest.raises(ConfigError, match="is a CVE or Bugzilla ID; a SUSE rejected_patches"):
+        parse_baseline({"name": "suse-rejects", "operating_system": "SUSE",
+                        "rejected_patches": [value]}, "suse.yaml")
+    assert parse_baseline({"name": "suse-rejects", "operating_system": "SUSE",
+                           "rejected_patches": ["SUSE-SLE-Module-Basesystem-15-SP6-2025-1234",
+                                                "telnet*"]}, "suse.yaml")

@@ -11,6 +11,7 @@ import pytest
 
 from patchfleet.config.baselines import load_baseline
 from patchfleet.domain.baseline import Baseline, parse_baseline
+from patchfleet.domain.baseline_aws import baseline_from_aws_json
 from patchfleet.domain.evaluate import evaluate, evaluate_apt
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import ComplianceLevel, PatchRecord, PatchState
@@ -268,20 +269,24 @@ def test_priority_of_the_new_version_is_used() -> None:
 
 
 def test_section_filter() -> None:
-    b = baseline(approval_rules=[rule(("SECTION", ["utils", "shell*"]), enable_non_security=True)])
+    b = baseline(approval_rules=[rule(("SECTION", ["utils", "shells"]), enable_non_security=True)])
     r = by_name(run(C.mixed(), b))
     assert r["openssl"].state is M and r["bash"].state is M
     assert r["vim"].state is IO and r["telnet"].state is IO and r["libc6"].state is IO
 
 
-def test_section_filter_matches_the_component_qualified_section() -> None:
+def test_section_and_priority_values_are_exact_as_in_aws() -> None:
+    """AWS compares SECTION and PRIORITY exactly; only a lone * is a wildcard (issue 12 #6)."""
     f = C.facts(
-        [C.pkg("foo", "1.0-1", section="contrib/net")],
+        [C.pkg("foo", "1.0-1", priority="optional", section="contrib/net")],
         [C.table("foo", "1.0-1", "1.0-2", C.ver("1.0-2", C.SECURITY))],
     )
-    for value in ("net", "contrib/net", "contrib/*"):
-        r = by_name(run(f, baseline(approval_rules=[rule(("SECTION", [value]))])))
-        assert r["foo"].state is M, value
+    for key, value, approved in (("SECTION", "contrib/net", True), ("SECTION", "net", False),
+                                 ("SECTION", "contrib/*", False), ("SECTION", "*", True),
+                                 ("PRIORITY", "Optional", True), ("PRIORITY", "Opt*", False),
+                                 ("PRIORITY", "*", True)):
+        r = by_name(run(f, baseline(approval_rules=[rule((key, [value]))])))
+        assert (r["foo"].state is M) is approved, (key, value)
 
 
 def test_product_filter() -> None:
@@ -404,7 +409,10 @@ def test_held_package_stays_missing() -> None:
 
 def test_pending_reboot_by_binary_or_source_name() -> None:
     f = C.mixed(reboot_required=True, reboot_packages=("libc6", "inetutils", "openssl"))
-    b = baseline(approval_rules=[SECURITY_RULE])
+    # AWS (default): packages patchfleet did not install are never pending a reboot
+    aws_default = by_name(run(f, baseline(approval_rules=[SECURITY_RULE])))
+    assert (aws_default["libc6"].state, aws_default["telnet"].state) == (INST, IO)
+    b = baseline(approval_rules=[SECURITY_RULE], os_reboot_signals=True)
     r = by_name(run(f, b))
     assert r["libc6"].state is IPR
     assert r["libc6"].compliance_level is ComplianceLevel.UNSPECIFIED  # kept from INSTALLED
@@ -415,7 +423,8 @@ def test_pending_reboot_by_binary_or_source_name() -> None:
 
 
 def test_pending_reboot_keeps_the_rule_level_and_needs_required_flag() -> None:
-    b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), compliance_level="HIGH")])
+    b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), compliance_level="HIGH")],
+                 os_reboot_signals=True)
     f = C.mixed(reboot_required=True, reboot_packages=("glibc",))
     assert by_name(run(f, b))["libc6"].compliance_level is ComplianceLevel.HIGH
     f = C.mixed(reboot_required=False, reboot_packages=("glibc",))
@@ -457,11 +466,37 @@ def test_delays_are_ignored_without_first_seen_dates() -> None:
     assert by_name(run(C.mixed(), b))["openssl"].state is M
 
 
+def test_aws_ignores_delays_on_apt_by_default() -> None:
+    """Issue 12 #1: AWS's real AWS-UbuntuDefaultPatchBaseline carries ApproveAfterDays 7, yet a
+    security update is MISSING on day 0 (apt has no release dates); the same here by default,
+    with the staged approval extension only when the baseline asks for it."""
+    aws_json = {
+        "Name": "AWS-UbuntuDefaultPatchBaseline", "OperatingSystem": "UBUNTU",
+        "ApprovalRules": {"PatchRules": [{
+            "PatchFilterGroup": {"PatchFilters": [
+                {"Key": "PRIORITY", "Values": ["Required", "Important", "Standard", "Optional",
+                                               "Extra"]}]},
+            "ComplianceLevel": "UNSPECIFIED", "ApproveAfterDays": 7,
+            "EnableNonSecurity": False}]},
+    }
+    imported = baseline_from_aws_json(aws_json)
+    assert imported.ignored_delays() == ["approval_rules.0.approve_after_days"]
+    key = ("openssl", "3.0.11-1~deb12u2")
+    today = {key: NOW}
+    ubuntu = C.mixed(os=C.UBUNTU2204)
+    assert by_name(run(ubuntu, imported, first_seen=today))["openssl"].state is M
+    assert by_name(run(ubuntu, imported))["openssl"].state is M
+    staged = imported.model_copy(update={"staged_approval": True})
+    assert staged.ignored_delays() == []
+    assert by_name(run(ubuntu, staged, first_seen=today))["openssl"].state is IO
+
+
 def test_first_seen_dates_drive_approve_after_days() -> None:
-    b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_after_days=7)])
+    b = baseline(approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_after_days=7)],
+                 staged_approval=True)
     key = ("openssl", "3.0.11-1~deb12u2")
     recent = {key: NOW - timedelta(days=2)}
-    old = {key: NOW - timedelta(days=7)}
+    old = {key: NOW - timedelta(days=7, seconds=1)}
     assert by_name(run(C.mixed(), b, first_seen=recent))["openssl"].state is IO
     assert by_name(run(C.mixed(), b, first_seen=old))["openssl"].state is M
     # Never seen before: seen now, so only a 0-day delay approves it.
@@ -470,7 +505,8 @@ def test_first_seen_dates_drive_approve_after_days() -> None:
 
 def test_first_seen_dates_drive_approve_until_date() -> None:
     b = baseline(
-        approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_until_date="2026-01-10")]
+        approval_rules=[rule(("PRIORITY", ALL_PRIORITIES), approve_until_date="2026-01-10")],
+        staged_approval=True,
     )
     key = ("openssl", "3.0.11-1~deb12u2")
     before = {key: NOW.replace(day=10, hour=23)}

@@ -137,13 +137,14 @@ def test_records_are_sorted_and_deterministic() -> None:
 
 def test_default_waits_seven_days() -> None:
     b = aws("AWS-RockyLinuxDefaultPatchBaseline")
-    # Issued 2025-05-01 10:00: curl is approved from 05-08 10:00; openssl was updated 05-20.
-    assert missing(run(C.rocky(), b, C.ISSUED + timedelta(days=7))) == {
+    # Issued 2025-05-01 10:00: curl is approved once more than 7 x 24 h have passed (AWS: strictly
+    # older than the delay); openssl was updated 05-20.
+    assert missing(run(C.rocky(), b, C.ISSUED + timedelta(days=7, seconds=1))) == {
         "fake-curl",
         "fake-libcurl",
         "fake-coreutils",
     }
-    assert missing(run(C.rocky(), b, C.ISSUED + timedelta(days=7, seconds=-1))) == set()
+    assert missing(run(C.rocky(), b, C.ISSUED + timedelta(days=7))) == set()
 
 
 def test_amazon_linux_2023_default_and_medium_matches_moderate() -> None:
@@ -258,10 +259,10 @@ def test_product_filter_and_global_filters() -> None:
 
 def test_approve_after_days_counts_from_updated_then_issued() -> None:
     b = baseline(approval_rules=[rule(SECURITY, approve_after_days=10)])
-    at = C.OPENSSL_UPDATED + timedelta(days=10)
+    at = C.OPENSSL_UPDATED + timedelta(days=10, seconds=1)
     assert "fake-openssl" in missing(run(C.rocky(), b, at))
     assert "fake-openssl" not in missing(run(C.rocky(), b, at - timedelta(seconds=1)))
-    at = C.ISSUED + timedelta(days=10)
+    at = C.ISSUED + timedelta(days=10, seconds=1)
     assert missing(run(C.rocky(), b, at)) == {"fake-curl", "fake-libcurl", "kernel", "fake-sudo"}
     assert missing(run(C.rocky(), b, at - timedelta(seconds=1))) == set()
 
@@ -270,7 +271,7 @@ def test_approve_after_days_falls_back_to_build_time_then_no_delay() -> None:
     undated = tuple(replace(a, issued=None, updated=None) for a in C.dnf_advisories())
     b = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
     f = C.rocky(advisories=undated)
-    at = C.BUILT + timedelta(days=7)
+    at = C.BUILT + timedelta(days=7, seconds=1)
     assert len(missing(run(f, b, at))) == 5
     assert run(f, b, at)["fake-openssl"].release_date == C.BUILT
     assert missing(run(f, b, at - timedelta(seconds=1))) == set()
@@ -284,10 +285,17 @@ def test_first_seen_is_the_last_fallback_for_a_release_date() -> None:
     undated = tuple(replace(a, issued=None, updated=None) for a in C.dnf_advisories())
     f = C.rocky(advisories=undated)
     f = replace(f, updates=tuple(replace(u, build_time=None) for u in f.updates))
-    b = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
     seen = {("fake-openssl", "1.1-1"): NOW - timedelta(days=8)}
-    assert missing(run(f, b, first_seen=seen)) == {"fake-openssl"}  # others: seen now
-    assert run(f, b, first_seen=seen)["fake-openssl"].release_date == NOW - timedelta(days=8)
+    # AWS (default): a notice with no date at all has met its delay.
+    b = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
+    assert len(missing(run(f, b, first_seen=seen))) == 5
+    assert run(f, b, first_seen=seen)["fake-openssl"].release_date is None
+    # staged_approval (extension): dated from the fleet's first sighting, "now" if never seen.
+    staged = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)],
+                      staged_approval=True)
+    assert missing(run(f, staged, first_seen=seen)) == {"fake-openssl"}
+    assert run(f, staged, first_seen=seen)["fake-openssl"].release_date == (
+        NOW - timedelta(days=8))
 
 
 def test_approve_until_date_is_inclusive_to_the_end_of_the_day_utc() -> None:
@@ -309,7 +317,7 @@ def test_dates_are_utc() -> None:
     notices = list(C.dnf_advisories())
     notices[0] = replace(notices[0], updated=C.OPENSSL_UPDATED.replace(tzinfo=None))
     b = baseline(approval_rules=[rule(SECURITY, approve_after_days=10)])
-    at = (C.OPENSSL_UPDATED + timedelta(days=10)).replace(tzinfo=None)
+    at = (C.OPENSSL_UPDATED + timedelta(days=10, seconds=1)).replace(tzinfo=None)
     assert "fake-openssl" in missing(run(C.rocky(advisories=notices), b, at))
     cest = timezone(timedelta(hours=2))
     notices[0] = replace(notices[0], updated=C.OPENSSL_UPDATED.astimezone(cest))
@@ -455,7 +463,8 @@ def test_package_in_no_notice_needs_enable_non_security() -> None:
     delayed = baseline(
         approval_rules=[rule(SECURITY, approve_after_days=40, enable_non_security=True)]
     )
-    assert missing(run(C.rocky(), delayed, C.BUILT + timedelta(days=40))) == {"fake-noadvisory"}
+    assert missing(run(C.rocky(), delayed, C.BUILT + timedelta(days=40, seconds=1))) == {
+        "fake-noadvisory"}
 
 
 # --- approved and rejected lists ----------------------------------------------------------------
@@ -563,7 +572,10 @@ def test_suse_patch_ids_and_full_rpm_names() -> None:
 
 def test_pending_reboot_from_the_names_the_os_gives() -> None:
     reboot = RebootState(boot_id="boot-1", required=True, packages=("kernel",))
-    records = evaluate(C.rocky_patched(reboot), aws("AWS-RockyLinuxDefaultPatchBaseline"), NOW)
+    default = aws("AWS-RockyLinuxDefaultPatchBaseline")
+    assert states(run(C.rocky_patched(reboot), default))["kernel"] is IO  # AWS: never pending
+    signals = default.model_copy(update={"os_reboot_signals": True})
+    records = evaluate(C.rocky_patched(reboot), signals, NOW)
     r = {x.package: x for x in records}
     assert r["kernel"].state is IPR and r["kernel"].compliance_level is U
     assert r["kernel"].classification == "Security"
@@ -572,7 +584,7 @@ def test_pending_reboot_from_the_names_the_os_gives() -> None:
     assert (s.installed_pending_reboot_count, s.status) == (1, NodeStatus.NON_COMPLIANT)
     assert s.security_non_compliant_count == 1
     # Not required: no pending reboot, whatever the install times.
-    assert states(run(C.rocky_patched(), aws("AWS-RockyLinuxDefaultPatchBaseline")))["kernel"] is IO
+    assert states(run(C.rocky_patched(), signals))["kernel"] is IO
 
 
 def test_pending_reboot_from_install_time_when_the_os_names_nothing() -> None:
@@ -586,12 +598,14 @@ def test_pending_reboot_from_install_time_when_the_os_names_nothing() -> None:
     ]
     installed.append(C.pkg("kernel-default-devel", "1.1-1", installed_at=after_boot))
     f = replace(f, installed=tuple(installed), reboot=RebootState("boot-1", required=True))
-    r = run(f, aws("AWS-SuseDefaultPatchBaseline"))
+    signals = aws("AWS-SuseDefaultPatchBaseline").model_copy(update={"os_reboot_signals": True})
+    assert run(f, aws("AWS-SuseDefaultPatchBaseline"))["kernel-default"].state is not IPR
+    r = run(f, signals)
     assert r["kernel-default"].state is IPR
     assert r["fake-openssl"].state is INST  # not a reboot package
     assert r["kernel-default-devel"].state is IO
     booted_later = replace(f, boot_time=after_boot + timedelta(minutes=1))
-    assert run(booted_later, aws("AWS-SuseDefaultPatchBaseline"))["kernel-default"].state is IO
+    assert run(booted_later, signals)["kernel-default"].state is IO
     unknown_boot = replace(f, boot_time=None)
     assert run(unknown_boot, aws("AWS-SuseDefaultPatchBaseline"))["kernel-default"].state is IO
 
@@ -667,4 +681,24 @@ def test_highest_level_among_what_approved_the_version() -> None:
     assert r["kernel"].compliance_level is ComplianceLevel.LOW
     s = summarize(records)
     assert s.overall_severity is ComplianceLevel.CRITICAL
-    assert (s.critical_non_compliant_count, s.security_non_compliant_count) == (1, 4)
+    # fake-openssl is critical and a security update: AWS counts it in both
+    assert (s.critical_non_compliant_count, s.security_non_compliant_count) == (1, 5)
+
+
+def test_delay_boundaries_are_aws_s() -> None:
+    """Issue 12 #7: a notice exactly 7 x 24 h old is not yet approved (AWS: strictly older
+    than the delay); approve_until_date covers the whole day, 23:59:59.5 included."""
+    b = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
+    exactly = C.ISSUED + timedelta(days=7)
+    assert "fake-curl" not in missing(run(C.rocky(), b, exactly))
+    assert "fake-curl" in missing(run(C.rocky(), b, exactly + timedelta(microseconds=1)))
+    day = C.ISSUED.date()
+    until = baseline(approval_rules=[rule(SECURITY, approve_until_date=day.isoformat())])
+    late = replace(C.rocky(), advisories=tuple(
+        replace(a, issued=datetime(day.year, day.month, day.day, 23, 59, 59, 500000, tzinfo=UTC),
+                updated=None) for a in C.dnf_advisories()))
+    assert "fake-curl" in missing(run(late, until))
+    next_day = replace(C.rocky(), advisories=tuple(
+        replace(a, issued=datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1),
+                updated=None) for a in C.dnf_advisories()))
+    assert "fake-curl" not in missing(run(next_day, until))

@@ -63,13 +63,14 @@ def test_apt_approval_waits_for_the_fleet_wide_first_sighting() -> None:
                     "approve_after_days": 7,
                 }
             ],
+            "staged_approval": True,
         },
         "test",
     )
     version = "3.0.11-1~deb12u2"
     now = C.NOW
     history = [
-        Sighting("canary", "openssl", version, now - timedelta(days=7)),
+        Sighting("canary", "openssl", version, now - timedelta(days=7, minutes=1)),
         Sighting("node-1", "openssl", version, now - timedelta(hours=1)),
     ]
 

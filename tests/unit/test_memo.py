@@ -121,7 +121,7 @@ def _host_facts(reboot: RebootState | None = None, product: str = "Debian12") ->
 
 def test_reused_records_change_with_what_differs_between_nodes() -> None:
     baseline = parse_baseline({
-        "name": "memo-test", "operating_system": "DEBIAN",
+        "name": "memo-test", "operating_system": "DEBIAN", "os_reboot_signals": True,
         "approval_rules": [{"patch_filters": [{"key": "PRODUCT", "values": ["Debian12"]}],
                             "enable_non_security": True}]}, "test")
     plain = evaluate_apt(_host_facts(), baseline, C.NOW)

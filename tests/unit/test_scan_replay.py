@@ -40,8 +40,10 @@ def facts_of(case: str, *, refresh: bool = True, **overrides: Recorded) -> NodeF
     return asyncio.run(go())
 
 
-def fake_states(facts: NodeFacts, baseline: str) -> dict[str, PatchState]:
-    recs = evaluate(facts, REGISTRY.get(baseline), datetime.now(UTC))
+def fake_states(facts: NodeFacts, baseline: str, os_reboot_signals: bool = False
+                ) -> dict[str, PatchState]:
+    b = REGISTRY.get(baseline).model_copy(update={"os_reboot_signals": os_reboot_signals})
+    recs = evaluate(facts, b, datetime.now(UTC))
     return {r.package: r.state for r in recs if "fake" in r.package}
 
 
@@ -62,7 +64,12 @@ def test_fresh_node_with_non_security_enabled() -> None:
 
 
 def test_reboot_pending_then_upgraded() -> None:
-    pending = fake_states(facts_of("debian12-reboot-pending"), "AWS-DebianDefaultPatchBaseline")
+    reboot_pending = facts_of("debian12-reboot-pending")
+    assert reboot_pending.reboot.required
+    # AWS: a package patchfleet did not install is never pending a reboot
+    aws_default = fake_states(reboot_pending, "AWS-DebianDefaultPatchBaseline")
+    assert aws_default["linux-image-1.1-fake"] is not P
+    pending = fake_states(reboot_pending, "AWS-DebianDefaultPatchBaseline", os_reboot_signals=True)
     assert pending["linux-image-1.1-fake"] is P and pending["linux-image-fake"] is INS
     upgraded = facts_of("debian12-upgraded")
     states = fake_states(upgraded, "AWS-DebianDefaultPatchBaseline")
@@ -70,7 +77,7 @@ def test_reboot_pending_then_upgraded() -> None:
     summary = summarize(evaluate(upgraded, REGISTRY.get("AWS-DebianDefaultPatchBaseline"),
                                  datetime.now(UTC)))
     assert summary.status is NodeStatus.NON_COMPLIANT
-    assert (summary.missing_count, summary.installed_pending_reboot_count) == (1, 1)
+    assert (summary.missing_count, summary.installed_pending_reboot_count) == (1, 0)
 
 
 def test_rebooted_node_clears_pending_reboot() -> None:

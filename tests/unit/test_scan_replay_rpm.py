@@ -61,8 +61,10 @@ def facts_of(family: str, case: str, **overrides: Recorded) -> NodeFacts:
     return collect(replay(family, case, **overrides))
 
 
-def states(facts: NodeFacts, baseline: str) -> dict[str, PatchState]:
-    return {r.package: r.state for r in evaluate(facts, REGISTRY.get(baseline), NOW)}
+def states(facts: NodeFacts, baseline: str, os_reboot_signals: bool = False
+           ) -> dict[str, PatchState]:
+    b = REGISTRY.get(baseline).model_copy(update={"os_reboot_signals": os_reboot_signals})
+    return {r.package: r.state for r in evaluate(facts, b, NOW)}
 
 
 def missing(facts: NodeFacts, baseline: str) -> set[str]:
@@ -100,8 +102,9 @@ def test_amazon_linux_2023_under_its_default() -> None:
 def test_rocky_upgraded_then_rebooted() -> None:
     upgraded = facts_of("dnf", "rocky9-upgraded")
     assert upgraded.reboot.required and upgraded.reboot.packages == ("kernel",)
-    s = states(upgraded, ROCKY)
-    assert s["kernel"] is P and M not in s.values() and s["fake-curl"] is INS
+    s = states(upgraded, ROCKY)  # AWS: what patchfleet did not install is never pending
+    assert s["kernel"] is not P and M not in s.values() and s["fake-curl"] is INS
+    assert states(upgraded, ROCKY, os_reboot_signals=True)["kernel"] is P
     rebooted = facts_of("dnf", "rocky9-rebooted")
     after = states(rebooted, ROCKY)
     assert after["kernel"] is OTH and P not in after.values()
@@ -158,7 +161,8 @@ def test_sles_fresh_patched_rebooted() -> None:
     patched = facts_of("zypper", "sles15-patched")
     assert patched.reboot.required and patched.reboot.packages == ()
     s = states(patched, SUSE)
-    assert s["kernel"] is P and M not in s.values() and s["fake-curl"] is INS
+    assert s["kernel"] is not P and M not in s.values() and s["fake-curl"] is INS
+    assert states(patched, SUSE, os_reboot_signals=True)["kernel"] is P
     after = states(facts_of("zypper", "sles15-rebooted"), SUSE)
     assert after["kernel"] is OTH and P not in after.values()
 

@@ -60,7 +60,8 @@ DESIGN_NODE_SUMMARIES = [
     "last_no_reboot_install_operation_time", "run_id", "snapshot_id", "execution_type",
 ]  # fmt: skip
 PATCH_EXTENSIONS = ["source_package", "repository", "held", "security"]
-NODE_EXTENSIONS = ["warnings", "boot_id", "restart_needed", "auto_updaters"]
+NODE_EXTENSIONS = ["warnings", "boot_id", "restart_needed", "auto_updaters", "reboot_required",
+                   "reboot_required_packages"]
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -539,8 +540,10 @@ def test_noncompliant_severity_counts_cover_exactly_the_noncompliant_states(
 OLD_STORES = Path(__file__).resolve().parents[1] / "cases" / "store" / "v1"
 # layout folder -> (its run id, the node_summaries columns its writer did not have yet)
 OLD_LAYOUTS = {
-    "initial": ("v1-initial-scan", ("boot_id", "restart_needed", "auto_updaters")),
-    "boot_id": ("v1-boot-id-scan", ("restart_needed", "auto_updaters")),
+    "initial": ("v1-initial-scan", ("boot_id", "restart_needed", "auto_updaters",
+                                    "reboot_required", "reboot_required_packages")),
+    "boot_id": ("v1-boot-id-scan", ("restart_needed", "auto_updaters", "reboot_required",
+                                    "reboot_required_packages")),
 }
 OLD_RUN_DAY = date(2026, 12, 4)
 GONE_REASON = (

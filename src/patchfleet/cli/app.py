@@ -22,6 +22,7 @@ from rich.table import Table
 
 from patchfleet.atomicio import write_atomic
 from patchfleet.config import prefect_env
+from patchfleet.domain.baseline import Baseline
 from patchfleet.domain.requests import Operation, PatchRequest
 from patchfleet.errors import InputError, PatchfleetError
 from patchfleet.ops.summary import RunSummary
@@ -387,8 +388,18 @@ def baseline_validate(
             loaded = load_aws_json_file(f) if f.suffix.lower() == ".json" else [load_baseline(f)]
             for b in loaded:
                 out.print(f"{f}: {b.name} ({b.operating_system}) is valid", highlight=False)
+                _warn_ignored_delays(f, b)
     except PatchfleetError as e:
         _fail(e)
+
+
+def _warn_ignored_delays(path: Path, b: Baseline) -> None:
+    """Say which delays an apt baseline carries that AWS's behaviour (the default) ignores."""
+    for field in b.ignored_delays():
+        err.print(f"warning: {path}: {field} is ignored on {b.operating_system.value}, as in AWS "
+                  "(apt publishes no release dates: updates are approved at once); set "
+                  "staged_approval: true to count it from the first time the fleet saw each "
+                  "version", highlight=False, soft_wrap=True)
 
 
 @baseline_app.command("show")
@@ -420,13 +431,22 @@ def baseline_export(
     baselines_dir: BaselinesDirOpt = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="File to write (default: "
                                                   "stdout).")] = None,
+    strict_aws: Annotated[bool, typer.Option(
+        "--strict-aws", help="Refuse a baseline that uses a patchfleet extension (AWS's API "
+        "would reject the JSON).")] = False,
 ) -> None:
     """Export a baseline as AWS get-patch-baseline JSON."""
-    from patchfleet.domain.baseline_aws import to_aws_json
+    from patchfleet.domain.baseline_aws import EXTENSION_KEY, to_aws_json
     from patchfleet.ops.plan import load_registry
 
     try:
-        text = json.dumps(to_aws_json(load_registry(baselines_dir).get(name)), indent=2) + "\n"
+        b = load_registry(baselines_dir).get(name)
+        if strict_aws and b.staged_approval:
+            raise InputError(
+                f"--strict-aws: baseline {name!r} uses staged_approval, a patchfleet extension "
+                f"(exported as {EXTENSION_KEY}); AWS has no such setting: remove it, or export "
+                "without --strict-aws")
+        text = json.dumps(to_aws_json(b), indent=2) + "\n"
     except PatchfleetError as e:
         _fail(e)
     if out_file:
@@ -458,6 +478,7 @@ def baseline_import(
     for path, b in targets:
         write_atomic(path, yaml.safe_dump(to_yaml_data(b), sort_keys=False), parents=True)
         out.print(f"wrote {path}", highlight=False)
+        _warn_ignored_delays(path, b)
 
 
 @deployments_app.command("validate")

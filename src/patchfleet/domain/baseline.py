@@ -75,6 +75,9 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
 SOURCE_NAME_RE = re.compile(r"^[a-zA-Z0-9_\-.]{3,50}$")
 APT_PATCH_NAME_RE = re.compile(r"^[A-Za-z0-9*][A-Za-z0-9+.\-*]*$")
 # Identifiers that AWS accepts in ApprovedPatches but not in RejectedPatches (yum family).
+_CVE_OR_BUGZILLA = re.compile(r"^(?:\d+|CVE-\d{4}-\d+)$", re.IGNORECASE)
+EXACT_FILTER_KEYS = frozenset({"PRIORITY", "SECTION"})
+"""Filter keys whose values AWS compares exactly (a lone ``*`` is their only wildcard)."""
 _ADVISORY_LIKE = re.compile(r"^(?:\d+|CVE-\d{4}-\d+|[A-Z][A-Z0-9]*-\d{4}[:\-]\d+)$")
 
 
@@ -327,6 +330,28 @@ class Baseline(_Model):
     """Windows only."""
     sources: Annotated[tuple[PatchSource, ...], Field(max_length=20)] = ()
     tags: dict[str, str] = Field(default_factory=dict)
+    staged_approval: bool = False
+    """patchfleet extension (AWS has no such setting): count ``approve_after_days`` /
+    ``approve_until_date`` from the first time the fleet saw a version offered, on apt (which
+    publishes no release dates) and for rpm notices with no date at all. Off, as in AWS: apt
+    rules approve at once whatever their delay, and an undated rpm notice is approved."""
+
+    os_reboot_signals: bool = False
+    """patchfleet extension: a package the OS names as needing a reboot
+    (``/var/run/reboot-required.pkgs``, ``needs-restarting``) is INSTALLED_PENDING_REBOOT (and
+    the node NON_COMPLIANT) even when patchfleet did not install it. Off, as in AWS: "patches
+    installed outside of Patch Manager are never given INSTALLED_PENDING_REBOOT"; the OS's signal
+    is still stored per node (``reboot_required``, ``reboot_required_packages``)."""
+
+    def ignored_delays(self) -> list[str]:
+        """The fields whose delay AWS's behaviour ignores on this baseline (apt rules without
+        ``staged_approval``), to warn about them."""
+        if self.family is not OsFamily.APT or self.staged_approval:
+            return []
+        return [f"approval_rules.{i}.{name}" for i, r in enumerate(self.approval_rules)
+                for name, value in (("approve_after_days", r.approve_after_days),
+                                    ("approve_until_date", r.approve_until_date))
+                if value is not None]
 
     @field_validator("name")
     @classmethod
@@ -400,6 +425,12 @@ def _check_patch_names(
             )
         elif family in (OsFamily.YUM, OsFamily.SUSE) and name.count("*") > 1:
             yield path, f"{name!r} has more than one '*'; {os.value} allows a single wildcard"
+        elif family is OsFamily.SUSE and rejected and _CVE_OR_BUGZILLA.match(name):
+            yield (
+                path,
+                f"{name!r} is a CVE or Bugzilla ID; a SUSE rejected_patches list takes package "
+                "names and patch IDs (e.g. SUSE-SLE-Module-Basesystem-15-SP6-2025-1234) only",
+            )
         elif family is OsFamily.YUM and rejected and _ADVISORY_LIKE.match(name):
             yield (
                 path,

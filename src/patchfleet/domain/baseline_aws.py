@@ -27,6 +27,9 @@ __all__ = [
     "to_aws_json",
 ]
 
+EXTENSION_KEY = "PatchfleetStagedApproval"
+"""The one non-AWS key patchfleet writes in AWS JSON (its staged_approval extension); AWS's API
+would refuse it, so ``baseline export --strict-aws`` refuses a baseline that needs it."""
 _IGNORED = frozenset(
     {"BaselineId", "CreatedDate", "ModifiedDate", "PatchGroups", "ClientToken", "ResponseMetadata"}
 )
@@ -40,6 +43,7 @@ _SIMPLE = {
     "RejectedPatches": "rejected_patches",
     "RejectedPatchesAction": "rejected_patches_action",
     "AvailableSecurityUpdatesComplianceStatus": "available_security_updates_compliance_status",
+    EXTENSION_KEY: "staged_approval",
 }
 _RULE = {
     "ComplianceLevel": "compliance_level",
@@ -238,5 +242,7 @@ def to_aws_json(b: Baseline) -> dict[str, Any]:
         )
     if b.tags:
         out["Tags"] = [{"Key": k, "Value": v} for k, v in b.tags.items()]
+    if b.staged_approval:
+        out[EXTENSION_KEY] = True
     return out
 

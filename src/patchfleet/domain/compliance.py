@@ -4,10 +4,10 @@
   INSTALLED_REJECTED; otherwise COMPLIANT (NOT_APPLICABLE counts for nothing).
 - Overall severity: the highest compliance level among the non-compliant records (a record with
   no level counts as UNSPECIFIED); None when compliant.
-- The three non-compliant counts partition the non-compliant records, so they add up to the
-  total: CRITICAL level -> critical; else classification Security -> security; else other. AWS
-  describes them separately without saying whether a Critical security patch counts twice;
-  patchfleet counts it once, as critical.
+- The three non-compliant counts are AWS's: ``CriticalNonCompliantCount`` counts non-compliant
+  records of compliance level CRITICAL, ``SecurityNonCompliantCount`` those classified Security,
+  independently (a critical security patch is in both), and ``OtherNonCompliantCount`` those that
+  are neither. So they can add up to more than the non-compliant total.
 """
 
 from __future__ import annotations
@@ -38,13 +38,12 @@ def summarize(records: Iterable[PatchRecord]) -> ComplianceSummary:
             continue
         level = r.compliance_level or ComplianceLevel.UNSPECIFIED
         levels.add(level)
-        if level is ComplianceLevel.CRITICAL:
-            critical += 1
-        elif r.classification == "Security":
-            security += 1
-        else:
-            other += 1
-    non_compliant = critical + security + other
+        is_critical = level is ComplianceLevel.CRITICAL
+        is_security = r.classification == "Security"
+        critical += is_critical
+        security += is_security
+        other += not (is_critical or is_security)
+    non_compliant = sum(n for state, n in states.items() if state.non_compliant)
     return ComplianceSummary(
         status=NodeStatus.NON_COMPLIANT if non_compliant else NodeStatus.COMPLIANT,
         overall_severity=min(levels, key=LEVEL_ORDER.index) if levels else None,

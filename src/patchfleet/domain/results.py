@@ -54,6 +54,11 @@ class NodeResult:
     """AWS OperatingSystem value of the node (DEBIAN, ROCKY_LINUX, SUSE, ...), when scanned."""
     boot_id: str | None = None
     """The node's boot id at the end of the operation (pending-reboot tracking across runs)."""
+    reboot_required: bool | None = None
+    """The OS says a reboot is required (``/var/run/reboot-required``, ``needs-restarting -r``,
+    ``zypper needs-rebooting``); None when not scanned."""
+    reboot_required_packages: tuple[str, ...] = field(default=())
+    """The packages the OS names as needing the reboot (when it names any)."""
 
     @property
     def failed(self) -> bool:

@@ -116,6 +116,8 @@ def node_result(node: ResolvedNode, facts: NodeFacts, baseline: Baseline,
         warnings=facts.warnings + evaluation_warnings(facts),
         boot_id=facts.reboot.boot_id or None,
         operating_system=facts.os.operating_system,
+        reboot_required=facts.reboot.required,
+        reboot_required_packages=tuple(facts.reboot.packages) if facts.reboot.required else (),
     )
 
 

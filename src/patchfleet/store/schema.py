@@ -10,7 +10,10 @@ columns, after the contract ones:
   never updates).
 - ``node_summaries``: ``warnings`` (list of strings): what the scan noticed but did not fail on;
   ``boot_id``: the node's boot id when the operation ended (what an install left pending a
-  reboot stays pending while the boot id is the same); ``restart_needed``: processes still
+  reboot stays pending while the boot id is the same); ``reboot_required`` /
+  ``reboot_required_packages``: the OS's own reboot signal and the packages it names (a fact:
+  it affects compliance only for baselines with ``os_reboot_signals``); ``restart_needed``:
+  processes still
   running replaced files; ``auto_updaters``: competing automatic updaters found active.
 
 ``date`` (the UTC day the run started) and ``run_id`` are Hive partition columns: they live in the
@@ -118,6 +121,8 @@ NODE_SUMMARIES_SCHEMA: Final = pa.schema(
         pa.field("boot_id", _STR),
         pa.field("restart_needed", _STRINGS),
         pa.field("auto_updaters", _STRINGS),
+        pa.field("reboot_required", pa.bool_()),
+        pa.field("reboot_required_packages", _STRINGS),
     ]
 )
 
@@ -256,6 +261,8 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
             "boot_id": result.boot_id,
             "restart_needed": list(result.restart_needed),
             "auto_updaters": list(result.auto_updaters),
+            "reboot_required": result.reboot_required,
+            "reboot_required_packages": list(result.reboot_required_packages),
         }
         for name, value in values.items():
             rows[name].append(value)

@@ -9,9 +9,10 @@ patchfleet's reading of AWS for apt nodes, step by step (the README repeats it f
    highest version newer than the installed one that a security origin offers; with ``true``
    apt's candidate version, if newer. The rule approves it when it passes the global filters and
    the rule's filters: PRODUCT against the node's product (``Debian12``), PRIORITY against the
-   version's Priority, SECTION against its Section (``contrib/net`` also matches ``net``). Values
-   within a filter are ORed, filters ANDed, ``*`` wildcards allowed, case ignored. A version with
-   no Priority/Section metadata uses the installed package's.
+   version's Priority, SECTION against its Section. Values within a filter are ORed, filters
+   ANDed, case ignored; PRIORITY and SECTION values are compared exactly as AWS does (only a
+   lone ``*`` is a wildcard: ``net`` does not match ``contrib/net``), PRODUCT takes ``*``
+   anywhere. A version with no Priority/Section metadata uses the installed package's.
 3. ``approved_patches`` (package names, wildcards) are approved whatever the filters say, at
    apt's candidate (``approved_patches_enable_non_security``) or the highest security version.
 4. ``rejected_patches`` are removed from the approved set.
@@ -22,14 +23,15 @@ patchfleet's reading of AWS for apt nodes, step by step (the README repeats it f
    ``held`` says so). Otherwise INSTALLED when the installed version itself would be approved (a
    rule whose filters pass on it and, without ``enable_non_security``, a security origin offers
    it; or the name is in ``approved_patches``), else INSTALLED_OTHER.
-7. patchfleet extension: a package the OS lists in ``/var/run/reboot-required.pkgs`` (binary or
+7. patchfleet extension (a baseline with ``os_reboot_signals``; AWS never marks patches it
+   did not install): a package the OS lists in ``/var/run/reboot-required.pkgs`` (binary or
    source name) while a reboot is required becomes INSTALLED_PENDING_REBOOT instead of
    INSTALLED / INSTALLED_OTHER.
 8. Exact names in ``approved_patches`` that are not installed get a NOT_APPLICABLE record.
 
-Debian and Ubuntu publish no release dates, so ``approve_after_days`` / ``approve_until_date``
-only take effect when the caller passes ``first_seen`` dates; without them approval is
-immediate, as in AWS.
+Debian and Ubuntu publish no release dates, so, as in AWS, ``approve_after_days`` /
+``approve_until_date`` are ignored on apt; a baseline with ``staged_approval`` (a patchfleet
+extension) counts them from the ``first_seen`` dates the caller passes.
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ class _AptEvaluator:
         self.approved = _Names(baseline.approved_patches)
         self.rejected = _Names(baseline.rejected_patches)
         self.block = baseline.rejected_patches_action is RejectedPatchesAction.BLOCK
-        self.reboot = frozenset(facts.reboot.packages) if facts.reboot.required else frozenset()
+        self.reboot = (frozenset(facts.reboot.packages)
+                       if facts.reboot.required and baseline.os_reboot_signals else frozenset())
         self.candidates: dict[str, PackageCandidates] = {c.name: c for c in facts.candidates}
         self.dated = first_seen is not None and any(rule.delayed for rule in self.rules)
 
@@ -270,7 +273,10 @@ def evaluate_apt(
     """Evaluate an apt node (Debian, Ubuntu, Raspbian) against a baseline of its OS.
 
     ``first_seen`` gives the dates that ``approve_after_days`` / ``approve_until_date`` count
-    from; None (the default) approves immediately, as AWS does for apt.
+    from, for a baseline with ``staged_approval`` (a patchfleet extension); otherwise, as AWS
+    does for apt, rules approve immediately.
     """
     check_baseline_fits(facts, baseline, OsFamily.APT)
+    if not baseline.staged_approval:  # AWS: no release dates on apt, delays don't apply
+        first_seen = None
     return _AptEvaluator(facts, baseline, now, first_seen).evaluate()

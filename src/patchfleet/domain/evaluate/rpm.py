@@ -63,7 +63,8 @@ patchfleet's reading of AWS for rpm nodes (the README repeats it for users):
     filters, or by ``approved_patches`` (name, NEVRA, or an id of a covering notice), or an
     ``enable_non_security`` rule's PRODUCT filters pass for a package in no notice; else
     INSTALLED_OTHER. Release dates don't matter once a version is installed (as for apt).
-11. **Pending reboot** (patchfleet extension, as for apt): an INSTALLED / INSTALLED_OTHER package
+11. **Pending reboot** (patchfleet extension with ``os_reboot_signals``, as for apt): an
+    INSTALLED / INSTALLED_OTHER package
     becomes INSTALLED_PENDING_REBOOT while the OS says a reboot is required, if the OS names it
     (binary or source name; ``dnf needs-restarting -r`` prints names like ``kernel``,
     ``glibc``) or, when the OS names no package (``zypper needs-rebooting``), if it was installed
@@ -462,9 +463,9 @@ class _RpmEvaluator:
             return notice.released
         if update is not None and update.build_time is not None:
             return _utc(update.build_time)
-        if self.first_seen is not None:
+        if self.first_seen is not None and self.baseline.staged_approval:
             return _utc(self.first_seen.get((name, version))) or self.now
-        return None
+        return None  # AWS: an undated notice's delay is met
 
     def _date_ok(self, rule: Rule, released: datetime | None) -> bool:
         return released is None or rule.released_in_time(released, self.now)
@@ -691,7 +692,7 @@ class _RpmEvaluator:
         return _newest_notices(covering)
 
     def _pending_reboot(self, pkg: InstalledPackage) -> bool:
-        if not self.facts.reboot.required:
+        if not (self.facts.reboot.required and self.baseline.os_reboot_signals):
             return False
         if self.reboot_names:
             return pkg.name in self.reboot_names or bool(

@@ -14,7 +14,14 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from patchfleet.domain.baseline import Baseline, OperatingSystem, OsFamily, PatchFilter, PatchRule
+from patchfleet.domain.baseline import (
+    EXACT_FILTER_KEYS,
+    Baseline,
+    OperatingSystem,
+    OsFamily,
+    PatchFilter,
+    PatchRule,
+)
 from patchfleet.domain.facts import NodeFacts, PackageManager
 from patchfleet.domain.records import LEVEL_ORDER, ComplianceLevel
 from patchfleet.errors import ConfigError, UnsupportedOSError
@@ -54,41 +61,59 @@ def node_family(facts: NodeFacts) -> OsFamily:
     return family
 
 
-def _pattern(value: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(value.lower()))
+@dataclass(frozen=True, slots=True)
+class _Values:
+    """One filter's values, case ignored. For :data:`EXACT_FILTER_KEYS` as AWS compares them: exact,
+    and a lone ``*`` matches anything, missing metadata too (``Opt*`` matches only ``Opt*``).
+    Other keys (PRODUCT, CLASSIFICATION, ...) also take ``*`` inside a value
+    (``RockyLinux9.*``)."""
+
+    any: bool
+    exact: frozenset[str]
+    patterns: tuple[re.Pattern[str], ...]
+
+    @classmethod
+    def of(cls, key: str, values: Iterable[str]) -> _Values:
+        lowered = tuple(v.lower() for v in values)
+        globbing = key not in EXACT_FILTER_KEYS
+        return cls("*" in lowered,
+                   frozenset(v for v in lowered if not (globbing and "*" in v)),
+                   tuple(re.compile(fnmatch.translate(v)) for v in lowered
+                         if globbing and "*" in v and v != "*"))
+
+    def match(self, subject: str) -> bool:
+        s = subject.lower()
+        return self.any or s in self.exact or any(p.match(s) for p in self.patterns)
 
 
 class Filters:
-    """One filter group, compiled: each key's value patterns."""
+    """One filter group, compiled: each key's values."""
 
     def __init__(self, filters: Iterable[PatchFilter]) -> None:
-        self.filters = tuple((f.key, tuple(_pattern(v) for v in f.values)) for f in filters)
+        self.filters = tuple((f.key, _Values.of(f.key, f.values)) for f in filters)
 
     def matches(self, subjects: Mapping[str, Sequence[str]], skip: Container[str] = ()) -> bool:
         """Every filter matches one of its key's subjects. Keys in ``skip`` are not checked; a
-        key with no subjects (data the OS doesn't have) never matches."""
-        for key, patterns in self.filters:
+        key with no subjects (data the OS doesn't have) matches only ``*``."""
+        for key, values in self.filters:
             if key in skip:
                 continue
-            lowered = [s.lower() for s in subjects.get(key, ())]
-            if not any(p.match(s) for p in patterns for s in lowered):
+            found = subjects.get(key, ())
+            if not (values.any or any(values.match(s) for s in found)):
                 return False
         return True
 
     def passes(self, product: str, priority: str, section: str) -> bool:
-        """The apt subjects: ``contrib/net`` also matches the SECTION value ``net``."""
-        return self.matches(
-            {
-                "PRODUCT": (product,),
-                "PRIORITY": (priority,),
-                "SECTION": (section, section.rsplit("/", 1)[-1]),
-            }
-        )
+        """The apt subjects, compared as AWS does: ``contrib/net`` is matched by the SECTION
+        value ``contrib/net`` (or ``*``), not by ``net``."""
+        return self.matches({"PRODUCT": (product,), "PRIORITY": (priority,),
+                             "SECTION": (section,)})
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One approval rule, compiled; ``until`` is the end (23:59:59 UTC) of approve_until_date."""
+    """One approval rule, compiled; ``until`` is the start (00:00 UTC) of the day after
+    approve_until_date: a patch released at any moment of that date is approved."""
 
     filters: Filters
     level: ComplianceLevel
@@ -101,7 +126,7 @@ class Rule:
         until = None
         if rule.approve_until_date is not None:
             d = rule.approve_until_date
-            until = datetime(d.year, d.month, d.day, 23, 59, 59, tzinfo=UTC)
+            until = datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(days=1)
         return cls(
             Filters(rule.patch_filters),
             rule.compliance_level,
@@ -115,12 +140,12 @@ class Rule:
         return self.after_days is not None or self.until is not None
 
     def released_in_time(self, released: datetime, now: datetime) -> bool:
-        """``released + approve_after_days <= now``, or ``released <= approve_until_date``;
-        True for a rule with no delay."""
+        """As AWS: released strictly more than ``approve_after_days`` x 24 h before ``now``, or
+        released before the day after ``approve_until_date``; True for a rule with no delay."""
         if self.after_days is not None:
-            return released + timedelta(days=self.after_days) <= now
+            return released + timedelta(days=self.after_days) < now
         if self.until is not None:
-            return released <= self.until
+            return released < self.until
         return True
 
 
