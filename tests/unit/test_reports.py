@@ -286,6 +286,19 @@ def test_regenerating_removes_reports_of_nodes_no_longer_reported(tmp_path: Path
     assert len(read_csv(files.all_nodes)) == 3
 
 
+def test_regenerating_never_deletes_files_it_did_not_write(tmp_path: Path) -> None:
+    """Issue 13 #7: `report --out DIR` deleted DIR/nodes/*-summary.csv of anyone."""
+    mine = tmp_path / "nodes"
+    mine.mkdir()
+    (mine / "finance-summary.csv").write_text("kept\n")
+    (mine / "notes-patches.csv").write_text("kept\n")
+    write_reports_from_results(tmp_path, results())
+    write_reports_from_results(tmp_path, results()[1:], detail_nodes=["web-1"])
+    assert sorted(p.name for p in mine.iterdir()) == [
+        "finance-summary.csv", "notes-patches.csv", "web-1-patches.csv", "web-1-summary.csv"]
+    assert (mine / "finance-summary.csv").read_text() == "kept\n"
+
+
 def test_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = write_reports_from_results(tmp_path, results())
     before = files.all_nodes.read_bytes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -586,8 +587,35 @@ def deployments_apply(
                   highlight=False)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside a Prefect flow run (inside one, Prefect raises TerminationSignal)."""
+
+
+def _is_termination(exc: BaseException) -> bool:
+    """Our own SIGTERM, or Prefect's TerminationSignal (its flow engine raises it on SIGTERM;
+    looked up only if Prefect was imported, so other commands don't pay for importing it)."""
+    prefect_exceptions = sys.modules.get("prefect.exceptions")
+    termination = getattr(prefect_exceptions, "TerminationSignal", None)
+    return isinstance(exc, _Terminated) or (
+        isinstance(termination, type) and isinstance(exc, termination))
+
+
 def main() -> None:
-    app()
+    """The ``patchfleet`` command. SIGTERM (a service manager stopping it, ``kill``) ends it
+    like Ctrl-C: one line and exit 143, no traceback."""
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        app()
+    except BaseException as exc:
+        if not _is_termination(exc):
+            raise
+        err.print("patchfleet: stopped by SIGTERM; a run that had not finished was not recorded "
+                  "in the store", highlight=False)
+        raise SystemExit(143) from None
 
 
 if __name__ == "__main__":

@@ -306,12 +306,13 @@ def write_reports(
     manifests.
 
     ``uri_prefix`` is where the folder will be published (``s3://bucket/prefix/``); the manifests
-    then name the files under it. Without it they hold local ``file://`` URIs. Per-node files of
-    nodes no longer reported are removed from ``OUT/nodes/``, so a regenerated folder never mixes
-    runs.
+    then name the files under it. Without it they hold local ``file://`` URIs. Per-node files that
+    the folder's previous report wrote (its patches manifest lists them) and this one doesn't are
+    removed, so a regenerated folder never mixes runs; nothing else in the folder is touched.
     """
     folder = Path(out_dir)
     nodes_dir = folder / NODES_DIR
+    previous = _previous_node_files(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if patches:
@@ -355,7 +356,7 @@ def write_reports(
     else:
         with contextlib.suppress(OSError):
             (folder / PATCHES_MANIFEST_FILE).unlink(missing_ok=True)
-    _remove_stale(nodes_dir, {*node_summaries.values(), *node_patches.values()})
+    _remove_stale(previous - {*node_summaries.values(), *node_patches.values()})
     return ReportFiles(
         folder=folder,
         all_nodes=all_nodes,
@@ -366,13 +367,27 @@ def write_reports(
     )
 
 
-def _remove_stale(nodes_dir: Path, keep: set[Path]) -> None:
-    if not nodes_dir.is_dir():
-        return
-    for path in nodes_dir.iterdir():
-        if path.name.endswith(("-summary.csv", "-patches.csv")) and path not in keep:
-            with contextlib.suppress(OSError):
-                path.unlink()
+def _previous_node_files(folder: Path) -> set[Path]:
+    """The per-node files the folder's last report wrote: its patches manifest's files and
+    their summary companions (an unreadable manifest: none)."""
+    try:
+        manifest = json.loads((folder / PATCHES_MANIFEST_FILE).read_text(encoding="utf-8"))
+        uris = [u for loc in manifest["fileLocations"] for u in loc["URIs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    found: set[Path] = set()
+    for uri in uris:
+        name = str(uri).rsplit("/", 1)[-1]
+        if name.endswith("-patches.csv") and "/" not in name and not name.startswith("."):
+            found.add(folder / NODES_DIR / name)
+            found.add(folder / NODES_DIR / (name[: -len("-patches.csv")] + "-summary.csv"))
+    return found
+
+
+def _remove_stale(paths: set[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 # --- sources ----------------------------------------------------------------------------------
