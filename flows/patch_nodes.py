@@ -38,7 +38,7 @@ from patchfleet.domain.results import RunContext
 from patchfleet.errors import ConfigError
 from patchfleet.ops.batches import BatchCounts, BatchLayout
 from patchfleet.ops.plan import InstallSettings, RunPlan, install_rates
-from patchfleet.ops.shards import record_lost_shard, shard_spans
+from patchfleet.ops.shards import record_lost_shard, shard_count, shard_spans
 from patchfleet.ops.summary import RunSummary
 from patchfleet.store.shard_exchange import ShardExchange, shard_label
 from patchfleet.store.staging import StagingArea
@@ -97,6 +97,7 @@ async def patch_nodes(
     reports: bool = True,
     report_uri: str | None = None,
     shards: int = 1,
+    shard_size: int = 0,
     shard_deployment: str = "patch-nodes/shard",
     shard_timeout: float = 21600,
     shard: str | None = None,
@@ -114,7 +115,8 @@ async def patch_nodes(
     ``shards`` > 1 (Scan only) splits the targets into that many runs of ``shard_deployment``
     that any worker of its pool may take, all writing through the shared ``store``; this run
     waits up to ``shard_timeout`` seconds for each, then commits and reports them as one run
-    (``shard`` is what it sets on its shards).
+    (``shard`` is what it sets on its shards). ``shard_size`` instead caps the nodes per shard
+    (shards = ceil(targets / shard_size)); a run that comes to one shard is not sharded.
     """
     request = PatchRequest(
         operation=operation, targets=targets, inventory=inventory,
@@ -125,8 +127,8 @@ async def patch_nodes(
         max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
         execution_type=execution_type, deadline=deadline, label=label,
         node_lock_timeout=node_lock_timeout, reports=reports, report_uri=report_uri,
-        shards=shards, shard_deployment=shard_deployment, shard_timeout=shard_timeout,
-        shard=shard,
+        shards=shards, shard_size=shard_size, shard_deployment=shard_deployment,
+        shard_timeout=shard_timeout, shard=shard,
     )
     return await run_request(request)
 
@@ -167,8 +169,9 @@ async def run_request(request: PatchRequest) -> RunSummary:
             plan = replace(plan, options=replace(plan.options, snapshot=snapshot))
         if settings is not None:
             return await _install(request, plan, settings, ctx, staging, connector)
-        if request.shards > 1:
-            return await _scan_sharded(request, plan, ctx, staging)
+        if request.sharded and (
+                count := shard_count(len(plan.nodes), request.shards, request.shard_size)) > 1:
+            return await _scan_sharded(request, plan, ctx, staging, count)
         return await _scan(request, plan, ctx, staging, connector)
     finally:
         connector.close()
@@ -176,16 +179,18 @@ async def run_request(request: PatchRequest) -> RunSummary:
 
 
 async def _scan_sharded(request: PatchRequest, plan: RunPlan, ctx: RunContext,
-                        staging: StagingArea) -> RunSummary:
-    """Run each shard as a deployment run, then store, report and publish them as one run."""
+                        staging: StagingArea, count: int) -> RunSummary:
+    """Run ``count`` shards as deployment runs, then store, report and publish them as one
+    run."""
     logger = get_run_logger()
     exchange = ShardExchange.of(plan.store_root, ctx.run_id)
-    spans = shard_spans(len(plan.nodes), request.shards)
+    spans = shard_spans(len(plan.nodes), count)
     for i, (start, end) in enumerate(spans):
         exchange.put_targets(i, [n.id for n in plan.nodes[start:end]], start)
     logger.info("scanning %d node(s) in %d shard(s) of %s, through store %s", len(plan.nodes),
                 len(spans), request.shard_deployment, plan.store_root)
-    base = request.model_copy(update={"shards": 1, "label": None}).flow_parameters()
+    base = request.model_copy(
+        update={"shards": 1, "shard_size": 0, "label": None}).flow_parameters()
     try:
         outcomes = await asyncio.gather(*(
             run_shard(exchange, i, len(spans), request.shard_deployment,

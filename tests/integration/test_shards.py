@@ -179,10 +179,13 @@ def test_two_workers_each_scan_a_shard_and_the_parent_commits_one_run(
 
 def test_a_shard_that_crashes_leaves_its_nodes_failed_and_the_run_finishes(
         pool: Pool, fleet: Any) -> None:
+    # shard_size=2: 3 nodes make ceil(3 / 2) = 2 shards, both crashing
     summary = _sharded_scan(pool, "crash", shard_deployment="patch-nodes/shard-crash",
-                            shard_timeout=600)
+                            shard_timeout=600, shard_size=2)
     assert summary["node_count"] == 3 and summary["failed"] == 3, summary
     reasons = {n["node_id"]: n["failure_reason"] for n in summary["nodes"]}
     assert all(r.startswith("SHARD_FAILED: shard ") for r in reasons.values()), reasons
+    assert {r.split(" (")[0] for r in reasons.values()} == {"SHARD_FAILED: shard 1",
+                                                            "SHARD_FAILED: shard 2"}, reasons
     assert not _s3_keys(pool, "crash/_staging/")
     assert len(_s3_keys(pool, "crash/_commits/")) == 1

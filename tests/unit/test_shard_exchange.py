@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from patchfleet.domain.requests import Operation, PatchRequest
 from patchfleet.errors import StoreError
-from patchfleet.ops.shards import shard_spans
+from patchfleet.ops.shards import shard_count, shard_spans
 from patchfleet.store.shard_exchange import ShardExchange, shard_label
 
 
@@ -24,6 +25,28 @@ from patchfleet.store.shard_exchange import ShardExchange, shard_label
 def test_spans_cover_every_node_once_in_order(nodes: int, shards: int,
                                                spans: list[tuple[int, int]]) -> None:
     assert shard_spans(nodes, shards) == spans
+
+
+@pytest.mark.parametrize(("nodes", "shards", "size", "count"), [
+    (10, 1, 0, 1), (10, 3, 0, 3), (10, 1, 4, 3), (10, 5, 4, 3), (10, 1, 10, 1),
+    (10, 1, 25, 1), (2, 1, 1, 2), (0, 1, 5, 1), (0, 4, 0, 1),
+])
+def test_shard_size_caps_the_nodes_per_shard(nodes: int, shards: int, size: int,
+                                             count: int) -> None:
+    assert shard_count(nodes, shards, size) == count
+    spans = shard_spans(nodes, count)
+    assert not size or all(end - start <= size for start, end in spans)
+
+
+def test_shard_size_is_a_scan_setting_and_not_for_shards() -> None:
+    assert PatchRequest(shard_size=500).sharded
+    assert not PatchRequest().sharded
+    with pytest.raises(ValueError, match="only a Scan is sharded"):
+        PatchRequest(operation=Operation.INSTALL, shard_size=10)
+    with pytest.raises(ValueError, match="not sharded again"):
+        PatchRequest(shard_size=10, shard="run-1/0")
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        PatchRequest(shard_size=-1)
 
 
 def test_local_exchange_round_trip(tmp_path: Path) -> None:

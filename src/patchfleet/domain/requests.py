@@ -109,6 +109,10 @@ class PatchRequest(BaseModel):
     """Scan only: split the targets into this many shards, each run as a deployment run of
     ``shard_deployment`` that any worker of its pool may take; this run then commits them as
     one run. 1: no shards, everything runs here."""
+    shard_size: int = Field(default=0, ge=0)
+    """Scan only: at most this many nodes per shard instead (shards = ceil(targets /
+    shard_size), known once the targets are resolved); wins over ``shards``. 0: use
+    ``shards``."""
     shard_deployment: str = "patch-nodes/shard"
     """The deployment (``flow/deployment``) the shards run as."""
     shard_timeout: float = Field(default=21600, gt=0, le=7 * 86400)
@@ -126,18 +130,25 @@ class PatchRequest(BaseModel):
 
     @model_validator(mode="after")
     def _sharding(self) -> PatchRequest:
-        if self.shards > 1 and self.operation is not Operation.SCAN:
+        if self.sharded and self.operation is not Operation.SCAN:
             raise ValueError("shards: only a Scan is sharded; run an Install with shards 1 "
-                             "(split the fleet with targets, or a policy per group, instead)")
-        if self.shards > 1 and self.shard:
-            raise ValueError("shards: a shard run is not sharded again; leave shards at 1")
-        if self.shards > 1 and not re.fullmatch(r"[^/\s]+/[^/\s]+", self.shard_deployment):
+                             "and shard_size 0 (split the fleet with targets, or a policy per "
+                             "group, instead)")
+        if self.sharded and self.shard:
+            raise ValueError("shards: a shard run is not sharded again; leave shards at 1 "
+                             "and shard_size at 0")
+        if self.sharded and not re.fullmatch(r"[^/\s]+/[^/\s]+", self.shard_deployment):
             raise ValueError("shard_deployment: give FLOW/DEPLOYMENT, e.g. patch-nodes/shard")
         return self
 
     @property
     def install(self) -> bool:
         return self.operation is Operation.INSTALL
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this run may split its targets into shards (``shards`` or ``shard_size``)."""
+        return self.shards > 1 or self.shard_size > 0
 
     @property
     def shard_of(self) -> tuple[str, int] | None:

@@ -18,7 +18,15 @@ from patchfleet.ops.scan import failed_result
 from patchfleet.store.shard_exchange import shard_label
 from patchfleet.store.staging import StagingArea
 
-__all__ = ["record_lost_shard", "shard_spans"]
+__all__ = ["record_lost_shard", "shard_count", "shard_spans"]
+
+
+def shard_count(nodes: int, shards: int, shard_size: int = 0) -> int:
+    """How many shards ``nodes`` targets make: ``ceil(nodes / shard_size)`` when ``shard_size``
+    is set, else ``shards``; never more than the nodes, never fewer than 1 (1: no sharding,
+    the run scans in its own process)."""
+    wanted = -(-nodes // shard_size) if shard_size > 0 else shards
+    return max(1, min(wanted, nodes))
 
 
 def shard_spans(nodes: int, shards: int) -> list[tuple[int, int]]:
