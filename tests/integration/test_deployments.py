@@ -14,8 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect_server import free_port as _free_port
+from prefect_server import stop as _stop
+from prefect_server import tail as _tail
 
 from patchfleet.store.query import ComplianceStore
 
@@ -45,31 +46,6 @@ class Deployed:
     default_inventory: str
     worker_log: Path
     timings: dict[str, float]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(path: Path, n: int = 60) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    return ""
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT first (a Prefect worker ignores SIGTERM), then SIGTERM, then SIGKILL."""
-    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        if proc.poll() is not None:
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=wait)
-    with contextlib.suppress(ProcessLookupError):  # leftovers of the group (flow run children)
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _cli(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
