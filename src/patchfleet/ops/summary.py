@@ -38,6 +38,8 @@ class NodeRow(BaseModel):
     failed: int
     failure_reason: str
     warnings: str
+    critical_non_compliant: int = 0
+    security_non_compliant: int = 0
 
 
 class RunSummary(BaseModel):
@@ -104,6 +106,8 @@ def node_row(r: StagedNode) -> NodeRow:
         failed=r["failed_count"],
         failure_reason=r["failure_reason"] or "",
         warnings="; ".join(r["warnings"] or ()),
+        critical_non_compliant=r.get("critical_non_compliant_count") or 0,
+        security_non_compliant=r.get("security_non_compliant_count") or 0,
     )
 
 
