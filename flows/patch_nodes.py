@@ -31,7 +31,7 @@ from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
 from patchfleet.domain import records
@@ -123,7 +123,7 @@ async def run_request(request: PatchRequest) -> RunSummary:
     scan or the install; the nodes' rows go through the run's staging area, never through
     task parameters or results."""
     run_id = str(flow_run.id or uuid.uuid4())
-    outcome = plan_run(request, run_id, deployment=flow_run.deployment_id is not None)
+    outcome = plan_run(request, run_id, deployment=bool(deployment.id))
     if isinstance(outcome, str):
         # A deployment run with bad input: one line naming the parameter, no traceback; the
         # run ends Failed with that message (a CLI run raised in plan_run instead).

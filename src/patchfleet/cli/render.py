@@ -65,15 +65,10 @@ def node_reason(row: NodeRow) -> str:
     return "; ".join(parts)
 
 
-def _split_warnings(text: str) -> list[str]:
-    return [w for w in (part.strip() for part in text.split("; ")) if w]
-
-
 def print_summary(out: Console, summary: RunSummary) -> None:
     """The closing table of a scan or install, then counts, warnings and where things landed."""
     wide = out.width >= WIDE
-    table = Table(title=f"run {summary.run_id}", title_justify="left", pad_edge=False,
-                  expand=False)
+    table = Table(title=f"run {summary.run_id}", title_justify="left")
     table.add_column("node", overflow="ellipsis", max_width=40)
     if wide:
         table.add_column("platform", overflow="ellipsis", no_wrap=True)
@@ -97,7 +92,7 @@ def print_summary(out: Console, summary: RunSummary) -> None:
             cells += [str(row.installed_other), str(row.rejected)]
         cells.append(node_reason(row))
         table.add_row(*cells)
-        warned += [(row.node_id, w) for w in _split_warnings(row.warnings)]
+        warned += [(row.node_id, w) for w in row.warning_list]
     out.print(table)
     out.print(f"{summary.compliant} compliant, {summary.non_compliant} non-compliant, "
               f"{summary.failed} failed", highlight=False)

@@ -40,6 +40,8 @@ class NodeRow(BaseModel):
     warnings: str
     critical_non_compliant: int = 0
     security_non_compliant: int = 0
+    warning_list: list[str] = []
+    """The node's warnings one by one (``warnings`` joins them with "; ")."""
 
 
 class RunSummary(BaseModel):
@@ -108,6 +110,7 @@ def node_row(r: StagedNode) -> NodeRow:
         warnings="; ".join(r["warnings"] or ()),
         critical_non_compliant=r.get("critical_non_compliant_count") or 0,
         security_non_compliant=r.get("security_non_compliant_count") or 0,
+        warning_list=list(r["warnings"] or ()),
     )
 
 
