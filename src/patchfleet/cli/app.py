@@ -20,7 +20,7 @@ import typer
 import yaml
 
 from patchfleet.atomicio import write_atomic
-from patchfleet.cli import render
+from patchfleet.cli import progress, render
 from patchfleet.cli.prefect_api import check_api
 from patchfleet.config import prefect_env
 from patchfleet.domain.requests import Operation, PatchRequest
@@ -81,6 +81,9 @@ StoreOpt = Annotated[
                  "region, credentials: the usual AWS settings). Default: $PATCHFLEET_STORE or "
                  "~/.local/share/patchfleet/store."),
 ]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show Prefect's log lines (on a terminal they "
+                       "are replaced by a progress line; piped output always has them).")]
 BaselinesDirOpt = Annotated[
     str | None,
     typer.Option("--baselines-dir", help="Folder of extra baseline YAML files (they override "
@@ -120,6 +123,7 @@ def scan(
                                  "(for a store on S3: ~/.local/share/patchfleet/reports/RUN_ID).")
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Scan nodes against their patch baselines (AWS-RunPatchBaseline Operation=Scan)."""
     from patchfleet.ops.plan import plan_scan
@@ -153,7 +157,7 @@ def scan(
         snapshot_id=snapshot_id,
         batch_size=batch_size,
         report_dir=report_dir,
-    ))
+    ), len(plan.nodes), "scanned", verbose)
     if output is OutputFormat.json:
         out.print_json(json.dumps(summary.output(), default=str))
     else:
@@ -204,6 +208,7 @@ def install(
     ] = False,
     report_dir: Annotated[str | None, typer.Option(help="Where CSV reports go.")] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Scan and install approved patches (AWS-RunPatchBaseline Operation=Install), with reboot
     options, lifecycle hooks and rate control. Exit 3 when the error threshold stopped the run."""
@@ -223,7 +228,8 @@ def install(
     except PatchfleetError as e:
         _fail(e)
     summary = _run_flow(PatchRequest(**params, baseline_override=baseline,
-                                     snapshot_id=snapshot_id, report_dir=report_dir, **extra))
+                                     snapshot_id=snapshot_id, report_dir=report_dir, **extra),
+                        len(plan.nodes), "planned" if dry_run else "patched", verbose)
     if output is OutputFormat.json:
         out.print_json(json.dumps(summary.output(), default=str))
     else:
@@ -239,8 +245,10 @@ def install(
         raise typer.Exit(3)
 
 
-def _run_flow(request: PatchRequest) -> RunSummary:
-    """Run the ``patch-nodes`` flow on ``request`` (the deployments run the same flow)."""
+def _run_flow(request: PatchRequest, total: int, verb: str, verbose: bool) -> RunSummary:
+    """Run the ``patch-nodes`` flow on ``request`` (the deployments run the same flow), with
+    a progress line on a terminal instead of Prefect's log lines (unless ``verbose``)."""
+    live = progress.quiet_prefect_console(verbose, err)
     prefect_env.apply_defaults()
     try:
         check_api()
@@ -249,7 +257,8 @@ def _run_flow(request: PatchRequest) -> RunSummary:
     from flows.patch_nodes import patch_nodes
 
     try:
-        result: RunSummary = asyncio.run(patch_nodes(**request.flow_parameters()))
+        with progress.display(err, total, verb, live):
+            result: RunSummary = asyncio.run(patch_nodes(**request.flow_parameters()))
     except PatchfleetError as e:
         _fail(e)
     return result
