@@ -69,7 +69,8 @@ def print_summary(out: Console, summary: RunSummary) -> None:
     """The closing table of a scan or install, then counts, warnings and where things landed."""
     wide = out.width >= WIDE
     table = Table(title=f"run {summary.run_id}", title_justify="left")
-    table.add_column("node", overflow="ellipsis", max_width=40)
+    longest = max((len(r.node_id) for r in summary.nodes), default=4)
+    table.add_column("node", overflow="fold", min_width=min(longest, 24))
     if wide:
         table.add_column("platform", overflow="ellipsis", no_wrap=True)
         table.add_column("baseline", overflow="ellipsis", no_wrap=True, max_width=40)
