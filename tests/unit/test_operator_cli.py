@@ -129,7 +129,7 @@ def test_check_api_on_a_closed_port(monkeypatch: pytest.MonkeyPatch) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
-    with pytest.raises(PrefectUnreachable, match="does not answer.*prefect server start"):
+    with pytest.raises(PrefectUnreachable, match=r"does not answer.*prefect server start"):
         check_api(timeout=2)
     monkeypatch.delenv("PREFECT_API_URL")
     check_api()  # unset: a temporary server, nothing to check
