@@ -210,6 +210,14 @@ def test_a_deployment_run_with_a_missing_inventory_names_the_parameter(
     assert not any("--inventory" in m or "Traceback" in m for m in messages), messages
 
 
+    async def artifacts(client: Any) -> list[Any]:
+        return list(await client.read_artifacts())
+
+    # every artifact has a key (key-less ones make `prefect artifact ls` fail)
+    assert all(a.key for a in asyncio.run(_client_call(walked.env["PREFECT_API_URL"],
+                                                       artifacts)))
+
+
 def test_one_ctrl_c_stops_the_worker(walked: Walkthrough) -> None:
     worker = walked.procs["worker"]
     t0 = time.monotonic()
