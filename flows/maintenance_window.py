@@ -45,6 +45,7 @@ from patchfleet.domain.windows import (
     CutoffBehavior,
     WindowPhase,
     current_window_start,
+    next_runs,
     window_phase,
 )
 from patchfleet.errors import ConfigError
@@ -148,7 +149,9 @@ async def maintenance_window(
     phase, reason = _phase(cfg, at)
     logger.info("%s", reason)
     base: dict[str, Any] = {"window": cfg.name, "execution_id": execution_id,
-                            "phase": phase.value, "forced": force, "reason": reason}
+                            "phase": phase.value, "forced": force, "reason": reason,
+                            "schedule": schedule_text(cfg),
+                            "next_occurrence": _next_occurrence(cfg, at)}
     if not force and phase is not WindowPhase.OPEN:
         if phase is WindowPhase.CUTOFF:
             reason = f"{reason}; no task started"
@@ -181,12 +184,29 @@ async def maintenance_window(
     return done
 
 
+def schedule_text(cfg: WindowConfig) -> str:
+    """The window's schedule as the operator wrote it, its offset included."""
+    win = cfg.window
+    offset = f" + {win.schedule_offset} day(s)" if win.schedule_offset else ""
+    return f"{win.schedule}{offset} ({win.schedule_timezone})"
+
+
+def _next_occurrence(cfg: WindowConfig, at: datetime) -> str | None:
+    """The next occurrence's start after ``at`` (offset applied), ISO-8601 UTC, or None."""
+    upcoming = next_runs(cfg.window, at, 1, activated_at=at)
+    return f"{upcoming[0]:%Y-%m-%dT%H:%M:%SZ}" if upcoming else None
+
+
 def window_markdown(result: dict[str, Any]) -> str:
-    """The ``window-summary`` artifact: the occurrence, and each task's outcome."""
+    """The ``window-summary`` artifact: the occurrence, the schedule (offset included), the
+    next occurrence, and each task's outcome."""
     lines = [f"# Maintenance window {result['window']}", "",
              f"- execution (snapshot) id: `{result['execution_id']}`",
              f"- phase: {result['phase']}{' (forced)' if result['forced'] else ''}",
              f"- {result['reason']}"]
+    if result.get("schedule"):
+        lines.append(f"- schedule: `{result['schedule']}`")
+    lines.append(f"- next occurrence: {result.get('next_occurrence') or 'none (schedule ended)'}")
     if result.get("skipped"):
         lines += ["", f"**Nothing ran:** {result['skipped']}"]
         return "\n".join(lines) + "\n"

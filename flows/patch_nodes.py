@@ -26,11 +26,12 @@ import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
+from prefect.states import Failed
 
 from patchfleet.domain import records
 from patchfleet.domain.requests import ExecutionType, Operation, PatchRequest, RebootOption
@@ -138,7 +139,13 @@ async def run_request(request: PatchRequest) -> RunSummary:
     scan or the install; the nodes' rows go through the run's staging area, never through
     task parameters or results."""
     run_id = str(flow_run.id or uuid.uuid4())
-    plan, settings = plan_run(request, run_id)
+    outcome = plan_run(request, run_id, deployment=bool(deployment.id))
+    if isinstance(outcome, str):
+        # A deployment run with bad input: one line naming the parameter, no traceback; the
+        # run ends Failed with that message (a CLI run raised in plan_run instead).
+        get_run_logger().error(outcome)
+        return cast(RunSummary, Failed(message=outcome))
+    plan, settings = outcome
     candidates = len(plan.nodes)
     ctx = RunContext(
         run_id=run_id,

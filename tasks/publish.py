@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from patchfleet.domain.results import RunContext
 from patchfleet.ops import summary as runsummary
 from patchfleet.ops.summary import RunSummary
-from patchfleet.store.staging import StagingArea, read_nodes
+from patchfleet.store.staging import StagingArea, read_nodes, top_missing
 from patchfleet.store.writer import WrittenRun
 from tasks.handles import Opaque
 
@@ -35,7 +35,8 @@ async def publish_artifacts(
     )
     await acreate_markdown_artifact(
         key="patch-summary",
-        markdown=runsummary.markdown(ctx, nodes),
+        markdown=runsummary.markdown(ctx, nodes, top_missing(staging),
+                                     reports.get("folder"), store_root),
         description=f"Summary of run {ctx.run_id}",
     )
     return RunSummary(
@@ -48,7 +49,10 @@ async def publish_artifacts(
         patch_states_file=str(written.patch_states_path),
         node_summaries_file=str(written.node_summaries_path),
         report_folder=reports.get("folder"),
-        report_files=[reports["all_nodes"]] if "all_nodes" in reports else [],
+        # all-nodes.csv first, then the manifest and any other file the run wrote
+        report_files=[reports["all_nodes"], *(f for f in reports.get("files", [])
+                                             if f != reports["all_nodes"])]
+        if "all_nodes" in reports else [],
         report_uris=list(reports.get("uris", [])),
     )
 

@@ -325,7 +325,7 @@ def test_apply_generates_one_scheduled_deployment_per_policy_and_window(
 
     store = tmp_path / "store"
     policies = _policies(tmp_path, fleet.inventory, store)
-    r = _apply([str(policies)], deployed.env)
+    r = _apply([str(policies), "--yes"], deployed.env)  # --yes: NextInterval false runs now
     assert r.returncode == 0, r.stdout + r.stderr
     assert "created: patch-policy/it-policy-scan, maintenance-window/it-window, " \
            "maintenance-window/it-offset" in r.stdout, r.stdout

@@ -54,7 +54,8 @@ def test_cli_deployments_apply_dry_run_and_errors_before_any_server(tmp_path: Pa
     dry = _apply([str(path), "--dry-run"], _env(tmp_path))
     assert dry.returncode == 0, dry.stderr
     for name in ("patch-policy/pol-a-scan", "patch-policy/pol-a-install",
-                 "maintenance-window/mw-a", "run now", "dry run: 3 deployment(s) not applied"):
+                 "maintenance-window/mw-a", "first run: on first deploy",
+                 "pol-a-install  (paused)", "dry run: 3 deployment(s) not applied"):
         assert name in dry.stdout, name
     # no server configured: refused with the fix, nothing deployed anywhere
     unset = _apply([str(path)], _env(tmp_path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from enum import StrEnum
@@ -18,10 +19,10 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
-from rich.console import Console
-from rich.table import Table
 
 from patchfleet.atomicio import write_atomic
+from patchfleet.cli import progress, render
+from patchfleet.cli.prefect_api import check_api
 from patchfleet.config import prefect_env
 from patchfleet.domain.baseline import Baseline
 from patchfleet.domain.requests import Operation, PatchRequest
@@ -44,10 +45,8 @@ deployments_app = typer.Typer(help="Validate patch policies and maintenance wind
                               no_args_is_help=True)
 app.add_typer(deployments_app, name="deployments")
 
-out = Console()
-if not out.is_terminal:  # a pipe or CI log: don't squeeze tables into 80 columns
-    out = Console(width=160)
-err = Console(stderr=True)
+out = render.console()
+err = render.console(stderr=True)
 
 
 class OutputFormat(StrEnum):
@@ -57,6 +56,7 @@ class OutputFormat(StrEnum):
 
 class QueryFormat(StrEnum):
     table = "table"
+    vertical = "vertical"
     json = "json"
     csv = "csv"
 
@@ -83,6 +83,9 @@ StoreOpt = Annotated[
                  "region, credentials: the usual AWS settings). Default: $PATCHFLEET_STORE or "
                  "~/.local/share/patchfleet/store."),
 ]
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show Prefect's log lines (on a terminal they "
+                       "are replaced by a progress line; piped output always has them).")]
 BaselinesDirOpt = Annotated[
     str | None,
     typer.Option("--baselines-dir", help="Folder of extra baseline YAML files (they override "
@@ -133,6 +136,7 @@ def scan(
                                  "(for a store on S3: ~/.local/share/patchfleet/reports/RUN_ID).")
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Scan nodes against their patch baselines (AWS-RunPatchBaseline Operation=Scan)."""
     from patchfleet.ops.plan import plan_scan
@@ -166,7 +170,7 @@ def scan(
         snapshot_id=snapshot_id,
         batch_size=batch_size,
         report_dir=report_dir,
-    ))
+    ), len(plan.nodes), "scanned", verbose)
     if output is OutputFormat.json:
         _print_json(summary.output())
     else:
@@ -217,6 +221,7 @@ def install(
     ] = False,
     report_dir: Annotated[str | None, typer.Option(help="Where CSV reports go.")] = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Scan and install approved patches (AWS-RunPatchBaseline Operation=Install), with reboot
     options, lifecycle hooks and rate control. Exit 3 when the error threshold stopped the run."""
@@ -236,7 +241,8 @@ def install(
     except PatchfleetError as e:
         _fail(e)
     summary = _run_flow(PatchRequest(**params, baseline_override=baseline,
-                                     snapshot_id=snapshot_id, report_dir=report_dir, **extra))
+                                     snapshot_id=snapshot_id, report_dir=report_dir, **extra),
+                        len(plan.nodes), "planned" if dry_run else "patched", verbose)
     if output is OutputFormat.json:
         _print_json(summary.output())
     else:
@@ -252,46 +258,27 @@ def install(
         raise typer.Exit(3)
 
 
-def _run_flow(request: PatchRequest) -> RunSummary:
-    """Run the ``patch-nodes`` flow on ``request`` (the deployments run the same flow)."""
+def _run_flow(request: PatchRequest, total: int, verb: str, verbose: bool) -> RunSummary:
+    """Run the ``patch-nodes`` flow on ``request`` (the deployments run the same flow), with
+    a progress line on a terminal instead of Prefect's log lines (unless ``verbose``)."""
+    live = progress.quiet_prefect_console(verbose, err)
     prefect_env.apply_defaults()
+    try:
+        check_api()
+    except PatchfleetError as e:
+        _fail(e)
     from flows.patch_nodes import patch_nodes
 
     try:
-        result: RunSummary = asyncio.run(patch_nodes(**request.flow_parameters()))
+        with progress.display(err, total, verb, live):
+            result: RunSummary = asyncio.run(patch_nodes(**request.flow_parameters()))
     except PatchfleetError as e:
         _fail(e)
     return result
 
 
 def _print_summary(summary: RunSummary) -> None:
-    table = Table(title=f"run {summary.run_id}", show_lines=False)
-    for col in ("node", "platform", "baseline", "status", "severity", "missing", "installed",
-                "other", "reboot", "rejected", "reason"):
-        table.add_column(col, overflow="fold")
-    colors = {"COMPLIANT": "green", "NON_COMPLIANT": "yellow", "FAILED": "red"}
-    for row in summary.nodes:
-        status = row.status
-        table.add_row(
-            row.node_id, row.platform, row.baseline_id,
-            f"[{colors.get(status, 'white')}]{status}[/]", row.overall_severity,
-            str(row.missing), str(row.installed), str(row.installed_other),
-            str(row.pending_reboot), str(row.rejected),
-            row.failure_reason or row.warnings,
-        )
-    out.print(table)
-    out.print(
-        f"{summary.compliant} compliant, {summary.non_compliant} non-compliant, "
-        f"{summary.failed} failed",
-        highlight=False,
-    )
-    out.print(f"Compliance store: {summary.store}", highlight=False, soft_wrap=True)
-    for path in (summary.node_summaries_file, summary.patch_states_file):
-        out.print(f"Parquet snapshot: {path}", highlight=False, soft_wrap=True)
-    for path in summary.report_files:
-        out.print(f"CSV report: {path}", highlight=False, soft_wrap=True)
-    out.print('Ask the store: patchfleet query "SELECT * FROM noncompliant_nodes"',
-              highlight=False, soft_wrap=True)
+    render.print_summary(out, summary)
 
 
 @app.command()
@@ -300,7 +287,11 @@ def query(
                                        "latest_patch_states, latest_node_summaries, "
                                        "noncompliant_nodes, compliance_history.")],
     store: StoreOpt = None,
-    output: Annotated[QueryFormat, typer.Option("--output", "-o")] = QueryFormat.table,
+    output: Annotated[QueryFormat, typer.Option(
+        "--format", "--output", "-o",
+        help="table (columns empty in every row left out), vertical (one line per field: "
+             "reads well at 80 columns), csv (lists as one field, items joined by ';'), json "
+             "(lists as arrays); timestamps are ISO-8601.")] = QueryFormat.table,
 ) -> None:
     """Run SQL on the compliance store with DuckDB."""
     from patchfleet.store.location import StoreLocation
@@ -312,24 +303,13 @@ def query(
     except PatchfleetError as e:
         _fail(e)
     if output is QueryFormat.json:
-        out.print_json(json.dumps([dict(zip(columns, r, strict=True)) for r in rows],
-                                  default=str))
+        render.write_json(sys.stdout, columns, rows)
     elif output is QueryFormat.csv:
-        import csv
-
-        from patchfleet.report.csv_safety import safe_rows
-
-        w = csv.writer(sys.stdout)
-        w.writerow(columns)
-        w.writerows(safe_rows(rows))
+        render.write_csv(sys.stdout, columns, rows)
     else:
-        table = Table(show_lines=False)
-        for c in columns:
-            table.add_column(c, overflow="fold")
-        for r in rows:
-            table.add_row(*("" if v is None else str(v) for v in r))
-        out.print(table)
-        err.print(f"{len(rows)} row(s)")
+        hidden = render.print_rows(out, columns, rows, output is QueryFormat.vertical)
+        note = f"; {len(hidden)} empty column(s) not shown" if hidden else ""
+        err.print(f"{len(rows)} row(s){note}", highlight=False)
 
 
 @app.command()
@@ -503,10 +483,22 @@ def deployments_validate(
         dep = load_deployments(file)
     except PatchfleetError as e:
         _fail(e)
-    for w in warnings:
+    for w in [*warnings, *_environment_warnings()]:
         err.print(f"[bold yellow]warning:[/] {w}", highlight=False, markup=True, soft_wrap=True)
     out.print(f"{file}: {len(dep.policies)} patch policy(ies), {len(dep.windows)} maintenance "
               f"window(s) are valid", highlight=False)
+
+
+def _environment_warnings() -> list[str]:
+    """What ``prefect deploy`` (whose build step runs ``deployments validate``) would bake into
+    the fixed deployments that doesn't exist here: ``PATCHFLEET_INVENTORY``, the default
+    ``inventory`` parameter."""
+    inventory = os.environ.get("PATCHFLEET_INVENTORY", "")
+    if inventory and "://" not in inventory and not Path(inventory).expanduser().is_file():
+        return [f"PATCHFLEET_INVENTORY={inventory} does not exist: it becomes the default "
+                "`inventory` parameter of the patch-nodes deployments, whose runs fail until "
+                "it exists; create it or export the path of an existing inventory"]
+    return []
 
 
 def _policies_file_param(file: Path, repo: Path) -> str:
@@ -537,11 +529,15 @@ def deployments_apply(
                                           "deployments without contacting the server.")
                        ] = False,
     baselines_dir: BaselinesDirOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Start the first run of new policies "
+                                      "with NextInterval false now (without it: printed, not "
+                                      "started).")] = False,
 ) -> None:
     """Validate FILE, then create or update one scheduled Prefect deployment per patch policy
     operation (patch-policy/NAME-scan, patch-policy/NAME-install) and per maintenance window
     (maintenance-window/NAME). Needs PREFECT_API_URL (not with --dry-run). Exit 2 on a bad
-    file (nothing is deployed), 1 if the server refuses."""
+    file (nothing is deployed), 1 if the server refuses. Deployments that can install are
+    created with their schedule paused; the command that resumes each is printed."""
     from datetime import UTC, datetime
 
     from patchfleet.config.policies import load_deployments, validate_deployments
@@ -560,22 +556,20 @@ def deployments_apply(
         _fail(e)
     for w in warnings:
         err.print(f"[bold yellow]warning:[/] {w}", highlight=False, markup=True, soft_wrap=True)
-    table = Table("deployment", "schedule", "next runs (UTC)", "on deploy")
-    for spec in specs:
-        table.add_row(spec.full_name,
-                      spec.schedule.describe() + ("" if spec.active else " [paused]"),
-                      ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in spec.upcoming) or "-",
-                      "run now" if spec.run_now else "")
-    out.print(table)
+    render.print_deployments(out, specs)
     if dry_run:
         out.print(f"dry run: {len(specs)} deployment(s) not applied", highlight=False)
         return
     prefect_env.apply_defaults()
+    try:
+        check_api()
+    except PatchfleetError as e:
+        _fail(e)
     from patchfleet.cli.deploy import apply_specs
 
     try:
         report = asyncio.run(apply_specs(specs, repo=repo.resolve(), pool=pool, queue=queue,
-                                         prune=prune))
+                                         prune=prune, start_runs=yes))
     except PatchfleetError as e:
         _fail(e)
     for label, names in (("created", report.created), ("updated", report.updated),
@@ -585,6 +579,12 @@ def deployments_apply(
     for name, run_id in report.started.items():
         out.print(f"started {name} now (NextInterval false): flow run {run_id}",
                   highlight=False)
+    for name in report.pending_runs:
+        out.print(f"not started (NextInterval false; pass --yes to start it now): "
+                  f"prefect deployment run '{name}'", highlight=False, soft_wrap=True)
+    for name, schedule_id in report.paused.items():
+        out.print(f"paused (it installs); to enable its schedule: prefect deployment schedule "
+                  f"resume '{name}' {schedule_id}", highlight=False, soft_wrap=True)
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -7,7 +7,10 @@ timezones, cutoffs, baselines, targets), so a bad file never reaches the server.
 worker machines with a ``set_working_directory`` pull step like ``deployments/prefect.yaml``,
 limited to one run at a time (ENQUEUE), and given the flow's parameter schema so a mistyped
 ``-p`` is refused. A policy whose NextInterval is false gets one run right after its deployment is
-first created. ``prune`` deletes ``patchfleet-generated`` deployments the file no longer has.
+first created, only with ``start_runs`` (``--yes``). A deployment that can install is created
+with its schedule paused (an operator resumes it with the printed command); an update keeps the
+pause state the server has. ``prune`` deletes ``patchfleet-generated`` deployments the file no
+longer has.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ class ApplyReport:
     updated: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     started: dict[str, str] = field(default_factory=dict)
-    """deployment full name -> id of the flow run started now (NextInterval false)."""
+    """deployment full name -> id of the flow run started now (NextInterval false, ``--yes``)."""
+    pending_runs: list[str] = field(default_factory=list)
+    """New deployments whose first run (NextInterval false) waits for ``--yes`` or a manual run."""
+    paused: dict[str, str] = field(default_factory=dict)
+    """Installing deployments whose schedule is paused: full name -> schedule id (to resume)."""
 
 
 def prefect_schedule(s: DeploySchedule) -> Any:
@@ -51,7 +58,8 @@ def _server_error(err: Exception, api_url: str | None) -> DeployError:
 
 
 async def apply_specs(specs: list[DeploymentSpec], *, repo: Path, pool: str,
-                      queue: str | None = None, prune: bool = False) -> ApplyReport:
+                      queue: str | None = None, prune: bool = False,
+                      start_runs: bool = False) -> ApplyReport:
     """Create or update every deployment of ``specs`` on the server at PREFECT_API_URL."""
     import httpx
     from prefect.client.orchestration import get_client
@@ -87,17 +95,21 @@ async def apply_specs(specs: list[DeploymentSpec], *, repo: Path, pool: str,
             for spec in specs:
                 flow_id = await client.create_flow_from_name(spec.flow_name)
                 try:
-                    await client.read_deployment_by_name(spec.full_name)
+                    current = await client.read_deployment_by_name(spec.full_name)
                     is_new = False
                 except ObjectNotFound:
-                    is_new = True
+                    current, is_new = None, True
+                active = spec.active
+                if spec.installs:
+                    active = active and current is not None and any(
+                        s.active for s in current.schedules or [])
                 dep_id = await client.create_deployment(
                     flow_id=flow_id, name=spec.name, entrypoint=spec.entrypoint,
                     parameters=spec.parameters, description=spec.description,
                     tags=list(spec.tags), work_pool_name=pool, work_queue_name=queue,
                     pull_steps=pull_steps, path=None,
                     schedules=[DeploymentScheduleCreate(schedule=prefect_schedule(spec.schedule),
-                                                        active=spec.active)],
+                                                        active=active)],
                     concurrency_limit=1,
                     concurrency_options=ConcurrencyOptions(
                         collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
@@ -106,10 +118,15 @@ async def apply_specs(specs: list[DeploymentSpec], *, repo: Path, pool: str,
                 )
                 (report.created if is_new else report.updated).append(spec.full_name)
                 existing.pop(spec.full_name, None)
-                if is_new and spec.run_now:
+                if spec.installs and not active:
+                    dep = await client.read_deployment(dep_id)
+                    report.paused[spec.full_name] = str(dep.schedules[0].id)
+                if is_new and spec.run_now and start_runs:
                     run = await client.create_flow_run_from_deployment(
                         dep_id, tags=list(spec.tags))
                     report.started[spec.full_name] = str(run.id)
+                elif is_new and spec.run_now:
+                    report.pending_runs.append(spec.full_name)
             if prune:
                 for full_name, dep_id in sorted(existing.items()):
                     await client.delete_deployment(dep_id)

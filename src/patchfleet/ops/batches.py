@@ -19,6 +19,7 @@ from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.records import NodeStatus
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.rollout import Rate
+from patchfleet.ops import progress
 from patchfleet.ops.rollout import InstallOptions, NodeGuard, RolloutNodeResult, run_rollout
 from patchfleet.ops.scan import ScanOptions, scan_each
 from patchfleet.ops.snapshots import SnapshotFreezer
@@ -99,6 +100,7 @@ class BatchRecorder:
         self._results.append(result)
         self._ordinals.append(ordinal)
         self.counts = self.counts.counted(result)
+        progress.announce(result)
         if len(self._results) >= self._chunk:
             self.flush()
 

@@ -42,6 +42,9 @@ class DeploymentSpec:
     """Start one run right after the deployment is first created (policy NextInterval false)."""
     upcoming: tuple[datetime, ...] = field(default=())
     """patchfleet's own next occurrences, for the operator to compare with Prefect's."""
+    installs: bool = False
+    """Its runs can install packages (a policy's install, a window with an Install task): its
+    schedule is created paused, and an operator resumes it on purpose."""
 
     @property
     def full_name(self) -> str:
@@ -69,6 +72,7 @@ def _policy_specs(p: PatchPolicy, file: str, source: str, index: int,
                          f"({p.schedule_timezone}). Generated from {file} by "
                          "`patchfleet deployments apply`; edit the file, not this deployment."),
             run_now=run_now, upcoming=tuple(_cron_upcoming(expr, p.schedule_timezone, now)),
+            installs=op == "Install",
         ))
     return out
 
@@ -93,6 +97,7 @@ def _window_spec(w: WindowConfig, file: str, now: datetime) -> DeploymentSpec:
                      f"{win.cutoff_behavior.value}; tasks: {tasks}. Generated from {file} by "
                      "`patchfleet deployments apply`; edit the file, not this deployment."),
         active=win.enabled,
+        installs=any(t.operation == "Install" for t in w.tasks),
         upcoming=tuple(next_runs(win, now, 3, activated_at=now)),
     )
 

@@ -172,7 +172,7 @@ def with_post_state(result: NodeResult, post: PostInstallState) -> NodeResult:
     ) + tuple(f"service {s}" for s in post.restarts.services)
     # apt's timers alone only refresh lists (and run unattended-upgrades if that is active,
     # which is reported by its own name): warn about what installs packages
-    notes = tuple(f"competing auto-updater active: {name}: {detail}"
+    notes = tuple(f"competing auto-updater {name}: {detail}"
                   for name, detail in post.auto_updaters.found
                   if not name.startswith("apt-daily")) + post.warnings
     return replace(result, restart_needed=restart, auto_updaters=updaters,

@@ -38,6 +38,10 @@ class NodeRow(BaseModel):
     failed: int
     failure_reason: str
     warnings: str
+    critical_non_compliant: int = 0
+    security_non_compliant: int = 0
+    warning_list: list[str] = []
+    """The node's warnings one by one (``warnings`` joins them with "; ")."""
 
 
 class RunSummary(BaseModel):
@@ -104,6 +108,9 @@ def node_row(r: StagedNode) -> NodeRow:
         failed=r["failed_count"],
         failure_reason=r["failure_reason"] or "",
         warnings="; ".join(r["warnings"] or ()),
+        critical_non_compliant=r.get("critical_non_compliant_count") or 0,
+        security_non_compliant=r.get("security_non_compliant_count") or 0,
+        warning_list=list(r["warnings"] or ()),
     )
 
 
@@ -128,7 +135,12 @@ def noncompliant_by_level(node: StagedNode) -> dict[str, int]:
             for level, column in zip(LEVEL_ORDER, LEVEL_COLUMNS, strict=True)}
 
 
-def markdown(ctx: RunContext, nodes: Sequence[StagedNode]) -> str:
+def markdown(ctx: RunContext, nodes: Sequence[StagedNode],
+             top_missing: Sequence[tuple[str, int, str]] = (),
+             report_folder: str | None = None, store: str | None = None) -> str:
+    """The ``patch-summary`` artifact: counts by state and compliance level, the packages
+    missing on the most nodes, the nodes that failed and why, and where the report and the
+    store are."""
     c = counts(nodes)
     states: Counter[PatchState] = Counter()
     severities: Counter[str] = Counter()
@@ -151,10 +163,22 @@ def markdown(ctx: RunContext, nodes: Sequence[StagedNode]) -> str:
         lines += ["", "| non-compliant by compliance level | count |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in sorted(severities.items(),
                                                        key=lambda kv: (-kv[1], order.index(kv[0])))]
+    if top_missing:
+        lines += ["", "## Top missing packages", "", "| package | nodes | severity |",
+                  "|---|---|---|"]
+        lines += [f"| `{pkg}` | {n} | {sev or '-'} |" for pkg, n, sev in top_missing]
     failed = [r for r in nodes if r["status"] == NodeStatus.FAILED]
     if failed:
-        lines += ["", "## Nodes that could not be scanned", ""]
-        lines += [f"- `{r['node_id']}` ({r['host']}): {r['failure_reason']}" for r in failed]
+        lines += ["", "## Nodes that failed", ""]
+        lines += [f"- `{r['node_id']}` ({r['host']}): "
+                  f"{(r['failure_reason'] or 'no reason recorded').splitlines()[0]}"
+                  for r in failed]
+    if report_folder or store:
+        lines += ["", "## Where it landed", ""]
+        if report_folder:
+            lines.append(f"- CSV report: `{report_folder}` (on the machine that ran the flow)")
+        if store:
+            lines.append(f"- compliance store: `{store}`")
     return "\n".join(lines) + "\n"
 
 

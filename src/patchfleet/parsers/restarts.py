@@ -287,10 +287,16 @@ def parse_auto_updaters(text: str) -> AutoUpdaters:
     if daemons or packages & {"PackageKit", "packagekit"}:
         pk_units = [u for u in ("packagekit.service", "packagekit-offline-update.service")
                     if u in units]
-        detail = ", ".join(daemons) or "package installed"
-        if pk_units:
-            detail += "; " + units_detail(pk_units)
-        # packagekitd is D-Bus activated: present means usable by any desktop or cockpit client.
+        detail = f"installed ({', '.join(daemons) or 'package'})"
+        enabled = [u for u in pk_units if unit_on(u)]
+        if enabled:
+            detail += "; enabled: " + units_detail(enabled)
+        elif pk_units:
+            detail += "; not enabled: " + units_detail(pk_units)
+        # packagekitd is D-Bus activated: installed means any desktop or cockpit client can
+        # start it and take the package manager's lock, enabled or not; whether it runs right
+        # now is not probed, and the detail says so rather than calling it active.
+        detail += "; running: not probed (D-Bus starts it on demand)"
         found.append(("packagekit", detail))
     aou = conf.get("suse-online-update")
     if aou is not None:

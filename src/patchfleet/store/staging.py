@@ -182,6 +182,28 @@ def iter_patch_tables(area: StagingArea) -> Iterator[pa.Table]:
         yield _read(path)
 
 
+def top_missing(area: StagingArea, limit: int = 10) -> list[tuple[str, int, str]]:
+    """The packages MISSING on the most nodes: (package, nodes, highest severity seen), most
+    nodes first. Reads only the package, node and state columns, one part at a time."""
+    nodes: dict[str, set[str]] = {}
+    severity: dict[str, str] = {}
+    for table in iter_patch_tables(area):
+        cols = [c for c in ("package", "node_id", "state", "severity") if c in table.column_names]
+        for row in table.select(cols).to_pylist():
+            if row["state"] != "MISSING":
+                continue
+            nodes.setdefault(row["package"], set()).add(row["node_id"])
+            sev, pkg = row.get("severity") or "", row["package"]
+            if _SEVERITY_RANK.get(sev, 0) > _SEVERITY_RANK.get(severity.get(pkg, ""), 0):
+                severity[pkg] = sev
+    ranked = sorted(nodes.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:limit]
+    return [(pkg, len(ids), severity.get(pkg, "")) for pkg, ids in ranked]
+
+
+_SEVERITY_RANK = {"Low": 1, "Moderate": 2, "Medium": 2, "Important": 3, "High": 3,
+                  "Critical": 4}
+
+
 def commit_staged(root: StoreRoot, ctx: RunContext, area: StagingArea) -> WrittenRun:
     """Write the staged run to the store (same files, layout and schema as ``write_run``)."""
     nodes = read_node_table(area).drop_columns(list(EXTRA_COLUMNS))
