@@ -158,13 +158,24 @@ def test_patch_group_mapping_selects_the_baseline(fleet: Any, tmp_path: Path) ->
 
 
 def test_pending_reboot_then_reboot(clean: Any, tmp_path: Path) -> None:
+    """Installed outside patchfleet: AWS never marks it pending (default); the OS's signal is
+    kept as a node fact, and a baseline with os_reboot_signals (extension) marks it."""
     clean.ssh("deb-c", "apt-get -y -q install linux-image-fake", check=True)
-    r = scan(clean, tmp_path / "1", targets="deb-c")["deb-c"]
+    aws = scan(clean, tmp_path / "0", targets="deb-c")["deb-c"]
+    assert fake(aws)["linux-image-1.1-fake"] is not P
+    assert aws.summary.installed_pending_reboot_count == 0
+    assert aws.reboot_required and "linux-image-1.1-fake" in aws.reboot_required_packages
+    signals = baseline_file(tmp_path, "signals", """
+        os_reboot_signals: true
+        approval_rules:
+          - patch_filters: [{key: PRIORITY, values: ['*']}]
+    """)
+    r = scan(clean, tmp_path / "1", targets="deb-c", baseline=signals)["deb-c"]
     states = fake(r)
     assert states["linux-image-1.1-fake"] is P and states["linux-image-fake"] is INS
     assert r.summary.installed_pending_reboot_count == 1
     clean.reboot("deb-c")
-    after = scan(clean, tmp_path / "2", targets="deb-c")["deb-c"]
+    after = scan(clean, tmp_path / "2", targets="deb-c", baseline=signals)["deb-c"]
     assert fake(after)["linux-image-1.1-fake"] is INS
     assert after.summary.installed_pending_reboot_count == 0
 

@@ -193,11 +193,18 @@ def test_package_in_no_advisory(rpm_fleet: Any, tmp_path: Path, enable: bool) ->
 
 def test_pending_reboot_on_dnf_then_reboot(clean_rpm: Any, tmp_path: Path) -> None:
     clean_rpm.ssh("rocky-a", "dnf -q -y upgrade kernel", check=True)
-    r = scan(clean_rpm, tmp_path / "1", "rocky-a")["rocky-a"]
+    aws = scan(clean_rpm, tmp_path / "0", "rocky-a")["rocky-a"]  # AWS: not patchfleet's install
+    assert states(aws)["kernel"] is not P and aws.reboot_required
+    signals = baseline_file(tmp_path, "signals", "ROCKY_LINUX", """
+        os_reboot_signals: true
+        approval_rules:
+          - patch_filters: [{key: CLASSIFICATION, values: [Security]}]
+    """)
+    r = scan(clean_rpm, tmp_path / "1", "rocky-a", signals)["rocky-a"]
     assert states(r)["kernel"] is P
     assert r.summary.installed_pending_reboot_count == 1
     clean_rpm.reboot("rocky-a")
-    after = scan(clean_rpm, tmp_path / "2", "rocky-a")["rocky-a"]
+    after = scan(clean_rpm, tmp_path / "2", "rocky-a", signals)["rocky-a"]
     assert states(after)["kernel"] in (INS, OTH)
     assert after.summary.installed_pending_reboot_count == 0
 

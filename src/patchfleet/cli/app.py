@@ -44,6 +44,9 @@ deployments_app = typer.Typer(help="Validate patch policies and maintenance wind
                               "deploy them to a Prefect server.",
                               no_args_is_help=True)
 app.add_typer(deployments_app, name="deployments")
+store_app = typer.Typer(help="Check the compliance store: damaged files, leftovers of killed "
+                        "runs.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
 
 out = render.console()
 err = render.console(stderr=True)
@@ -300,8 +303,12 @@ def query(
     try:
         with ComplianceStore(StoreLocation.resolve(store)) as cs:
             columns, rows = cs.query(sql)
+            skipped = dict(cs.skipped)
     except PatchfleetError as e:
         _fail(e)
+    for path, why in skipped.items():
+        err.print(f"warning: left out {path}: {why}; run patchfleet store check --quarantine",
+                  highlight=False, soft_wrap=True)
     if output is QueryFormat.json:
         render.write_json(sys.stdout, columns, rows)
     elif output is QueryFormat.csv:
@@ -404,6 +411,44 @@ def baseline_show(
         sys.stdout.write(yaml.safe_dump(to_yaml_data(b), sort_keys=False))
     else:
         _fail(InputError(f"--format: {fmt!r} is not yaml or aws-json"))
+
+
+@store_app.command("check")
+def store_check(
+    store: StoreOpt = None,
+    quarantine_files: Annotated[bool, typer.Option(
+        "--quarantine", help="Move damaged files to STORE/_quarantine/ and delete leftovers of "
+        "killed runs.")] = False,
+) -> None:
+    """List damaged Parquet files (left out of every query) and leftovers of killed runs
+    (.tmp files, staging folders untouched for an hour). Exit 1 while any remain."""
+    from patchfleet.store.integrity import check_store, quarantine
+    from patchfleet.store.location import StoreLocation
+
+    try:
+        location = StoreLocation.resolve(store)
+        if location.is_s3:
+            raise InputError(f"--store: {location} is on S3: runs there are committed by "
+                             "markers, so a damaged upload is never read; store check is for "
+                             "local stores")
+    except PatchfleetError as e:
+        _fail(e)
+    health = check_store(location.local)
+    files = sum(len(v) for v in health.good.values())
+    out.print(f"{location}: {files} readable data file(s), {len(health.damaged)} damaged, "
+              f"{len(health.leftovers)} leftover(s) of killed runs", highlight=False)
+    for path, why in health.damaged.items():
+        out.print(f"  damaged: {path}: {why}", highlight=False, soft_wrap=True)
+    for path in health.leftovers:
+        out.print(f"  leftover: {path}", highlight=False, soft_wrap=True)
+    if quarantine_files:
+        for path, target in quarantine(health):
+            done = f"moved {path} to {target}" if target else f"deleted {path}"
+            out.print(f"  {done}", highlight=False, soft_wrap=True)
+        return
+    if not health.healthy:
+        err.print("run patchfleet store check --quarantine to move them aside", highlight=False)
+        raise typer.Exit(1)
 
 
 @baseline_app.command("export")

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from patchfleet.errors import QueryError, StoreError
 from patchfleet.store import object_store
+from patchfleet.store.integrity import check_store
 from patchfleet.store.location import StoreLocation, StoreRoot
 from patchfleet.store.query_guard import check_read_only, first_line, lock_down
 from patchfleet.store.schema import SCHEMAS, TABLES, duckdb_type
@@ -73,13 +74,18 @@ def typed_empty_sql(table: str) -> str:
     return "SELECT " + ", ".join(columns) + " WHERE false"
 
 
-def source_sql(root: str | os.PathLike[str], table: str) -> str:
-    """The SELECT behind the ``table`` view: typed empty relation UNION ALL BY NAME the files."""
-    glob = f"{store_uri(root)}/{table}/**/*.parquet"
-    return (
-        f"{typed_empty_sql(table)}\nUNION ALL BY NAME\n"
-        f"SELECT * FROM read_parquet({_quote(glob)}, {_HIVE_OPTIONS})"
-    )
+def source_sql(root: str | os.PathLike[str], table: str,
+               files: Sequence[Path] | None = None) -> str:
+    """The SELECT behind the ``table`` view: typed empty relation UNION ALL BY NAME the files
+    (all of the table's, or exactly ``files``)."""
+    if files is None:
+        where = _quote(f"{store_uri(root)}/{table}/**/*.parquet")
+    else:
+        where = "[" + ", ".join(_quote(str(f)) for f in files) + "]"
+    empty = typed_empty_sql(table)
+    if files is not None and not files:
+        return empty
+    return f"{empty}\nUNION ALL BY NAME\nSELECT * FROM read_parquet({where}, {_HIVE_OPTIONS})"
 
 
 class ComplianceStore:
@@ -102,6 +108,8 @@ class ComplianceStore:
         self.root = location.uri if location.is_s3 else store_uri(location.local)
         self._con = duckdb.connect(":memory:")
         self._empty: set[str] = set()
+        self.skipped: dict[Path, str] = {}
+        """Damaged files left out of the views (path -> why); see store.integrity."""
         try:
             self._con.execute("SET TimeZone = 'UTC'")
             self._define_sources()
@@ -125,12 +133,30 @@ class ComplianceStore:
                     f"CREATE OR REPLACE VIEW {table} AS {source_sql(self.root, table)}"
                 )
                 self._empty.discard(table)
-            except duckdb.IOException as exc:
-                if "No files found" not in str(exc):
-                    raise StoreError(f"can't read {table} in store {self.root}: {exc}") from exc
-                # Nothing written yet: a typed empty view, re-tried before each query.
-                self._con.execute(f"CREATE OR REPLACE VIEW {table} AS {typed_empty_sql(table)}")
-                self._empty.add(table)
+            except duckdb.Error as exc:
+                if isinstance(exc, duckdb.IOException) and "No files found" in str(exc):
+                    # Nothing written yet: a typed empty view, re-tried before each query.
+                    self._con.execute(
+                        f"CREATE OR REPLACE VIEW {table} AS {typed_empty_sql(table)}")
+                    self._empty.add(table)
+                    continue
+                self._without_damaged(table, exc)
+
+    def _without_damaged(self, table: str, exc: duckdb.Error) -> None:
+        """The ``table`` view over its readable files only, when some are damaged (they are
+        named in :attr:`skipped`); StoreError if none is, so the real problem is reported."""
+        health = check_store(Path(self.root))
+        damaged = {p: why for p, why in health.damaged.items()
+                   if p.is_relative_to(Path(self.root) / table)}
+        if not damaged:
+            raise StoreError(f"can't read {table} in store {self.root}: {exc}") from exc
+        self.skipped.update(damaged)
+        try:
+            self._con.execute(f"CREATE OR REPLACE VIEW {table} AS "
+                              f"{source_sql(self.root, table, health.good[table])}")
+        except duckdb.Error as again:
+            raise StoreError(f"can't read {table} in store {self.root}: {again}") from again
+        self._empty.discard(table)
 
     def _define_s3_sources(self, location: StoreLocation) -> None:
         datasets = object_store.table_datasets(location)
