@@ -5,6 +5,7 @@ one-line error (exit 2) and leaves the store byte-identical, on a store of real 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -97,3 +98,12 @@ def test_query_csv_output_neutralises_formulas(store: Path) -> None:
                                  "--store", str(store), "-o", "csv"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "'=HYPERLINK(1),'-2+3,7"
+
+
+def test_query_json_has_no_bare_nan(store: Path) -> None:
+    """Issue 13 #15: NaN and infinities are null in JSON (bare NaN is not JSON)."""
+    result = runner.invoke(app, ["query", "SELECT 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, "
+                                 "1.5 AS c", "--store", str(store), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert "NaN" not in result.output and "Infinity" not in result.output
+    assert json.loads(result.output) == [{"a": None, "b": None, "c": 1.5}]

@@ -100,12 +100,13 @@ BaselinesDirOpt = Annotated[
 def _print_json(data: object) -> None:
     """JSON on stdout: highlighted on a terminal; plain when piped, where rich's highlighter
     would cost seconds on a 10,000-node summary and add nothing."""
-    text = json.dumps(data, default=str, indent=2)
+    text = json.dumps(render.json_value(data), default=str, indent=2, allow_nan=False)
     if out.is_terminal:
         out.print_json(text)
     else:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
+
 
 @app.command()
 def scan(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -117,7 +118,10 @@ def _print_path(out: Console, label: str, path: str | None) -> None:
 
 
 def json_value(v: Any) -> Any:
-    """A DuckDB value as JSON: ISO-8601 timestamps (``T``), lists and structs as such."""
+    """A DuckDB value as JSON: ISO-8601 timestamps (``T``), lists and structs as such, and
+    ``null`` for NaN and infinities (bare ``NaN`` is not JSON; many parsers reject it)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
     if isinstance(v, datetime | date):
         return v.isoformat()
     if isinstance(v, Decimal):
@@ -161,7 +165,7 @@ def write_csv(stream: IO[str], columns: Sequence[str], rows: Iterable[Sequence[A
 def write_json(stream: IO[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A JSON array of objects, one per row; lists stay arrays, timestamps are ISO-8601."""
     data = [{c: json_value(v) for c, v in zip(columns, r, strict=True)} for r in rows]
-    stream.write(json.dumps(data, indent=2) + "\n")
+    stream.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def print_rows(out: Console, columns: Sequence[str], rows: Sequence[Sequence[Any]],

@@ -34,6 +34,7 @@ from patchfleet.transport._common import (
     signal_exit_status,
 )
 from patchfleet.transport._errors import ErrorContext, map_exception
+from patchfleet.transport.banner import banner_reason, probe_banner
 from patchfleet.transport.base import Command, CommandResult
 from patchfleet.transport.keys import KeyRing, KnownHosts, known_hosts_name
 
@@ -271,6 +272,12 @@ class SSHTransport(ClosingContext):
                     f"it, run: ssh-keygen -R '{name}' -f {known.path} and add the new key",
                     self.node_id,
                 ) from exc
+            raise map_exception(exc, self._ctx()) from exc
+        except TimeoutError as exc:
+            heard = await probe_banner(node.host, node.port)
+            if heard is not None:
+                raise ConnectError(banner_reason(heard, self._ctx().address,
+                                                 node.connect_timeout), self.node_id) from exc
             raise map_exception(exc, self._ctx()) from exc
         except Exception as exc:
             raise map_exception(exc, self._ctx()) from exc
