@@ -29,3 +29,24 @@ def test_empty_values_are_refused_and_nothing_is_written(
     assert result.exit_code == 2, result.output
     assert f"{flag}: is empty" in result.output
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["scan", "--snapshot-id", "../../x"], "--snapshot-id: '../../x'"),
+    (["install", "--snapshot-id", "a/b", "--dry-run"], "--snapshot-id: 'a/b'"),
+    (["scan", "--batch-size", "0"], "--batch-size: 0"),
+    (["scan", "--concurrency", "0"], "--concurrency: 0"),
+    (["scan", "--report-dir", "{file}"], "--report-dir"),
+    (["install", "--reboot-option", "Sometimes", "--dry-run"], "--reboot-option: 'Sometimes'"),
+])
+def test_flags_are_checked_before_anything_is_created(
+        args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13 #9: these failed after Prefect started, or after the store was written."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    store = tmp_path / "store"
+    result = runner.invoke(app, [*(a.format(file=a_file) for a in args), "--store", str(store)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not store.exists() and not (tmp_path / "data").exists()

@@ -19,6 +19,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
+from pydantic import ValidationError
 
 from patchfleet.atomicio import write_atomic
 from patchfleet.cli import progress, render
@@ -156,11 +157,11 @@ def scan(
         lock_timeout=lock_timeout,
     )
     try:
+        request = _request(**params, baseline_override=baseline, snapshot_id=snapshot_id,
+                           batch_size=batch_size, report_dir=report_dir)
         plan = plan_scan(baseline=baseline, **params)
     except PatchfleetError as e:
         _fail(e)
-    if batch_size < 1:
-        _fail(InputError("--batch-size: must be at least 1"))
     if output is OutputFormat.table:
         err.print(
             f"Scanning {len(plan.nodes)} node(s) from {plan.inventory_source}"
@@ -168,13 +169,7 @@ def scan(
             f"{plan.store_root}",
             highlight=False,
         )
-    summary = _run_flow(PatchRequest(
-        **params,
-        baseline_override=baseline,
-        snapshot_id=snapshot_id,
-        batch_size=batch_size,
-        report_dir=report_dir,
-    ), len(plan.nodes), "scanned", verbose)
+    summary = _run_flow(request, len(plan.nodes), "scanned", verbose)
     if output is OutputFormat.json:
         _print_json(summary.output())
     else:
@@ -240,13 +235,14 @@ def install(
         hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
     )
     try:
+        request = _request(**params, baseline_override=baseline, snapshot_id=snapshot_id,
+                           report_dir=report_dir, **extra)
         plan = plan_scan(baseline=baseline, **params)
         plan_install_settings(nodes=len(plan.nodes), baseline_override=baseline, **extra)
     except PatchfleetError as e:
         _fail(e)
-    summary = _run_flow(PatchRequest(**params, baseline_override=baseline,
-                                     snapshot_id=snapshot_id, report_dir=report_dir, **extra),
-                        len(plan.nodes), "planned" if dry_run else "patched", verbose)
+    summary = _run_flow(request, len(plan.nodes), "planned" if dry_run else "patched",
+                        verbose)
     if output is OutputFormat.json:
         _print_json(summary.output())
     else:
@@ -260,6 +256,32 @@ def install(
     if summary.stopped:
         err.print("[bold red]the error threshold (max errors) stopped the rollout[/]")
         raise typer.Exit(3)
+
+
+_FLAGS = {"snapshot_id": "--snapshot-id", "batch_size": "--batch-size",
+          "concurrency": "--concurrency", "lock_timeout": "--lock-timeout",
+          "report_dir": "--report-dir"}
+
+
+def _request(**fields: Any) -> PatchRequest:
+    """The run's request, checked before anything starts or is written: an InputError naming
+    the flag instead of a pydantic traceback after Prefect started."""
+    try:
+        request = PatchRequest(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "request"
+        flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+        value = first.get("input")
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        fix = (" (1-128 of A-Z a-z 0-9 . _ -; a GUID works)" if name == "snapshot_id" else "")
+        raise InputError(f"{flag}: {shown}: {first['msg']}{fix}") from None
+    if request.report_dir is not None:
+        folder = Path(request.report_dir).expanduser()
+        if not request.report_dir.strip() or (folder.exists() and not folder.is_dir()):
+            raise InputError(f"--report-dir: {request.report_dir!r} is not a folder; give a "
+                             "folder (it is created if missing)")
+    return request
 
 
 def _run_flow(request: PatchRequest, total: int, verb: str, verbose: bool) -> RunSummary:

@@ -42,6 +42,8 @@ class RebootOption(StrEnum):
     REBOOT_IF_REQUIRED = "RebootIfRequired"
 
 
+SNAPSHOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+"""A snapshot id names a file in the store: 1-128 of A-Z a-z 0-9 . _ - (a GUID works)."""
 SHARD_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}/[0-9]{1,4}$"
 """A shard run's ``shard`` value: the parent run id, ``/``, the shard's index."""
 
@@ -79,15 +81,15 @@ class PatchRequest(BaseModel):
     baseline_override: str | dict[str, str] | None = None
     """BaselineOverride: a baseline name, a YAML file or AWS JSON; or OperatingSystem ->
     baseline name (a patch policy's baselines, one per OS)."""
-    snapshot_id: str | None = None
+    snapshot_id: str | None = Field(default=None, pattern=SNAPSHOT_ID_PATTERN)
     reboot_option: RebootOption = RebootOption.REBOOT_IF_NEEDED
     install_override_list: str | None = None
     store: str | None = None
     baselines_dir: str | None = None
     refresh: bool = True
-    concurrency: int = 50
-    batch_size: int = 100
-    lock_timeout: int = 60
+    concurrency: int = Field(default=50, ge=1, le=10000)
+    batch_size: int = Field(default=100, ge=1, le=100_000)
+    lock_timeout: int = Field(default=60, ge=0, le=3600)
     report_dir: str | None = None
     hooks: str | None = None
     max_concurrency: str | None = None
