@@ -183,6 +183,9 @@ def baselines_from_aws_json(data: Any, source: str = "(AWS JSON)") -> list[Basel
             "expected a get-patch-baseline JSON object or a BaselineOverride array of them",
             source=source,
         )
+    if not data:
+        raise ConfigError("the BaselineOverride array is empty: give at least one "
+                          "get-patch-baseline object", source=source)
     out: list[Baseline] = []
     first: dict[str, int] = {}
     for i, obj in enumerate(data):

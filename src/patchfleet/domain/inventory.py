@@ -31,7 +31,15 @@ import difflib
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from patchfleet.domain.baseline import OperatingSystem
 from patchfleet.domain.model_errors import unknown_key_message
@@ -64,6 +72,13 @@ def _check_user(v: str) -> str:
     return v
 
 
+def _not_bool(v: Any) -> Any:
+    """YAML's ``true`` is not a port number (pydantic would take it as 1)."""
+    if isinstance(v, bool):
+        raise ValueError(f"{v!r} is not a port number; give 1-65535")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,7 +87,7 @@ class NodeDefaults(_Strict):
     """Connection settings shared by every node unless a node overrides them."""
 
     user: str = "root"
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    port: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)] = 22
     identity_file: str | None = None
     """Private key file (OpenSSH format). None: use the SSH agent, then ~/.ssh/id_ed25519 etc."""
     known_hosts: str = "~/.ssh/known_hosts"
@@ -104,7 +119,7 @@ class Node(_Strict):
 
     id: str
     host: str | None = None
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    port: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)] | None = None
     user: str | None = None
     identity_file: str | None = None
     known_hosts: str | None = None
@@ -197,6 +212,16 @@ class Inventory(_Strict):
     defaults: NodeDefaults = Field(default_factory=NodeDefaults)
     patch_groups: dict[str, dict[str, str]] = Field(default_factory=dict)
     nodes: list[Node]
+
+    @field_validator("patch_groups", mode="before")
+    @classmethod
+    def _patch_group_oses(cls, v: Any) -> Any:
+        """OS keys are AWS OperatingSystem values (a typo like DEBAIN was ignored)."""
+        if not isinstance(v, dict):
+            return v
+        return {group: ({operating_system(os).value: name for os, name in by_os.items()}
+                        if isinstance(by_os, dict) else by_os)
+                for group, by_os in v.items()}
 
     @model_validator(mode="after")
     def _unique(self) -> Inventory:

@@ -134,6 +134,14 @@ def plan_scan(
                     source=source,
                     field=f"patch_groups.{group}.{os_name}",
                 )
+            baseline_os = registry.get(name).operating_system
+            if baseline_os.value != os_name:
+                raise ConfigError(
+                    f"baseline {name!r} is for {baseline_os.value}, not {os_name}; map "
+                    f"{os_name} to a {os_name} baseline",
+                    source=source,
+                    field=f"patch_groups.{group}.{os_name}",
+                )
     overrides = load_override(baseline, registry) if baseline else {}
     root = StoreLocation.resolve(store)
     check_writable(root)
