@@ -242,7 +242,7 @@ def test_mixed_fleet_one_store_one_report(fleet: Any, rpm_fleet: Any, tmp_path: 
     files = write_reports_from_results(tmp_path / "report", list(results.values()))
     with open(files.node_patches["rocky-a"], newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    curl = next(r for r in rows if r["Patch name"] == "fake-curl")
+    curl = next(r for r in rows if r["KB ID/Patch ID"] == "fake-curl.x86_64")
     assert "CVE-2025-10002" in curl["CVE ID"] and curl["Patch state"] == "MISSING"
     with open(files.all_nodes, newline="", encoding="utf-8") as fh:
         assert sorted(r["Instance ID"] for r in csv.DictReader(fh)) == [

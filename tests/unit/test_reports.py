@@ -78,7 +78,8 @@ WEB_RECORDS = (
     rec("less", PatchState.MISSING, ComplianceLevel.UNSPECIFIED),
     # compliant states never count, whatever their level
     rec("bash", PatchState.INSTALLED, ComplianceLevel.CRITICAL, available_version=None),
-    rec("htop", PatchState.INSTALLED_OTHER, None, available_version=None),
+    rec("htop", PatchState.INSTALLED_OTHER, None, available_version=None, severity="low",
+        classification="Bugfix"),
     rec("ghost", PatchState.NOT_APPLICABLE, ComplianceLevel.HIGH),
 )  # fmt: skip
 
@@ -154,16 +155,19 @@ def test_single_node_report_is_a_summary_file_and_a_patches_file(tmp_path: Path)
 
     detail = read_csv(files.node_patches["web-1"])
     assert detail[0] == AWS_DETAIL
-    by_name = {row[3]: row for row in detail[1:]}
+    by_name = {row[4].rsplit(".", 1)[0]: row for row in detail[1:]}
     assert "ghost" not in by_name  # NOT_APPLICABLE is a count on Linux, never a row
     assert len(detail) == 1 + 10
     assert by_name["openssl"] == [
-        by_name["openssl"][0], "web-1", "web-1", "openssl", "DSA-1,DSA-2", "MISSING",
+        by_name["openssl"][0], "web-1", "web-1", "openssl.amd64:1.0-2", "openssl.amd64", "MISSING",
         "2024-05-01T10:00:42Z", "CRITICAL", "high", "security", "CVE-2024-1,CVE-2024-2",
         "pb-custom", "", "10.0.0.1", "Ubuntu", "22.04", "",
     ]  # fmt: skip
-    assert by_name["curl"][4] == "curl.amd64:1.0-2"  # missing/failed: the version it wants
-    assert by_name["bash"][4] == "bash.amd64:1.0-1"  # installed: the version it has
+    # AWS's cells: title name.arch:[epoch:]version-release, KB ID name.arch
+    assert by_name["curl"][3:5] == ["curl.amd64:1.0-2", "curl.amd64"]  # the version it wants
+    assert by_name["bash"][3:5] == ["bash.amd64:1.0-1", "bash.amd64"]  # the version it has
+    # INSTALLED_OTHER: no severity or classification in the CSV (the store keeps them)
+    assert by_name["htop"][5] == "INSTALLED_OTHER" and by_name["htop"][8:10] == ["", ""]
     assert by_name["vim"][7] == "UNSPECIFIED"
     # non-compliant first, then by name; Index runs 1..n
     states = [row[5] for row in detail[1:]]
@@ -257,7 +261,7 @@ def test_report_from_store_latest_vs_given_run(tmp_path: Path) -> None:
         ("web-1", "COMPLIANT", "0"),
     ]
     detail = read_csv(latest.node_patches["web-1"])
-    assert [r[3] for r in detail[1:]] == ["openssl"]
+    assert [r[4] for r in detail[1:]] == ["openssl.amd64"]
     assert detail[1][6] == "2024-05-02T10:00:05Z"
 
     old = write_reports_from_store(root, tmp_path / "old", run_id="run-a", detail_nodes=[])

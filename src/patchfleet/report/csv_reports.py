@@ -23,7 +23,11 @@ Field mapping (patchfleet is agentless, so some AWS fields have no value):
   older result.
 - ``Noncompliant <Level> severity patch count``: non-compliant patches (pending reboot, rejected
   but installed, missing, failed) by compliance level; a patch without a level is Unspecified.
-- KB ID/Patch ID = the advisory ids, comma-joined, else ``package.arch:version``.
+- Patch name = ``name.arch:[epoch:]version-release`` and KB ID/Patch ID = ``name.arch``, the
+  cells AWS's agent fills on Linux; the version is the one the patch wants (MISSING, FAILED) or
+  the one installed (other states). Advisory ids stay in the store (``patch_states``).
+- INSTALLED_OTHER rows leave Patch severity and Patch classification empty, as AWS does
+  (spec §4.1); the store keeps them.
 - Last report time = end of the node's operation, ISO 8601 UTC (``2024-05-01T10:00:05Z``).
 - The detail part leaves out NOT_APPLICABLE patches, as AWS does on Linux (it reports a count).
 
@@ -112,6 +116,7 @@ PATCHES_MANIFEST_FILE: Final = "manifest-patches.json"
 _NONCOMPLIANT = frozenset(str(s) for s in NON_COMPLIANT_STATES)
 _LEVELS: Final = tuple(str(level) for level in LEVEL_ORDER)
 _UNSPECIFIED = str(ComplianceLevel.UNSPECIFIED)
+_OTHER = str(PatchState.INSTALLED_OTHER)
 _VERSION_OF_AVAILABLE = frozenset({str(PatchState.MISSING), str(PatchState.FAILED)})
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -189,14 +194,18 @@ def iso_utc(value: datetime) -> str:
 
 
 def patch_id(patch: ReportPatch) -> str:
-    """AWS's "KB ID/Patch ID": advisory ids, else ``package.arch:version``."""
-    if patch.advisory_ids:
-        return ",".join(patch.advisory_ids)
+    """AWS's "KB ID/Patch ID" on Linux: ``name.arch``."""
+    return f"{patch.package}.{patch.arch}" if patch.arch else patch.package
+
+
+def patch_title(patch: ReportPatch) -> str:
+    """AWS's patch title ("Patch name") on Linux: ``name.arch:[epoch:]version-release``, at the
+    version the patch wants (MISSING, FAILED) or has (other states)."""
     if patch.state in _VERSION_OF_AVAILABLE:
         version = patch.available_version or patch.installed_version
     else:
         version = patch.installed_version or patch.available_version
-    return f"{patch.package}.{patch.arch}" + (f":{version}" if version else "")
+    return patch_id(patch) + (f":{version}" if version else "")
 
 
 def summary_row(index: int, node: ReportNode) -> list[str | int]:
@@ -226,13 +235,13 @@ def detail_rows(node: ReportNode, patches: Iterable[ReportPatch]) -> list[list[s
             index,
             node.node_id,
             node.name or node.node_id,
-            patch.package,
+            patch_title(patch),
             patch_id(patch),
             patch.state,
             reported,
             patch.compliance_level or _UNSPECIFIED,
-            patch.severity or "",
-            patch.classification or "",
+            "" if patch.state == _OTHER else patch.severity or "",
+            "" if patch.state == _OTHER else patch.classification or "",
             ",".join(patch.cve_ids),
             node.baseline_id or "",
             "",  # Logs URL: no per-node log location
