@@ -180,15 +180,19 @@ def test_rejected_package(rpm_fleet: Any, tmp_path: Path, action: str,
     assert "fake-libcurl" in missing(r)
 
 
-@pytest.mark.parametrize("enable", [False, True])
-def test_package_in_no_advisory(rpm_fleet: Any, tmp_path: Path, enable: bool) -> None:
+@pytest.mark.parametrize(("classification", "enable", "state"), [
+    ("Security", False, OTH), ("Security", True, OTH), ("'*'", True, M)])
+def test_package_in_no_advisory(rpm_fleet: Any, tmp_path: Path, classification: str,
+                                enable: bool, state: PatchState) -> None:
+    """Approved only with enable_non_security and a rule whose CLASSIFICATION filter lets an
+    unclassified package through (AWS: dnf upgrade --security never selects it)."""
     b = baseline_file(tmp_path, f"nonsec-{enable}", "ROCKY_LINUX", f"""
         approval_rules:
-          - patch_filters: [{{key: CLASSIFICATION, values: [Security]}}]
+          - patch_filters: [{{key: CLASSIFICATION, values: [{classification}]}}]
             enable_non_security: {str(enable).lower()}
     """)
     r = scan(rpm_fleet, tmp_path, "rocky-a", b)["rocky-a"]
-    assert states(r)["fake-noadvisory"] is (M if enable else OTH)
+    assert states(r)["fake-noadvisory"] is state
 
 
 def test_pending_reboot_on_dnf_then_reboot(clean_rpm: Any, tmp_path: Path) -> None:

@@ -206,12 +206,16 @@ def test_suse_default_approves_critical_important_security_patches() -> None:
 def test_suse_non_security_patch_categories_need_no_switch() -> None:
     b = baseline("SUSE", approval_rules=[rule(("CLASSIFICATION", ["Recommended", "Optional"]))])
     assert missing(run(C.sles(), b)) == {"fake-coreutils", "fake-editor"}
-    # The switch adds package updates that belong to no patch.
+    # The switch adds package updates that belong to no patch, if the rule's CLASSIFICATION and
+    # SEVERITY filters let a package without them through (only '*' does, as in AWS).
     b = baseline(
         "SUSE",
         approval_rules=[rule(("CLASSIFICATION", ["Recommended"]), enable_non_security=True)],
     )
-    assert missing(run(C.sles(), b)) == {"fake-coreutils", "fake-noadvisory"}
+    assert missing(run(C.sles(), b)) == {"fake-coreutils"}
+    star = baseline("SUSE", approval_rules=[rule(("CLASSIFICATION", ["*"]),
+                                                 enable_non_security=True)])
+    assert "fake-noadvisory" in missing(run(C.sles(), star))
 
 
 def test_suse_repo_in_rhel_style_maps_bugfix_and_enhancement() -> None:
@@ -436,8 +440,12 @@ def test_installed_version_above_a_notice_counts_as_fixed() -> None:
 def test_non_security_rule_marks_packages_in_no_notice_installed() -> None:
     b = baseline(approval_rules=[rule(SECURITY, enable_non_security=True)])
     r = run(C.rocky_patched(), b)
-    assert r["fake-noadvisory"].state is INST and r["fake-release"].state is INST
+    # AWS: a package in no notice has no classification, so CLASSIFICATION=Security drops it
+    assert r["fake-noadvisory"].state is IO and r["fake-release"].state is IO
     assert r["fake-coreutils"].state is IO  # its bugfix notice fails the Security filter
+    star = baseline(approval_rules=[rule(("CLASSIFICATION", ["*"]), enable_non_security=True)])
+    r = run(C.rocky_patched(), star)
+    assert r["fake-noadvisory"].state is INST and r["fake-release"].state is INST
 
 
 # --- enable_non_security ------------------------------------------------------------------------
@@ -449,10 +457,13 @@ def test_package_in_no_notice_needs_enable_non_security() -> None:
         approval_rules=[rule(SECURITY, ("SEVERITY", ["Critical"]), enable_non_security=True)]
     )
     assert missing(run(C.rocky(), off)) == {"fake-openssl"}
-    r = run(C.rocky(), on)
-    # CLASSIFICATION and SEVERITY don't drop a package in no notice; a notice that fails them
-    # still keeps its package out.
-    assert missing(r) == {"fake-openssl", "fake-noadvisory"}
+    # Issue 12 #3, as AWS (dnf upgrade --security --sec-severity Critical): a rule with a
+    # CLASSIFICATION or SEVERITY filter approves only packages whose notices match.
+    assert missing(run(C.rocky(), on)) == {"fake-openssl"}
+    star = baseline(approval_rules=[rule(("CLASSIFICATION", ["*"]), ("SEVERITY", ["*"]),
+                                         enable_non_security=True)])
+    r = run(C.rocky(), star)
+    assert "fake-noadvisory" in missing(r)
     noadv = r["fake-noadvisory"]
     assert (noadv.available_version, noadv.classification, noadv.security) == (
         "1.1-1",
@@ -460,11 +471,11 @@ def test_package_in_no_notice_needs_enable_non_security() -> None:
         False,
     )
     assert noadv.release_date == C.BUILT
-    delayed = baseline(
-        approval_rules=[rule(SECURITY, approve_after_days=40, enable_non_security=True)]
-    )
-    assert missing(run(C.rocky(), delayed, C.BUILT + timedelta(days=40, seconds=1))) == {
-        "fake-noadvisory"}
+    delayed = baseline(approval_rules=[rule(("CLASSIFICATION", ["*"]), approve_after_days=40,
+                                            enable_non_security=True)])
+    assert "fake-noadvisory" in missing(run(C.rocky(), delayed,
+                                            C.BUILT + timedelta(days=40, seconds=1)))
+    assert "fake-noadvisory" not in missing(run(C.rocky(), delayed, C.BUILT + timedelta(days=40)))
 
 
 # --- approved and rejected lists ----------------------------------------------------------------
@@ -641,8 +652,9 @@ def test_malformed_notice_counts_as_no_notice_with_a_warning(
     assert warning.startswith("advisory FAKESA-2025:0001: ") and problem in warning
     assert "as if no advisory listed them" in warning
     assert evaluation_warnings(f) == (warning,)
-    # As a package in no notice it qualifies under enable_non_security.
-    on = baseline(approval_rules=[rule(SECURITY, enable_non_security=True)])
+    # As a package in no notice it qualifies under enable_non_security, for a rule whose
+    # CLASSIFICATION filter lets unclassified packages through.
+    on = baseline(approval_rules=[rule(("CLASSIFICATION", ["*"]), enable_non_security=True)])
     assert run(f, on)["fake-openssl"].state is M
 
 

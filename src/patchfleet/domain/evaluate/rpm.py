@@ -61,7 +61,8 @@ patchfleet's reading of AWS for rpm nodes (the README repeats it for users):
     lists) -> INSTALLED_REJECTED under BLOCK, INSTALLED_OTHER under ALLOW_AS_DEPENDENCY.
     Otherwise INSTALLED when the installed version is covered by a notice that passes a rule's
     filters, or by ``approved_patches`` (name, NEVRA, or an id of a covering notice), or an
-    ``enable_non_security`` rule's PRODUCT filters pass for a package in no notice; else
+    ``enable_non_security`` rule's filters pass for a package in no notice (it has no
+    classification or severity: only ``*`` passes those); else
     INSTALLED_OTHER. Release dates don't matter once a version is installed (as for apt).
 11. **Pending reboot** (patchfleet extension with ``os_reboot_signals``, as for apt): an
     INSTALLED / INSTALLED_OTHER package
@@ -445,10 +446,11 @@ class _RpmEvaluator:
     def _filters_pass(self, rule: Rule, notice: _Notice | None) -> bool:
         subjects: dict[str, tuple[str, ...]]
         if notice is None:
+            # As AWS (dnf upgrade --security --sec-severity ...): a package in no notice has no
+            # classification or severity, so only a lone '*' passes those filters.
             subjects = {"PRODUCT": (self.product,)}
-            return self.global_filters.matches(
-                subjects, skip=_NOTICE_KEYS
-            ) and rule.filters.matches(subjects, skip=_NOTICE_KEYS)
+            return (self.global_filters.matches(subjects)
+                    and rule.filters.matches(subjects))
         subjects = {
             "PRODUCT": (self.product,),
             "CLASSIFICATION": (notice.classification,),
