@@ -117,7 +117,8 @@ def test_no_updateinfo_means_no_security_patch_and_a_warning() -> None:
     assert facts.advisories == ()
     assert facts.warnings == (
         "repository fake-updates has no updateinfo: its 11 update(s) carry no classification "
-        "or severity (approved only by rules with enable_non_security)",)
+        "or severity (approved only by rules with enable_non_security and no "
+        "CLASSIFICATION/SEVERITY filter other than '*')",)
     assert missing(facts, ROCKY) == set()
 
 

@@ -78,7 +78,8 @@ def updateinfo_warnings(dump: updateinfo.Dump, updates: Iterable[AvailableUpdate
         if state == "none" and pending.get(repo):
             out.append(f"repository {repo} has no updateinfo: its {pending[repo]} update(s) "
                        "carry no classification or severity (approved only by rules with "
-                       "enable_non_security)")
+                       "enable_non_security and no CLASSIFICATION/SEVERITY filter other than "
+                       "'*')")
         elif state not in ("ok", "none"):
             out.append(f"repository {repo}: updateinfo not read ({state})")
     return out + list(dump.problems)
