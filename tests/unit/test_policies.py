@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -186,3 +186,19 @@ def test_a_window_lists_its_registration_keys_as_allowed(tmp_path: Path) -> None
     err = error(tmp_path, {"windows": [window(colour="red")]})
     assert err.message.endswith("enabled, inventory, targets, store, publish_report, report_uri, "
                                 "tasks"), str(err)
+
+
+def test_a_cron_that_never_fires_and_duplicate_task_names_are_errors(tmp_path: Path) -> None:
+    """Issue 13 #10: both were accepted silently."""
+    never = error(tmp_path, {"windows": [window(schedule="cron(0 1 30 2 ? *)")]})
+    assert "never fires" in str(never) and never.field == "windows[0].schedule"
+    twice = error(tmp_path, {"windows": [window(tasks=[
+        {"name": "scan", "priority": 0, "operation": "Scan"},
+        {"name": "scan", "priority": 1, "operation": "Scan"}])]})
+    assert "task name 'scan' appears twice" in str(twice) and twice.field == "windows[0].tasks"
+
+
+def test_an_at_schedule_in_the_past_is_a_warning(tmp_path: Path) -> None:
+    past = f"at({(NOW - timedelta(days=3)):%Y-%m-%dT%H:%M:%S})"
+    warnings = check(tmp_path, {"windows": [window(schedule=past)]})
+    assert any("will not run again" in w for w in warnings), warnings

@@ -365,10 +365,26 @@ def check_deployments(dep: DeploymentsFile, registry: BaselineRegistry,
                                   "list it under its own OS", source=src, field=field)
         _resolve(inventory_loader, p.inventory, p.targets, src, f"policies[{i}].targets")
     resolved: list[set[str]] = []
+    warnings: list[str] = []
     for i, w in enumerate(dep.windows):
         if not w.tasks:
             raise ConfigError("the window has no tasks; add at least one", source=src,
                               field=f"windows[{i}].tasks")
+        names = [t.name for t in w.tasks]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ConfigError(f"task name {dup[0]!r} appears twice; give each task its own "
+                              "name (runs and artifacts are labelled by it)", source=src,
+                              field=f"windows[{i}].tasks")
+        sched = w.window.parsed
+        if w.window.enabled and not isinstance(sched, RateSchedule) and not next_runs(
+                w.window, now, 1):
+            if isinstance(sched, CronSchedule):
+                raise ConfigError(
+                    f"{w.window.schedule} never fires (no such date"
+                    f"{' before end_date' if w.window.end_date else ''}); fix the day or "
+                    "month fields", source=src, field=f"windows[{i}].schedule")
+            warnings.append(f"{src}: windows[{i}] ({w.name}): {w.window.schedule} is in the "
+                            "past or after end_date: the window will not run again")
         ids = {n.id for n in _resolve(inventory_loader, w.inventory, w.targets, src,
                                       f"windows[{i}].targets")}
         for j, t in enumerate(w.tasks):
@@ -376,7 +392,6 @@ def check_deployments(dep: DeploymentsFile, registry: BaselineRegistry,
                 ids |= {n.id for n in _resolve(inventory_loader, w.inventory, t.targets, src,
                                                f"windows[{i}].tasks[{j}].targets")}
         resolved.append(ids)
-    warnings: list[str] = []
     for i, a in enumerate(dep.windows):
         for j in range(i + 1, len(dep.windows)):
             b = dep.windows[j]
