@@ -202,3 +202,13 @@ def test_an_at_schedule_in_the_past_is_a_warning(tmp_path: Path) -> None:
     past = f"at({(NOW - timedelta(days=3)):%Y-%m-%dT%H:%M:%S})"
     warnings = check(tmp_path, {"windows": [window(schedule=past)]})
     assert any("will not run again" in w for w in warnings), warnings
+
+
+def test_a_missing_hooks_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    task = {"name": "install", "priority": 0, "operation": "Install", "hooks": "nope.yaml"}
+    missing = error(tmp_path, {"windows": [window(tasks=[task])]})
+    assert "hooks file 'nope.yaml' does not exist" in str(missing)
+    assert missing.field == "windows[0].tasks[0].hooks"
+    (tmp_path / "nope.yaml").write_text("pre_install: {command: 'true'}\n")
+    assert check(tmp_path, {"windows": [window(tasks=[task])]}) == []

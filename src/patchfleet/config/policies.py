@@ -41,5 +41,15 @@ def validate_deployments(path: str | Path, registry: BaselineRegistry,
                          inventory_loader: InventoryLoader,
                          now: datetime | None = None) -> list[str]:
     """Load and check a deployments file; raise ConfigError on the first error, return
-    warnings (see :func:`patchfleet.domain.policies.check_deployments`)."""
-    return check_deployments(load_deployments(path), registry, inventory_loader, now)
+    warnings (see :func:`patchfleet.domain.policies.check_deployments`). Hooks files must
+    exist (relative paths from the working directory, as the worker resolves them)."""
+    dep = load_deployments(path)
+    hooks = [(f"policies[{i}].hooks", p.hooks) for i, p in enumerate(dep.policies)]
+    hooks += [(f"windows[{i}].tasks[{j}].hooks", t.hooks) for i, w in enumerate(dep.windows)
+              for j, t in enumerate(w.tasks)]
+    for field, hook in hooks:
+        if hook is not None and not Path(hook).expanduser().is_file():
+            raise ConfigError(f"hooks file {hook!r} does not exist (relative paths are from "
+                              f"the working directory, {Path.cwd()}); create it or fix the "
+                              "path", source=dep.source, field=field)
+    return check_deployments(dep, registry, inventory_loader, now)
