@@ -50,3 +50,11 @@ def test_flags_are_checked_before_anything_is_created(
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not store.exists() and not (tmp_path / "data").exists()
+
+
+def test_query_on_a_store_that_does_not_exist_is_bad_input(tmp_path: Path) -> None:
+    """It exited 0 with no rows; a typo in --store looked like an empty fleet."""
+    result = runner.invoke(app, ["query", "SELECT 1", "--store", str(tmp_path / "typo")])
+    assert result.exit_code == 2, result.output
+    assert "there is no compliance store at" in result.output
+    assert not (tmp_path / "typo").exists()

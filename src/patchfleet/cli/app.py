@@ -324,7 +324,12 @@ def query(
     from patchfleet.store.query import ComplianceStore
 
     try:
-        with ComplianceStore(StoreLocation.resolve(store)) as cs:
+        location = StoreLocation.resolve(store)
+        if not location.is_s3 and not location.local.is_dir():
+            raise InputError(f"--store: there is no compliance store at {location.local}; run "
+                             "a scan first, or pass --store (or PATCHFLEET_STORE) with the "
+                             "store's folder")
+        with ComplianceStore(location) as cs:
             columns, rows = cs.query(sql)
             skipped = dict(cs.skipped)
     except PatchfleetError as e:
