@@ -11,13 +11,10 @@ not exist, so a scheduled run that comes due while the worker is up (01:00 UTC d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +23,7 @@ from typing import Any
 
 import pytest
 from prefect_server import free_port as _free_port
+from prefect_server import isolated_env, start_server
 from prefect_server import stop as _stop
 from prefect_server import tail as _tail
 
@@ -58,46 +56,15 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     home = tmp_path_factory.mktemp("prefect-deploy-home")
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = dict(os.environ)
-    for key in list(env):  # nothing from an outer harness or profile may leak in
-        if key.startswith("PREFECT_"):
-            del env[key]
+    env = isolated_env(home, api_url)  # nothing from an outer harness or profile leaks in
     default_inventory = str(home / "no-inventory.yaml")
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_TASKS_DEFAULT_NO_CACHE": "true",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PATCHFLEET_REPO": str(REPO),
-        # prefect.yaml's build step runs `patchfleet deployments validate`
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "PATCHFLEET_INVENTORY": default_inventory,
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_PREFETCH_SECONDS": "2",
-    })
+    env["PATCHFLEET_INVENTORY"] = default_inventory
     timings: dict[str, float] = {}
-    server_log = home / "server.log"
     worker_log = home / "worker.log"
     procs: list[subprocess.Popen[bytes]] = []
     try:
         t0 = time.monotonic()
-        with open(server_log, "wb") as log:
-            procs.append(subprocess.Popen(
-                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True))
-        deadline = t0 + 120
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(
-                    f"{api_url}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-            if procs[0].poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"prefect server did not come up:\n{_tail(server_log)}",
-                            pytrace=False)
-            time.sleep(0.5)
+        start_server(home, env, port, procs)
         timings["server_start"] = time.monotonic() - t0
 
         r = _cli(["work-pool", "create", "patchfleet", "--type", "process"], env, 120)
