@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from typing import Final
 
-__all__ = ["banner_reason", "probe_banner"]
+__all__ = ["PROBE_SECONDS", "banner_reason", "probe_banner"]
 
 PROBE_SECONDS: Final = 3.0
 _SHOWN: Final = 60

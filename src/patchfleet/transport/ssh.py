@@ -34,7 +34,7 @@ from patchfleet.transport._common import (
     signal_exit_status,
 )
 from patchfleet.transport._errors import ErrorContext, map_exception
-from patchfleet.transport.banner import banner_reason, probe_banner
+from patchfleet.transport.banner import PROBE_SECONDS, banner_reason, probe_banner
 from patchfleet.transport.base import Command, CommandResult
 from patchfleet.transport.keys import KeyRing, KnownHosts, known_hosts_name
 
@@ -274,7 +274,9 @@ class SSHTransport(ClosingContext):
                 ) from exc
             raise map_exception(exc, self._ctx()) from exc
         except TimeoutError as exc:
-            heard = await probe_banner(node.host, node.port)
+            # a short look, bounded by what the node's connect_timeout tolerates
+            heard = await probe_banner(node.host, node.port,
+                                       min(PROBE_SECONDS, node.connect_timeout))
             if heard is not None:
                 raise ConnectError(banner_reason(heard, self._ctx().address,
                                                  node.connect_timeout), self.node_id) from exc
