@@ -13,6 +13,8 @@ from patchfleet.errors import ConfigError
 
 __all__ = [
     "BAD_KEY_CHARS",
+    "CREDENTIALS_HINT",
+    "ENDPOINT_HINT",
     "URI_HELP",
     "normalize_s3_uri",
     "parse_s3_uri",
@@ -24,6 +26,16 @@ URI_HELP: Final = (
     "give s3://BUCKET or s3://BUCKET/PREFIX (for another S3 endpoint set AWS_ENDPOINT_URL_S3; "
     "credentials come from AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 )
+ENDPOINT_HINT: Final = (
+    "check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (or endpoint_url in the AWS profile) and that "
+    "the S3 server is running"
+)
+"""The fix for an S3 endpoint that can't be reached (the store's and the reports' messages)."""
+CREDENTIALS_HINT: Final = (
+    "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance "
+    "role is available"
+)
+"""The fix for missing or refused AWS credentials."""
 BAD_KEY_CHARS: Final = re.compile(r"[\s?#\\\x00-\x1f\x7f]")
 """Characters refused in an S3 key patchfleet builds (a prefix, a run id)."""
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from patchfleet.domain.uris import (
     BAD_KEY_CHARS,
+    CREDENTIALS_HINT,
+    ENDPOINT_HINT,
     normalize_s3_uri,
     parse_s3_uri,
     s3_uri,
@@ -48,14 +50,6 @@ if TYPE_CHECKING:
 
 CONTENT_TYPES: Final = {".csv": "text/csv; charset=utf-8", ".json": "application/json"}
 
-_ENDPOINT_HINT: Final = (
-    "check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (or endpoint_url in the AWS profile) and that "
-    "the S3 server is running"
-)
-_CREDENTIALS_HINT: Final = (
-    "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance "
-    "role is available"
-)
 
 
 def run_report_uri(report_uri: str, run_id: str, run_day: date, source: str = "report_uri") -> str:
@@ -137,7 +131,7 @@ def explain_s3_error(
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                     "InvalidToken", "TokenRefreshRequired"):  # fmt: skip
             return PublishError(
-                f"the S3 endpoint{where} rejected the credentials ({code}): {_CREDENTIALS_HINT}, "
+                f"the S3 endpoint{where} rejected the credentials ({code}): {CREDENTIALS_HINT}, "
                 "with credentials valid for this endpoint"
             )
         if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "301"):
@@ -158,7 +152,7 @@ def explain_s3_error(
             "check the bucket's policy and settings"
         )
     if isinstance(err, bex.NoCredentialsError | bex.PartialCredentialsError):
-        return PublishError(f"no usable AWS credentials for S3: {_CREDENTIALS_HINT}")
+        return PublishError(f"no usable AWS credentials for S3: {CREDENTIALS_HINT}")
     if isinstance(err, bex.ProfileNotFound):
         profile = err.kwargs.get("profile", "")
         return PublishError(
@@ -169,14 +163,14 @@ def explain_s3_error(
                   | bex.ConnectionClosedError):  # fmt: skip
         url = endpoint or getattr(err, "kwargs", {}).get("endpoint_url") or "the S3 endpoint"
         return PublishError(
-            f"cannot reach the S3 endpoint {_redact(str(url))}: {_ENDPOINT_HINT}", transient=True
+            f"cannot reach the S3 endpoint {_redact(str(url))}: {ENDPOINT_HINT}", transient=True
         )
     if isinstance(err, bex.NoRegionError):
         return PublishError("no AWS region for S3: set AWS_REGION or AWS_DEFAULT_REGION")
     if isinstance(err, bex.BotoCoreError):
         return PublishError(
             f"S3 upload of {target} failed ({type(err).__name__}: {_redact(str(err))[:200]}): "
-            f"{_ENDPOINT_HINT}"
+            f"{ENDPOINT_HINT}"
         )
     return PublishError(f"S3 upload of {target} failed ({type(err).__name__})")
 

@@ -23,18 +23,10 @@ import boto3
 import botocore.exceptions as bex
 import pyarrow.fs as pafs
 
-from patchfleet.domain.uris import strip_userinfo
+from patchfleet.domain.uris import CREDENTIALS_HINT, ENDPOINT_HINT, strip_userinfo
 from patchfleet.errors import StoreError
 from patchfleet.store.location import StoreLocation
 
-_ENDPOINT_HINT: Final = (
-    "check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (or endpoint_url in the AWS profile) and that "
-    "the S3 server is running"
-)
-_CREDENTIALS_HINT: Final = (
-    "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance "
-    "role is available"
-)
 _AWS_HOSTS: Final = (".amazonaws.com", ".amazonaws.com.cn")
 
 BOTO_ERRORS: Final = (bex.BotoCoreError, bex.ClientError)
@@ -87,7 +79,7 @@ class StoreBucket:
             raise explain(exc, self.location, "read", self.endpoint) from None
         if credentials is None:
             raise StoreError(f"no usable AWS credentials for compliance store {self.location}: "
-                             f"{_CREDENTIALS_HINT}")
+                             f"{CREDENTIALS_HINT}")
         frozen = credentials.get_frozen_credentials()
         return pafs.S3FileSystem(access_key=frozen.access_key, secret_key=frozen.secret_key,
                                  session_token=frozen.token, **options)
@@ -121,7 +113,7 @@ def explain(err: Exception, location: StoreLocation, action: str,
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                     "InvalidToken", "TokenRefreshRequired"):  # fmt: skip
             return StoreError(f"the S3 endpoint{where} rejected the credentials ({code}) for "
-                              f"{store}: {_CREDENTIALS_HINT}, with credentials valid for it")
+                              f"{store}: {CREDENTIALS_HINT}, with credentials valid for it")
         if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "301"):
             return StoreError(f"bucket {bucket!r} of {store} is in another region ({code}): set "
                               "AWS_REGION to the bucket's region")
@@ -134,7 +126,7 @@ def explain(err: Exception, location: StoreLocation, action: str,
         return StoreError(f"S3{where} refused to {action} {store} ({code}"
                           f"{': ' + message if message else ''}); check the bucket's policy")
     if isinstance(err, bex.NoCredentialsError | bex.PartialCredentialsError):
-        return StoreError(f"no usable AWS credentials for {store}: {_CREDENTIALS_HINT}")
+        return StoreError(f"no usable AWS credentials for {store}: {CREDENTIALS_HINT}")
     if isinstance(err, bex.ProfileNotFound):
         return StoreError(f"AWS profile {err.kwargs.get('profile', '')!r} is not configured: "
                           "fix AWS_PROFILE or add the profile to ~/.aws/config")
@@ -142,10 +134,10 @@ def explain(err: Exception, location: StoreLocation, action: str,
                   | bex.ConnectionClosedError):  # fmt: skip
         url = endpoint or getattr(err, "kwargs", {}).get("endpoint_url") or "the S3 endpoint"
         return StoreError(f"cannot reach the S3 endpoint {strip_userinfo(str(url))} of {store}: "
-                          f"{_ENDPOINT_HINT}")
+                          f"{ENDPOINT_HINT}")
     if isinstance(err, bex.NoRegionError):
         return StoreError(f"no AWS region for {store}: set AWS_REGION or AWS_DEFAULT_REGION")
     if isinstance(err, bex.BotoCoreError):
         return StoreError(f"S3 request to {action} {store} failed ({type(err).__name__}: "
-                          f"{strip_userinfo(str(err))[:200]}): {_ENDPOINT_HINT}")
+                          f"{strip_userinfo(str(err))[:200]}): {ENDPOINT_HINT}")
     return StoreError(f"S3 request to {action} {store} failed ({type(err).__name__})")
