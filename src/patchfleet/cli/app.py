@@ -26,6 +26,7 @@ from patchfleet.cli import progress, render
 from patchfleet.cli.prefect_api import check_api
 from patchfleet.config import prefect_env
 from patchfleet.domain.baseline import Baseline
+from patchfleet.domain.model_errors import short_repr
 from patchfleet.domain.requests import Operation, PatchRequest
 from patchfleet.errors import InputError, PatchfleetError
 from patchfleet.ops.summary import RunSummary
@@ -272,8 +273,7 @@ def _request(**fields: Any) -> PatchRequest:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "request"
         flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
-        value = first.get("input")
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        shown = short_repr(first.get("input"))
         fix = (" (1-128 of A-Z a-z 0-9 . _ -; a GUID works)" if name == "snapshot_id" else "")
         raise InputError(f"{flag}: {shown}: {first['msg']}{fix}") from None
     if request.report_dir is not None:

@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 from typing import Final
 
+from patchfleet.domain.model_errors import short_repr
+
 __all__ = ["PROBE_SECONDS", "banner_reason", "probe_banner"]
 
 PROBE_SECONDS: Final = 3.0
-_SHOWN: Final = 60
 
 
 async def probe_banner(host: str, port: int, seconds: float = PROBE_SECONDS) -> bytes | None:
@@ -43,10 +44,10 @@ async def probe_banner(host: str, port: int, seconds: float = PROBE_SECONDS) -> 
 def banner_reason(heard: bytes, address: str, timeout: float) -> str:
     """The node's reason, from what the port sent first."""
     first = heard.split(b"\n", 1)[0].strip().decode("ascii", "replace")
-    shown = first if len(first) <= _SHOWN else first[: _SHOWN - 3] + "..."
+    shown = short_repr(first)
     if heard.startswith(b"SSH-"):
-        return (f"{address} sent its SSH banner ({shown!r}) but did not complete the key "
+        return (f"{address} sent its SSH banner ({shown}) but did not complete the key "
                 f"exchange within {timeout:g}s: the server is overloaded (sshd MaxStartups) or "
                 "something between drops the connection; retry later or raise connect_timeout")
-    return (f"{address} answers, but not with SSH (it sent {shown!r}); is {address} the node's "
+    return (f"{address} answers, but not with SSH (it sent {shown}); is {address} the node's "
             "SSH port? fix host/port in the inventory")
