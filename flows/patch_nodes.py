@@ -154,6 +154,7 @@ async def run_request(request: PatchRequest) -> RunSummary:
         snapshot_id=request.snapshot_id,
         reboot_option=request.reboot_option.value if request.install else None,
         execution_type=request.execution_type,
+        inventory_source=request.inventory or "local",
     )
     if (shard_of := request.shard_of) is not None:
         return await _run_shard(request, plan, *shard_of)
@@ -233,7 +234,8 @@ async def _run_shard(request: PatchRequest, plan: RunPlan, parent: str,
             "inventory as the parent run", source="inventory")
     ctx = RunContext(run_id=parent, operation=records.Operation.SCAN,
                      started_at=datetime.now(UTC), snapshot_id=request.snapshot_id,
-                     execution_type=request.execution_type)
+                     execution_type=request.execution_type,
+                     inventory_source=request.inventory or "local")
     if request.snapshot_id:
         snapshot = load_run_snapshot(plan.store_root, request.snapshot_id)
         plan = replace(plan, options=replace(plan.options, snapshot=snapshot))

@@ -38,7 +38,6 @@ from patchfleet.store.schema import (
     SCHEMA_VERSION_KEY,
     SCHEMAS,
     TABLE_KEY,
-    TABLES,
     file_schema,
 )
 from patchfleet.store.writer import write_run
@@ -60,8 +59,12 @@ DESIGN_NODE_SUMMARIES = [
     "last_no_reboot_install_operation_time", "run_id", "snapshot_id", "execution_type",
 ]  # fmt: skip
 PATCH_EXTENSIONS = ["source_package", "repository", "held", "security"]
+NODE_V2 = ["operating_system", "tags", "inventory_source", "baseline_hash", "what_if",
+           "facts_run_id", "product", "package_manager", "os_id", "os_pretty_name",
+           "os_codename", "os_id_like", "collected_at", "boot_time", "refresh_attempted",
+           "refresh_ok", "refresh_message", "facts_warnings"]
 NODE_EXTENSIONS = ["warnings", "boot_id", "restart_needed", "auto_updaters", "reboot_required",
-                   "reboot_required_packages"]
+                   "reboot_required_packages", *NODE_V2]
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -191,7 +194,7 @@ def test_views_keep_design_column_order(tmp_path: Path) -> None:
 
 def test_round_trip_through_views(tmp_path: Path) -> None:
     written = write_run(tmp_path, ctx(snapshot_id="snap-1"), fleet())
-    assert written.rows == {"patch_states": 2, "node_summaries": 2}
+    assert written.rows == {"patch_states": 2, "node_summaries": 2, "package_facts": 0}
     assert written.patch_states_path == (
         tmp_path / "patch_states/date=2024-05-01/run_id=run-a/part-0.parquet"
     )
@@ -247,7 +250,7 @@ def test_schema_version_and_table_in_file_metadata(tmp_path: Path) -> None:
     written = write_run(tmp_path, ctx(), fleet())
     for table, path in written.paths.items():
         meta = pq.read_schema(path).metadata
-        assert meta[SCHEMA_VERSION_KEY] == str(SCHEMA_VERSION).encode() == b"1"
+        assert meta[SCHEMA_VERSION_KEY] == str(SCHEMA_VERSION).encode() == b"2"
         assert meta[TABLE_KEY] == table.encode()
         assert meta[RUN_ID_KEY] == b"run-a"
         # run_id and date come from the partition path only
@@ -285,7 +288,7 @@ def test_date_partition_is_utc_day_of_run_start(tmp_path: Path) -> None:
 
 def test_run_without_records_still_writes_node_summaries(tmp_path: Path) -> None:
     written = write_run(tmp_path, ctx(), [failed("a", "AUTH_FAILED: key rejected"), node("b")])
-    assert written.rows == {"patch_states": 0, "node_summaries": 2}
+    assert written.rows == {"patch_states": 0, "node_summaries": 2, "package_facts": 0}
     assert written.patch_states_path.is_file()
     with ComplianceStore(tmp_path) as store:
         assert store.query("SELECT count(*) FROM patch_states")[1] == [(0,)]
@@ -375,6 +378,7 @@ def test_check_writable_creates_the_table_folders(tmp_path: Path) -> None:
     writer.check_writable(tmp_path / "new")
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [
         "node_summaries",
+        "package_facts",
         "patch_states",
     ]
 
@@ -399,7 +403,7 @@ def test_failed_rename_leaves_nothing_visible_and_retry_works(
     write_run(tmp_path, ctx(), fleet())  # the run id is free again
 
 
-def test_crash_between_the_two_renames_is_rolled_back(
+def test_crash_between_the_renames_is_rolled_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_replace = os.replace
@@ -407,14 +411,15 @@ def test_crash_between_the_two_renames_is_rolled_back(
 
     def second_fails(src: str, dst: str) -> None:
         calls.append(str(dst))
-        if len(calls) == 2:
+        if len(calls) == 3:
             raise OSError(28, "No space left on device", str(dst))
         real_replace(src, dst)
 
     monkeypatch.setattr(writer.os, "replace", second_fails)
     with pytest.raises(StoreError):
         write_run(tmp_path, ctx(), fleet())
-    assert "patch_states" in calls[0] and "node_summaries" in calls[1]
+    assert ["patch_states" in calls[0], "package_facts" in calls[1],
+            "node_summaries" in calls[2]] == [True, True, True]
     assert list(tmp_path.rglob("*.parquet")) == []
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
@@ -541,9 +546,9 @@ OLD_STORES = Path(__file__).resolve().parents[1] / "cases" / "store" / "v1"
 # layout folder -> (its run id, the node_summaries columns its writer did not have yet)
 OLD_LAYOUTS = {
     "initial": ("v1-initial-scan", ("boot_id", "restart_needed", "auto_updaters",
-                                    "reboot_required", "reboot_required_packages")),
+                                    "reboot_required", "reboot_required_packages", *NODE_V2)),
     "boot_id": ("v1-boot-id-scan", ("restart_needed", "auto_updaters", "reboot_required",
-                                    "reboot_required_packages")),
+                                    "reboot_required_packages", *NODE_V2)),
 }
 OLD_RUN_DAY = date(2026, 12, 4)
 GONE_REASON = (
@@ -647,7 +652,7 @@ def test_old_files_read_as_they_were_written(tmp_path: Path, layout: str) -> Non
     run_id, lacks = OLD_LAYOUTS[layout]
     root = old_store(tmp_path, layout)
     with ComplianceStore(root) as store:
-        for table in TABLES:
+        for table in (PATCH_STATES, NODE_SUMMARIES):  # v1 had no package_facts
             written = pq.read_table(next((root / table).rglob("*.parquet"))).to_pylist()
             names, rows = store.query(f"SELECT * FROM {table}")
             assert names == [*SCHEMAS[table].names, "date"]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
@@ -67,6 +68,7 @@ __all__ = [
     "PatchRule",
     "PatchSource",
     "RejectedPatchesAction",
+    "baseline_hash",
     "os_family",
     "parse_baseline",
 ]
@@ -298,6 +300,25 @@ class PatchSource(_Model):
                 f"{v!r} is not a valid source name: use 3-50 letters, digits, '_', '-', '.'"
             )
         return v
+
+
+_HASHES: dict[int, tuple[Baseline, str]] = {}
+
+
+def baseline_hash(baseline: Baseline) -> str:
+    """A short content hash of ``baseline`` (sha256 of its canonical JSON, 16 hex digits).
+
+    Stored beside the baseline id so a history can tell "the fleet changed" from "the baseline
+    changed under the same name". Cached per baseline object: every node of a run asks.
+    """
+    hit = _HASHES.get(id(baseline))
+    if hit is not None and hit[0] is baseline:
+        return hit[1]
+    digest = hashlib.sha256(baseline.model_dump_json().encode()).hexdigest()[:16]
+    if len(_HASHES) >= 256:
+        _HASHES.clear()
+    _HASHES[id(baseline)] = (baseline, digest)
+    return digest
 
 
 class _Problems(ValueError):

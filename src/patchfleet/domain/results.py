@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import (
     ComplianceSummary,
     ExecutionType,
@@ -27,6 +28,14 @@ class RunContext:
     snapshot_id: str | None = None
     execution_type: ExecutionType = ExecutionType.COMMAND
     reboot_option: str | None = None
+    inventory_source: str | None = None
+    """Where the run's nodes came from: the inventory path or ``ec2://`` URL (``local``: the
+    embedded local node)."""
+    what_if: bool = False
+    """A what-if evaluation of stored facts (``patchfleet evaluate --save``): kept apart from
+    the latest-state views."""
+    facts_run_id: str | None = None
+    """The run whose ``package_facts`` a what-if judged (None: this run's own facts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,13 @@ class NodeResult:
     ``zypper needs-rebooting``); None when not scanned."""
     reboot_required_packages: tuple[str, ...] = field(default=())
     """The packages the OS names as needing the reboot (when it names any)."""
+    tags: tuple[tuple[str, str], ...] = field(default=())
+    """The node's inventory tags, as (key, value) pairs."""
+    baseline_hash: str | None = None
+    """Content hash of the baseline the node was judged with (:func:`baseline_hash`)."""
+    facts: NodeFacts | None = field(default=None, compare=False, repr=False)
+    """What the node showed (None: not scanned). Written to ``package_facts`` beside the
+    verdicts, so a later what-if can judge them again."""
 
     @property
     def failed(self) -> bool:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from patchfleet.domain import clock
 from patchfleet.domain.facts import (
     InstalledPackage,
     NodeFacts,
@@ -391,7 +391,7 @@ class AptSupport:
             planned=plan.changes,
             reboot=reboot_state,
             refresh=refresh,
-            collected_at=datetime.now(UTC),
+            collected_at=clock.now(),
             warnings=tuple(warnings),
         )
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from patchfleet.domain import clock
 from patchfleet.domain.facts import (
     Advisory,
     AvailableUpdate,
@@ -110,7 +111,7 @@ def rpm_facts(
         planned=(),
         reboot=reboot,
         refresh=refresh,
-        collected_at=datetime.now(UTC),
+        collected_at=clock.now(),
         warnings=tuple(notes),
         updates=updates,
         advisories=advisories,

@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from patchfleet.domain.baseline import Baseline, BaselineRegistry
+from patchfleet.domain import clock
+from patchfleet.domain.baseline import Baseline, BaselineRegistry, baseline_hash
 from patchfleet.domain.compliance import failed_summary, summarize
 from patchfleet.domain.evaluate import evaluate, evaluation_warnings
 from patchfleet.domain.facts import NodeFacts
@@ -76,12 +77,13 @@ def failed_result(node: ResolvedNode, started: datetime, reason: str,
         summary=failed_summary(),
         records=(),
         operation_start_time=started,
-        operation_end_time=datetime.now(UTC),
+        operation_end_time=clock.now(),
         platform_name=facts.os.name if facts else None,
         platform_version=facts.os.version_id if facts else None,
         patch_group=node.patch_group,
         baseline_id=baseline_id,
         failure_reason=reason,
+        tags=tuple(node.tags.items()),
     )
 
 
@@ -89,7 +91,7 @@ def judge(facts: NodeFacts, baseline: Baseline, node: ResolvedNode, options: Sca
           now: datetime | None = None) -> tuple[PatchRecord, ...]:
     """Evaluate a node's facts the way every scan does: the baseline with first-seen dates,
     then what earlier installs left pending a reboot, then the run's snapshot."""
-    when = now or options.now or datetime.now(UTC)
+    when = now or options.now or clock.now()
     records = mark_pending(evaluate(facts, baseline, when, options.first_seen),
                            options.pending.get(node.id), facts.reboot.boot_id)
     frozen = options.snapshot.entry(facts.os.operating_system, node.patch_group) \
@@ -107,7 +109,7 @@ def node_result(node: ResolvedNode, facts: NodeFacts, baseline: Baseline,
         summary=summarize(records),
         records=records,
         operation_start_time=started,
-        operation_end_time=datetime.now(UTC),
+        operation_end_time=clock.now(),
         platform_name=facts.os.name,
         platform_version=facts.os.version_id,
         patch_group=node.patch_group,
@@ -118,6 +120,9 @@ def node_result(node: ResolvedNode, facts: NodeFacts, baseline: Baseline,
         operating_system=facts.os.operating_system,
         reboot_required=facts.reboot.required,
         reboot_required_packages=tuple(facts.reboot.packages) if facts.reboot.required else (),
+        tags=tuple(node.tags.items()),
+        baseline_hash=baseline_hash(baseline),
+        facts=facts,
     )
 
 
@@ -141,7 +146,7 @@ async def scan_node_full(
 ) -> tuple[NodeResult, NodeFacts | None, Baseline | None]:
     """Scan one node; also return the facts and baseline behind the result (None when the
     node could not be scanned). Every expected failure becomes a FAILED result with a reason."""
-    started = datetime.now(UTC)
+    started = clock.now()
     facts: NodeFacts | None = None
     try:
         async with connector.open(node) as transport:

@@ -159,7 +159,7 @@ def commit_tables(
     uploaded: list[str] = []
     stored: dict[str, tuple[StoredFile, ...]] = {}
     try:
-        for table in TABLES:
+        for table in (t for t in TABLES if t in tables):
             relative = f"{partition_path(table, run_day, ctx.run_id)}/{PART_NAME}"
             with tempfile.TemporaryFile() as fh:
                 rows = write_parquet(fh, tables[table], table, ctx.run_id)

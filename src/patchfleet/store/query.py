@@ -100,6 +100,7 @@ class ComplianceStore:
         "noncompliant_severity_counts",
         "noncompliant_nodes",
         "compliance_history",
+        "package_offers",
     )
 
     def __init__(self, root: StoreRoot) -> None:
@@ -224,12 +225,24 @@ class ComplianceStore:
             raise StoreError(f"query failed on store {self.root}: {exc}") from exc
 
     def first_sightings(self) -> list[tuple[str, str, str, Any]]:
-        """Earliest ``scanned_at`` of every (package, available version) in the store, fleet-wide,
-        as ``(node_id, package, version, scanned_at)`` rows for
-        :func:`patchfleet.domain.firstseen.first_seen` (node_id is ``*``: already aggregated)."""
+        """Earliest sighting of every (package, version) any node was offered, fleet-wide, as
+        ``(node_id, package, version, seen_at)`` rows for
+        :func:`patchfleet.domain.firstseen.first_seen` (node_id is ``*``: already aggregated).
+
+        Schema v2 runs say it from their facts (``package_offers``: every version offered,
+        also one below the candidate or a notice's older version, at the facts' collection
+        time); runs stored before facts existed from the versions their verdicts named.
+        """
         _, rows = self.query(
-            "SELECT '*', package, available_version, min(scanned_at) FROM patch_states "
-            "WHERE available_version IS NOT NULL GROUP BY package, available_version"
+            "WITH seen AS ("
+            " SELECT o.package, o.version,"
+            " coalesce(n.collected_at, n.operation_end_time) AS seen_at"
+            " FROM package_offers o JOIN node_summaries n USING (node_id, run_id)"
+            " UNION ALL"
+            " SELECT package, available_version, scanned_at FROM patch_states"
+            " WHERE available_version IS NOT NULL)"
+            " SELECT '*', package, version, min(seen_at) FROM seen"
+            " WHERE version IS NOT NULL GROUP BY package, version"
         )
         return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
 

@@ -33,17 +33,24 @@ from typing import Final
 
 import pyarrow as pa
 
+from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import PatchRecord
 from patchfleet.domain.results import NodeResult, RunContext
+from patchfleet.store.facts_table import PACKAGE_FACTS, PACKAGE_FACTS_SCHEMA, package_facts_table
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""2: ``package_facts``; ``node_summaries`` gained the OS, tags, inventory source, baseline hash,
+what-if flag and the node-level facts. Files of version 1 stay readable: the views union every
+version by column name, the new columns NULL in old files."""
 SCHEMA_VERSION_KEY: Final = b"patchfleet.schema_version"
 TABLE_KEY: Final = b"patchfleet.table"
 RUN_ID_KEY: Final = b"patchfleet.run_id"
 
 PATCH_STATES: Final = "patch_states"
 NODE_SUMMARIES: Final = "node_summaries"
-TABLES: Final = (PATCH_STATES, NODE_SUMMARIES)
+TABLES: Final = (PATCH_STATES, NODE_SUMMARIES, PACKAGE_FACTS)
+COMMIT_ORDER: Final = (PATCH_STATES, PACKAGE_FACTS, NODE_SUMMARIES)
+"""The order a run's files are committed in: ``node_summaries`` last, as the views key on it."""
 
 # Hive partition columns, in folder order; they are read back from the path, never from the file.
 PARTITION_COLUMNS: Final = ("date", "run_id")
@@ -123,12 +130,32 @@ NODE_SUMMARIES_SCHEMA: Final = pa.schema(
         pa.field("auto_updaters", _STRINGS),
         pa.field("reboot_required", pa.bool_()),
         pa.field("reboot_required_packages", _STRINGS),
+        # schema v2
+        pa.field("operating_system", _STR),
+        pa.field("tags", pa.map_(_STR, _STR)),
+        pa.field("inventory_source", _STR),
+        pa.field("baseline_hash", _STR),
+        pa.field("what_if", pa.bool_()),
+        pa.field("facts_run_id", _STR),
+        pa.field("product", _STR),
+        pa.field("package_manager", _STR),
+        pa.field("os_id", _STR),
+        pa.field("os_pretty_name", _STR),
+        pa.field("os_codename", _STR),
+        pa.field("os_id_like", _STRINGS),
+        pa.field("collected_at", _TS),
+        pa.field("boot_time", _TS),
+        pa.field("refresh_attempted", pa.bool_()),
+        pa.field("refresh_ok", pa.bool_()),
+        pa.field("refresh_message", _STR),
+        pa.field("facts_warnings", _STRINGS),
     ]
 )
 
 SCHEMAS: Final[dict[str, pa.Schema]] = {
     PATCH_STATES: PATCH_STATES_SCHEMA,
     NODE_SUMMARIES: NODE_SUMMARIES_SCHEMA,
+    PACKAGE_FACTS: PACKAGE_FACTS_SCHEMA,
 }
 
 
@@ -231,11 +258,27 @@ def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Tab
                     schema=PATCH_STATES_SCHEMA)
 
 
+def _node_facts(facts: NodeFacts | None) -> dict[str, object]:
+    """The node-level facts (what ``package_facts`` needs beside it to rebuild the facts)."""
+    if facts is None:
+        return {}
+    os = facts.os
+    return {
+        "product": os.product, "package_manager": str(os.package_manager), "os_id": os.id,
+        "os_pretty_name": os.pretty_name, "os_codename": os.version_codename,
+        "os_id_like": list(os.id_like), "collected_at": utc(facts.collected_at),
+        "boot_time": _opt_utc(facts.boot_time), "refresh_attempted": facts.refresh.attempted,
+        "refresh_ok": facts.refresh.ok, "refresh_message": facts.refresh.message,
+        "facts_warnings": list(facts.warnings),
+    }
+
+
 def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:
     """One row per node of this run, FAILED nodes included (with their reason, counts zero)."""
     rows: dict[str, list[object]] = {name: [] for name in NODE_SUMMARIES_SCHEMA.names}
     for result in results:
         summary = result.summary
+        facts = result.facts
         values: dict[str, object] = {
             "node_id": result.node_id,
             "host": result.host,
@@ -263,9 +306,16 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
             "auto_updaters": list(result.auto_updaters),
             "reboot_required": result.reboot_required,
             "reboot_required_packages": list(result.reboot_required_packages),
+            "operating_system": result.operating_system,
+            "tags": list(result.tags),
+            "inventory_source": ctx.inventory_source,
+            "baseline_hash": result.baseline_hash,
+            "what_if": ctx.what_if,
+            "facts_run_id": (ctx.facts_run_id or ctx.run_id) if facts is not None else None,
+            **_node_facts(facts),
         }
-        for name, value in values.items():
-            rows[name].append(value)
+        for name in NODE_SUMMARIES_SCHEMA.names:
+            rows[name].append(values.get(name))
     return pa.table(rows, schema=NODE_SUMMARIES_SCHEMA)
 
 
@@ -274,6 +324,7 @@ def run_tables(ctx: RunContext, results: Sequence[NodeResult]) -> dict[str, pa.T
     return {
         PATCH_STATES: patch_states_table(ctx, results),
         NODE_SUMMARIES: node_summaries_table(ctx, results),
+        PACKAGE_FACTS: package_facts_table(ctx.run_id, results),
     }
 
 
@@ -291,6 +342,11 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
     """The DuckDB type a column of ``arrow_type`` reads back as (used for typed empty views)."""
     if pa.types.is_list(arrow_type):
         return duckdb_type(arrow_type.value_type) + "[]"
+    if pa.types.is_map(arrow_type):
+        return f"MAP({duckdb_type(arrow_type.key_type)}, {duckdb_type(arrow_type.item_type)})"
+    if pa.types.is_struct(arrow_type):
+        return "STRUCT(" + ", ".join(f'"{f.name}" {duckdb_type(f.type)}'
+                                     for f in arrow_type) + ")"
     try:
         return _DUCKDB_TYPES[arrow_type]
     except KeyError:

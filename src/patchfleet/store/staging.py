@@ -7,13 +7,14 @@ own schema; the store commit, the CSV reports and the artifacts read them back f
 
     ROOT/_staging/run_id=<id>/nodes/part-<label>-<n>.arrow     node_summaries rows (+ extras)
     ROOT/_staging/run_id=<id>/patches/part-<label>-<n>.arrow   patch_states rows
+    ROOT/_staging/run_id=<id>/facts/part-<label>-<n>.arrow     package_facts rows
     ROOT/_staging/run_id=<id>/snapshot/part-<label>.json       approved sets a batch froze
 
 Parts are Arrow IPC files (zstd), each written to a ``.tmp`` name and renamed, so a reader never
-sees half a part. Node rows carry three columns the store does not keep: ``ordinal`` (the node's
-place in the run, to report nodes in target order), ``operating_system`` and one
+sees half a part. Node rows carry columns the store does not keep: ``ordinal`` (the node's
+place in the run, to report nodes in target order) and one
 ``noncompliant_<level>`` count per compliance level (what the reports and the summary need, so
-they never read the patch rows). :func:`commit_staged` turns a staged run into the store's two
+they never read the patch rows). :func:`commit_staged` turns a staged run into the store's
 Parquet files with :func:`~patchfleet.store.writer.commit_tables` (atomic, same layout and schema
 as :func:`~patchfleet.store.writer.write_run`); the staging folder is removed after the run.
 ``_staging`` is outside every table folder, so the store's views never read it. A store on S3
@@ -38,6 +39,7 @@ import pyarrow.ipc as ipc
 from patchfleet.domain.records import LEVEL_ORDER, ComplianceLevel
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.errors import StoreError
+from patchfleet.store.facts_table import PACKAGE_FACTS, package_facts_table
 from patchfleet.store.location import StoreLocation, StoreRoot
 from patchfleet.store.schema import (
     NODE_SUMMARIES,
@@ -51,15 +53,15 @@ from patchfleet.store.writer import WrittenRun, commit_tables
 STAGING_DIR: Final = "_staging"
 _NODES: Final = "nodes"
 _PATCHES: Final = "patches"
+_FACTS: Final = "facts"
 _SNAPSHOT: Final = "snapshot"
 _IPC = ipc.IpcWriteOptions(compression="zstd")
 
 LEVEL_COLUMNS: Final = tuple(f"noncompliant_{level.value.lower()}" for level in LEVEL_ORDER)
 """Per node, its non-compliant patches by compliance level (no level counts as UNSPECIFIED)."""
-EXTRA_COLUMNS: Final = ("ordinal", "operating_system", *LEVEL_COLUMNS)
+EXTRA_COLUMNS: Final = ("ordinal", *LEVEL_COLUMNS)
 STAGED_NODES_SCHEMA: Final = pa.schema([
     *NODE_SUMMARIES_SCHEMA, pa.field("ordinal", pa.int32()),
-    pa.field("operating_system", pa.string()),
     *(pa.field(name, pa.int32()) for name in LEVEL_COLUMNS)])
 
 
@@ -146,13 +148,14 @@ class StagingWriter:
             return
         nodes = node_summaries_table(self.ctx, results)
         nodes = nodes.append_column("ordinal", pa.array(ordinals, pa.int32()))
-        nodes = nodes.append_column(
-            "operating_system", pa.array([r.operating_system for r in results], pa.string()))
         for name, values in _level_counts(results).items():
             nodes = nodes.append_column(name, pa.array(values, pa.int32()))
         name = f"part-{self.label}-{self._seq:05d}.arrow"
         self._seq += 1
         _write_table(self.area.path / _PATCHES / name, patch_states_table(self.ctx, results))
+        if self.ctx.what_if is False:
+            _write_table(self.area.path / _FACTS / name,
+                         package_facts_table(self.ctx.run_id, results))
         _write_table(self.area.path / _NODES / name, nodes)
 
 
@@ -182,6 +185,12 @@ def iter_patch_tables(area: StagingArea) -> Iterator[pa.Table]:
         yield _read(path)
 
 
+def iter_fact_tables(area: StagingArea) -> Iterator[pa.Table]:
+    """The staged ``package_facts`` rows, one part at a time."""
+    for path in area.parts(_FACTS):
+        yield _read(path)
+
+
 def top_missing(area: StagingArea, limit: int = 10) -> list[tuple[str, int, str]]:
     """The packages MISSING on the most nodes: (package, nodes, highest severity seen), most
     nodes first. Reads only the package, node and state columns, one part at a time."""
@@ -207,5 +216,7 @@ _SEVERITY_RANK = {"Low": 1, "Moderate": 2, "Medium": 2, "Important": 3, "High": 
 def commit_staged(root: StoreRoot, ctx: RunContext, area: StagingArea) -> WrittenRun:
     """Write the staged run to the store (same files, layout and schema as ``write_run``)."""
     nodes = read_node_table(area).drop_columns(list(EXTRA_COLUMNS))
-    return commit_tables(root, ctx, {PATCH_STATES: iter_patch_tables(area),
-                                     NODE_SUMMARIES: iter([nodes])})
+    tables = {PATCH_STATES: iter_patch_tables(area), NODE_SUMMARIES: iter([nodes])}
+    if not ctx.what_if:
+        tables[PACKAGE_FACTS] = iter_fact_tables(area)
+    return commit_tables(root, ctx, tables)

@@ -3,13 +3,14 @@
 Layout (Hive partitions, one file per table per run)::
 
     ROOT/patch_states/date=YYYY-MM-DD/run_id=<id>/part-0.parquet
+    ROOT/package_facts/date=YYYY-MM-DD/run_id=<id>/part-0.parquet    (schema v2; not what-ifs)
     ROOT/node_summaries/date=YYYY-MM-DD/run_id=<id>/part-0.parquet
 
 Each file is first staged as ``.part-0.parquet.<random>.tmp`` in its final folder, fsynced, and
 only then renamed, and the folder fsynced (:mod:`patchfleet.atomicio`). The temporary name must
 not end in ``.parquet``: DuckDB's ``**/*.parquet`` glob matches dot-files and ``_``-files too
-(checked with DuckDB 2.0), so only the suffix keeps a half-written file out of the views. Both
-files are staged before either is renamed, and ``node_summaries`` is renamed last: the
+(checked with DuckDB 2.0), so only the suffix keeps a half-written file out of the views. All
+files are staged before any is renamed, and ``node_summaries`` is renamed last: the
 ``latest_*`` views key on ``node_summaries``, so a crash between the two renames leaves patch rows
 no view of the latest state will show.
 
@@ -41,6 +42,7 @@ from patchfleet.errors import StoreError
 from patchfleet.store import object_store
 from patchfleet.store.location import StoreLocation, s3_location
 from patchfleet.store.schema import (
+    COMMIT_ORDER,
     NODE_SUMMARIES,
     PATCH_STATES,
     TABLES,
@@ -168,7 +170,7 @@ def commit_tables(
     run_day = run_date(ctx)
     rows: dict[str, int] = {}
     # node_summaries last: it is the commit marker the latest_* views key on.
-    order = (PATCH_STATES, NODE_SUMMARIES)
+    order = tuple(t for t in COMMIT_ORDER if t in tables)
     finals = {t: partition_dir(root, t, run_day, ctx.run_id) / PART_NAME for t in order}
     created_dirs: list[Path] = []
     temps: dict[str, Path] = {}

@@ -1,6 +1,7 @@
 -- compliance_history: one row per run (with its date partition): how many nodes it covered, how
 -- many were compliant, non-compliant or failed, and the patch counts summed over its nodes.
 -- compliant_pct is over the nodes that were scanned (FAILED nodes claim nothing either way).
+-- What-if evaluations are left out (they are in node_summaries with what_if = true).
 CREATE OR REPLACE VIEW compliance_history AS
 SELECT
     date,
@@ -24,5 +25,6 @@ SELECT
     sum(critical_non_compliant_count)::BIGINT AS critical_non_compliant_patches,
     sum(security_non_compliant_count)::BIGINT AS security_non_compliant_patches
 FROM node_summaries
+WHERE what_if IS NOT TRUE
 GROUP BY date, run_id
 ORDER BY started_at, run_id;
