@@ -8,7 +8,11 @@ packages INSIDE the node with its own tools (``dpkg-deb`` + ``apt-ftparchive`` o
 package lists, so the next scan sees the change exactly as it would on a real host.
 
 Every call is cumulative: what earlier calls staged stays, except the versions of the same
-package in the same pocket (apt) or staged repository (rpm), which the new call replaces.
+package in the same pocket (apt) or staged repository (rpm), which become exactly the ones the
+new call names. A version that is already staged keeps its file (same checksum and build time),
+so re-staging it between two scans changes nothing a scan can see; an empty list withdraws the
+package from that pocket. Do not stage a version the stock archive already has: apt would list
+the two different files as two entries of the same version.
 ``remove_apt_pockets`` / ``remove_rpm_stage`` undo everything; so does ``fleet.reset(node)``
 (the ``clean`` / ``clean_rpm`` fixtures), which throws the whole staging area away.
 
@@ -130,7 +134,7 @@ def add_apt_pockets(fleet: Node, node: str, package: str,
     """Offer new versions of the installed Debian package ``package`` on ``node`` in Debian
     pockets: ``pockets`` maps a key of :data:`APT_POCKETS` (``security``, ``updates``,
     ``stable``) to the version(s) that pocket offers, e.g. ``{"security": "1.1",
-    "updates": "1.2"}``. The pocket's earlier staged versions of ``package`` are replaced.
+    "updates": "1.2"}`` (``[]`` withdraws ``package`` from the pocket).
 
     Each pocket is a local archive ``/srv/stage/apt/<codename>`` (Packages from
     ``apt-ftparchive packages``, Release with Debian's fields from ``apt-ftparchive release``,
@@ -154,9 +158,15 @@ def add_apt_pockets(fleet: Node, node: str, package: str,
         pocket = APT_POCKETS[key]
         root = f"{APT_STAGE}/{pocket.codename}"
         pool = f"{root}/pool/main"
-        lines += [f"mkdir -p {pool}", f"rm -f {pool}/{q}_*.deb"]
-        for version in versions:
-            lines += _build_deb(package, version, arch, priority, section, source, pool)
+        debs = [_deb_path(pool, package, v, arch) for v in versions]
+        keep = " ".join(shlex.quote(d) for d in debs)
+        lines += [f"mkdir -p {pool}",
+                  f"for f in {pool}/{q}_*.deb; do case \" {keep} \" in",
+                  '  *" $f "*) ;; *) rm -f "$f" ;; esac; done']
+        for version, deb in zip(versions, debs, strict=True):
+            lines += [f"if [ ! -e {shlex.quote(deb)} ]; then",
+                      *_build_deb(package, version, arch, priority, section, source, deb),
+                      "fi"]
         lines += _index_pocket(pocket, root)
     lines += [
         f"chmod -R a+rX {STAGE}",  # apt reads file: archives as user _apt
@@ -172,9 +182,14 @@ def add_apt_pockets(fleet: Node, node: str, package: str,
     return _run(fleet, node, "\n".join(lines), f"staging {package} in {', '.join(wanted)}")
 
 
+def _deb_path(pool: str, package: str, version: str, arch: str) -> str:
+    """Where a staged .deb lives: Debian's ``name_version_arch.deb`` (no epoch)."""
+    return f"{pool}/{package}_{version.split(':')[-1]}_{arch}.deb"
+
+
 def _build_deb(package: str, version: str, arch: str, priority: str, section: str,
-               source: str, pool: str) -> list[str]:
-    """Shell lines that build ``package_version_arch.deb`` into ``pool`` with dpkg-deb."""
+               source: str, deb: str) -> list[str]:
+    """Shell lines that build ``package`` ``version`` as the file ``deb`` with dpkg-deb."""
     tree = f"{APT_STAGE}/.build/{package}_{version}"
     fields = {"Package": package, "Source": source if source != package else None,
               "Version": version, "Architecture": arch,
@@ -184,7 +199,6 @@ def _build_deb(package: str, version: str, arch: str, priority: str, section: st
                              f" Built on the node by tests/cases/repo_changes.py ({version})."}
     control = "".join(f"{k}: {v}\n" for k, v in fields.items() if v is not None)
     share = f"{tree}/usr/share/fake/{package}"
-    deb = f"{pool}/{package}_{version.split(':')[-1]}_{arch}.deb"
     return [f"rm -rf {shlex.quote(tree)}",
             f"mkdir -p {shlex.quote(tree)}/DEBIAN {shlex.quote(share)}",
             _write(f"{share}/VERSION", f"{package} {version}\n"),
@@ -235,12 +249,13 @@ def add_rpm_notice(fleet: Node, node: str, package: str, *, offered: Iterable[st
     any) to that repository's updateinfo.xml, e.g. ``offered=("1.1", "1.2"),
     notice=RpmNotice("FAKESA-2026:0100", ("1.1",))``.
 
-    The repository's earlier versions of ``package`` are replaced; notices of earlier calls stay
+    ``package`` is offered in exactly the ``offered`` versions; notices of earlier calls stay
     (one with the same id is replaced). Packages are built by ``rpmbuild`` on the node with the
     installed package's epoch, arch, source rpm and (unless ``release``) release;
-    ``build_time`` (UTC) fixes their build time (default: now). Indexed with ``createrepo_c``,
-    updateinfo added with ``modifyrepo_c --mdtype=updateinfo``. With ``refresh`` runs
-    ``dnf makecache --refresh``. Returns ``dnf -q updateinfo list --all`` as the node prints it.
+    ``build_time`` (UTC) fixes the build time of versions built by this call (default: now).
+    Indexed with ``createrepo_c``, updateinfo added with ``modifyrepo_c --mdtype=updateinfo``.
+    With ``refresh`` runs ``dnf makecache --refresh``. Returns ``dnf -q updateinfo list --all``
+    as the node prints it.
     """
     _check(package, _RPM_NAME, "package")
     _check(repo, _REPO_ID, "repository id")
@@ -257,17 +272,23 @@ def add_rpm_notice(fleet: Node, node: str, package: str, *, offered: Iterable[st
     work = f"{RPM_STAGE}/.build"
     when = "" if build_time is None else \
         f"SOURCE_DATE_EPOCH={int(build_time.astimezone(UTC).timestamp())} "
+    rpms = [f"{root}/packages/{package}-{v}-{rel}.{arch}.rpm" for v in versions]
+    keep = " ".join(shlex.quote(r) for r in rpms)
     lines = [f"mkdir -p {root}/packages {root}/notices {work}",
-             f"rm -f {root}/packages/{q}-[0-9]*.rpm"]
-    for version in versions:
+             f"for f in {root}/packages/*.rpm; do [ -e \"$f\" ] || continue",
+             f"  [ \"$(rpm -qp --qf '%{{NAME}}' \"$f\")\" = {q} ] || continue",
+             f"  case \" {keep} \" in *\" $f \"*) ;; *) rm -f \"$f\" ;; esac; done"]
+    for version, rpm in zip(versions, rpms, strict=True):
         spec = f"{work}/{package}-{version}.spec"
         lines += [
+            f"if [ ! -e {shlex.quote(rpm)} ]; then",
             _write(spec, _spec(package, version, rel, epoch, arch, src_name)),
             f"{when}rpmbuild -bb --quiet --define '_topdir {work}/top'"
             " --define 'use_source_date_epoch_as_buildtime 1'"
             " --define '__os_install_post %{nil}' --define 'debug_package %{nil}'"
             " --define '_rpmfilename %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm'"
             f" --define '_rpmdir {root}/packages' {shlex.quote(spec)} >/dev/null",
+            "fi",
         ]
     if notice is not None:
         _check(notice.id, _WORD, "notice id")
@@ -279,7 +300,7 @@ def add_rpm_notice(fleet: Node, node: str, package: str, *, offered: Iterable[st
         f"createrepo_c --quiet --no-database {root}",
         f"if ls {root}/notices/*.xml >/dev/null 2>&1; then",
         f"  mkdir -p {work}",
-        f"  {{ printf '%s\\n' '<?xml version=\"1.0\" encoding=\"UTF-8\"?>' '<updates>'",
+        "  { printf '%s\\n' '<?xml version=\"1.0\" encoding=\"UTF-8\"?>' '<updates>'",
         f"    cat {root}/notices/*.xml; printf '%s\\n' '</updates>'; }} > {work}/updateinfo.xml",
         f"  modifyrepo_c --mdtype=updateinfo {work}/updateinfo.xml {root}/repodata >/dev/null",
         f"  rm -rf {work}",
