@@ -34,8 +34,6 @@ class RunContext:
     what_if: bool = False
     """A what-if evaluation of stored facts (``patchfleet evaluate --save``): kept apart from
     the latest-state views."""
-    facts_run_id: str | None = None
-    """The run whose ``package_facts`` a what-if judged (None: this run's own facts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +70,8 @@ class NodeResult:
     """The node's inventory tags, as (key, value) pairs."""
     baseline_hash: str | None = None
     """Content hash of the baseline the node was judged with (:func:`baseline_hash`)."""
+    facts_run_id: str | None = None
+    """The run whose stored facts a what-if judged (None: this run's own scan)."""
     facts: NodeFacts | None = field(default=None, compare=False, repr=False)
     """What the node showed (None: not scanned). Written to ``package_facts`` beside the
     verdicts, so a later what-if can judge them again."""

@@ -311,7 +311,7 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
             "inventory_source": ctx.inventory_source,
             "baseline_hash": result.baseline_hash,
             "what_if": ctx.what_if,
-            "facts_run_id": (ctx.facts_run_id or ctx.run_id) if facts is not None else None,
+            "facts_run_id": (result.facts_run_id or ctx.run_id) if facts is not None else None,
             **_node_facts(facts),
         }
         for name in NODE_SUMMARIES_SCHEMA.names:
@@ -320,12 +320,14 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
 
 
 def run_tables(ctx: RunContext, results: Sequence[NodeResult]) -> dict[str, pa.Table]:
-    """Both tables of one run, keyed by table name."""
-    return {
+    """The tables of one run, keyed by table name (a what-if has no ``package_facts``)."""
+    tables = {
         PATCH_STATES: patch_states_table(ctx, results),
         NODE_SUMMARIES: node_summaries_table(ctx, results),
-        PACKAGE_FACTS: package_facts_table(ctx.run_id, results),
     }
+    if not ctx.what_if:  # a what-if's facts are its source run's, already stored
+        tables[PACKAGE_FACTS] = package_facts_table(ctx.run_id, results)
+    return tables
 
 
 _DUCKDB_TYPES: Final[dict[pa.DataType, str]] = {
