@@ -126,7 +126,7 @@ def test_a_run_without_facts_says_why(tmp_path: Path) -> None:
     root = tmp_path / "store"
     shutil.copytree(OLD_STORE, root)
     with ComplianceStore(root) as store:
-        with pytest.raises(StoreError, match="no stored facts.*before schema v2"):
+        with pytest.raises(StoreError, match=r"no stored facts.*before schema v2"):
             load_facts(store, "v1-initial-scan")
         with pytest.raises(StoreError, match="not in the compliance store"):
             load_facts(store, "run-nope")
