@@ -302,6 +302,27 @@ def test_first_seen_is_the_last_fallback_for_a_release_date() -> None:
         NOW - timedelta(days=8))
 
 
+def test_an_undated_notice_below_the_newest_is_not_dated_by_the_newest_build() -> None:
+    """The scan knows the build time of the newest version only. An undated notice for an
+    older version takes its first sighting under staged approval (the build time of another
+    version is not its release); without staged approval the newest's build time stays an
+    upper bound (an older version was built before it), so the delay is never met early."""
+    notice = C.advisory("FAKESA-2026:0100", "security", "Important", C.ref("fake-sudo", "1.1"),
+                        issued=None)
+    newest = C.update("fake-sudo", "1.2", built=NOW - timedelta(days=1))
+    f = C.facts([C.pkg("fake-sudo")], [newest], [notice])
+    seen = {("fake-sudo", "1.1-1"): NOW - timedelta(days=8)}
+    staged = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)],
+                      staged_approval=True)
+    record = run(f, staged, first_seen=seen)["fake-sudo"]
+    assert (record.state, record.available_version, record.release_date) == (
+        PatchState.MISSING, "1.1-1", NOW - timedelta(days=8))
+    assert run(f, staged, first_seen={})["fake-sudo"].state is PatchState.INSTALLED_OTHER
+    aws = baseline(approval_rules=[rule(SECURITY, approve_after_days=7)])
+    assert run(f, aws, first_seen=seen)["fake-sudo"].state is PatchState.INSTALLED_OTHER
+    assert run(f, aws, NOW + timedelta(days=7))["fake-sudo"].state is PatchState.MISSING
+
+
 def test_approve_until_date_is_inclusive_to_the_end_of_the_day_utc() -> None:
     last_second = datetime(2025, 5, 20, 23, 59, 59, tzinfo=UTC)
     notices = list(C.dnf_advisories())

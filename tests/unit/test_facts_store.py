@@ -18,7 +18,7 @@ from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.inventory import Inventory, Node
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import NodeResult, RunContext
-from patchfleet.errors import StoreError
+from patchfleet.errors import ConfigError
 from patchfleet.ops.scan import ScanOptions, scan_nodes
 from patchfleet.store.facts_reader import load_facts, stored_states
 from patchfleet.store.query import ComplianceStore
@@ -126,9 +126,9 @@ def test_a_run_without_facts_says_why(tmp_path: Path) -> None:
     root = tmp_path / "store"
     shutil.copytree(OLD_STORE, root)
     with ComplianceStore(root) as store:
-        with pytest.raises(StoreError, match=r"no stored facts.*before schema v2"):
+        with pytest.raises(ConfigError, match=r"no stored facts.*before schema v2"):
             load_facts(store, "v1-initial-scan")
-        with pytest.raises(StoreError, match="not in the compliance store"):
+        with pytest.raises(ConfigError, match="not in the compliance store"):
             load_facts(store, "run-nope")
         assert load_facts(store) == []  # v1 nodes have no facts to judge
 

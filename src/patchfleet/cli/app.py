@@ -308,6 +308,59 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 @app.command()
+def evaluate(
+    baseline: Annotated[str, typer.Option(
+        "--baseline", "-b", help="The baseline to judge with: a name, a YAML file, or AWS "
+        "get-patch-baseline JSON (one object or an array, one per OS). Nodes of other OSes "
+        "are skipped.")],
+    run_id: Annotated[str | None, typer.Option(
+        "--run-id", help="Judge the facts this run stored (default: each node's latest).")
+    ] = None,
+    latest: Annotated[bool, typer.Option(
+        "--latest", help="Judge each node's latest stored facts (the default).")] = False,
+    targets: TargetsOpt = "*",
+    baselines_dir: BaselinesDirOpt = None,
+    store: StoreOpt = None,
+    at: Annotated[str | None, typer.Option(
+        "--at", help="Judge as of this time (ISO 8601, UTC unless it says otherwise), e.g. "
+        "to see what an approval delay releases next week. Default: now.")] = None,
+    save: Annotated[bool, typer.Option(
+        "--save", help="Store the evaluation as a run flagged what_if (never in the "
+        "latest-state views or the compliance history).")] = False,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+) -> None:
+    """What-if: judge stored facts with any baseline, without contacting a node."""
+    from patchfleet.cli import evaluate as what_if_cli
+    from patchfleet.domain.selectors import parse_targets
+    from patchfleet.ops.plan import load_override, load_registry
+    from patchfleet.ops.what_if import evaluate_stored, parse_at
+    from patchfleet.store.location import StoreLocation
+
+    try:
+        if run_id is not None and latest:
+            raise InputError("--run-id and --latest: give one (--latest is the default)")
+        for flag, value in (("--baseline", baseline), ("--run-id", run_id),
+                            ("--store", store), ("--baselines-dir", baselines_dir)):
+            if value is not None and not value.strip():
+                raise InputError(f"{flag}: is empty; give a value, or leave the option out")
+        when = parse_at(at)
+        parse_targets(targets)
+        baselines = load_override(baseline, load_registry(baselines_dir))
+        location = StoreLocation.resolve(store)
+        if not location.is_s3 and not location.local.is_dir():
+            raise InputError(f"--store: there is no compliance store at {location.local}; run "
+                             "a scan first, or pass --store (or PATCHFLEET_STORE)")
+        outcome = evaluate_stored(location, baselines, run_id=run_id, targets=targets,
+                                  at=when, save=save)
+    except PatchfleetError as e:
+        _fail(e)
+    if output is OutputFormat.json:
+        _print_json(what_if_cli.as_json(outcome, str(location)))
+    else:
+        what_if_cli.print_outcome(out, outcome, str(location))
+
+
+@app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over the views: patch_states, node_summaries, "
                                        "latest_patch_states, latest_node_summaries, "

@@ -23,7 +23,7 @@ from patchfleet.domain.facts import (
     RebootState,
     RefreshResult,
 )
-from patchfleet.errors import StoreError
+from patchfleet.errors import ConfigError
 from patchfleet.store.facts_table import ELEMENT_COLUMNS, element_from_row, split_elements
 from patchfleet.store.query import ComplianceStore
 
@@ -83,7 +83,7 @@ def _node_facts(row: dict[str, Any], parts: dict[str, tuple[Any, ...]]) -> NodeF
 def load_facts(store: ComplianceStore, run_id: str | None = None,
                nodes: Collection[str] | None = None) -> list[StoredNode]:
     """The stored facts of run ``run_id`` (None: each node's latest run with facts), limited
-    to ``nodes`` when given, in node id order. StoreError when ``run_id`` has no facts."""
+    to ``nodes`` when given, in node id order. ConfigError when ``run_id`` has no facts."""
     params: dict[str, Any] = {"run": run_id} if run_id is not None else {}
     where = ""
     if nodes is not None:
@@ -128,13 +128,13 @@ def _no_facts(store: ComplianceStore, run_id: str) -> None:
                           "WHERE run_id = $run", {"run": run_id})
     nodes, with_facts = rows[0] if rows else (0, 0)
     if not nodes:
-        raise StoreError(f"run {run_id!r} is not in the compliance store {store.root}: "
-                         "pick a run id from `patchfleet query \"SELECT * FROM "
-                         "compliance_history\"`, or use --latest")
+        raise ConfigError(f"run {run_id!r} is not in the compliance store {store.root}: "
+                          "pick a run id from `patchfleet query \"SELECT * FROM "
+                          "compliance_history\"`, or use --latest", source="--run-id")
     if not with_facts:
-        raise StoreError(f"run {run_id!r} has no stored facts (it was written before schema "
-                         "v2, is a what-if, or no node was scanned): pick a later run, or "
-                         "scan again")
+        raise ConfigError(f"run {run_id!r} has no stored facts (it was written before schema "
+                          "v2, is a what-if, or no node was scanned): pick a later run, or "
+                          "scan again", source="--run-id")
 
 
 def stored_states(store: ComplianceStore, pairs: Sequence[tuple[str, str]]

@@ -31,7 +31,8 @@ patchfleet's reading of AWS for apt nodes, step by step (the README repeats it f
 
 Debian and Ubuntu publish no release dates, so, as in AWS, ``approve_after_days`` /
 ``approve_until_date`` are ignored on apt; a baseline with ``staged_approval`` (a patchfleet
-extension) counts them from the ``first_seen`` dates the caller passes.
+extension) counts them from the ``first_seen`` dates the caller passes, and its records carry
+the first-seen date of their available version as ``release_date``.
 """
 
 from __future__ import annotations
@@ -245,7 +246,14 @@ class _AptEvaluator:
             repository=origin.display if origin else None,
             held=pkg.held,
             security=relevant.security,
+            release_date=self._seen(pkg, available) if self.dated and available else None,
         )
+
+    def _seen(self, pkg: InstalledPackage, version: str) -> datetime:
+        """When the fleet first saw ``version`` offered (now if never): the release date of a
+        staged record."""
+        seen = (self.first_seen or {}).get((pkg.name, version)) or self.now
+        return seen if seen.tzinfo else seen.replace(tzinfo=UTC)
 
     def _installed_level(
         self, pkg: InstalledPackage, installed_v: PackageVersion

@@ -28,8 +28,10 @@ patchfleet's reading of AWS for rpm nodes (the README repeats it for users):
    ORed, filters ANDed, ``*`` wildcards, case ignored) and its release date passes the rule's
    delay: ``release + approve_after_days <= now``, or ``release <= approve_until_date
    23:59:59 UTC``. The release date is the notice's ``updated`` date, else ``issued``, else the
-   available package's build time, else (patchfleet extension) the first-seen date of that
-   version when the caller passes first-seen dates, else none: no delay (spec §1.8).
+   build time of that version (the scan knows it for the newest available version), else
+   (patchfleet extension, a baseline with ``staged_approval``) the first-seen date of that
+   version, else the newest version's build time (an older version was built before it, so the
+   delay is never met earlier than AWS would meet it), else none: no delay (spec §1.8).
 6. **Which version.** With ``enable_non_security: false`` a rule approves the highest version
    listed by its passing notices: AWS runs ``dnf upgrade-minimal``, which installs the smallest
    version that fixes the approved notices, not the newest. With ``enable_non_security: true``
@@ -463,11 +465,12 @@ class _RpmEvaluator:
     ) -> datetime | None:
         if notice is not None and notice.released is not None:
             return notice.released
-        if update is not None and update.build_time is not None:
-            return _utc(update.build_time)
+        built = _utc(update.build_time) if update is not None else None
+        if built is not None and update is not None and _cmp(update.package.evr, version) == 0:
+            return built  # the build time of this very version
         if self.first_seen is not None and self.baseline.staged_approval:
             return _utc(self.first_seen.get((name, version))) or self.now
-        return None  # AWS: an undated notice's delay is met
+        return built  # an older version was built before the newest; None: AWS, no delay
 
     def _date_ok(self, rule: Rule, released: datetime | None) -> bool:
         return released is None or rule.released_in_time(released, self.now)
