@@ -147,6 +147,40 @@ def test_patch_now_runs_on_the_worker_into_store_and_artifact(
     assert [row["node_id"] for row in rows_art] == ["deb-a"]
 
 
+def test_what_if_runs_on_the_worker_and_is_saved_apart(
+    deployed: Deployed, fleet: Any, tmp_path: Path
+) -> None:
+    """`evaluate-baseline/what-if` judges the stored facts of a scan on a worker: the what-if
+    run is stored flagged, and the latest-state views still show the scan."""
+    import asyncio as aio
+
+    from patchfleet.domain.records import Operation
+    from patchfleet.domain.results import RunContext
+    from patchfleet.ops.plan import plan_scan
+    from patchfleet.ops.scan import scan_nodes
+    from patchfleet.store.writer import write_run
+    from patchfleet.transport.connector import SSHConnector
+
+    store = tmp_path / "store"
+    plan = plan_scan(inventory=str(fleet.inventory), targets="deb-a", store=str(store))
+    with SSHConnector() as connector:
+        results = aio.run(scan_nodes(plan.nodes, plan.registry, plan.options, connector))
+    write_run(store, RunContext(run_id="scan-for-what-if", operation=Operation.SCAN,
+                                started_at=datetime.now(UTC)), results)
+    r = _cli(["deployment", "run", "evaluate-baseline/what-if",
+              "-p", "baseline=example-debian-all-updates", "-p", f"store={store}",
+              "--watch", "--watch-interval", "1", "--watch-timeout", "180"], deployed.env, 240)
+    assert r.returncode == 0 and "Completed" in r.stdout + r.stderr, (
+        r.stdout + r.stderr + f"\n--- worker log ---\n{_tail(deployed.worker_log)}")
+    with ComplianceStore(store) as cs:
+        _, rows = cs.query("SELECT what_if, facts_run_id, baseline_id FROM node_summaries "
+                           "ORDER BY what_if")
+        _, latest = cs.query("SELECT run_id FROM latest_node_summaries")
+    assert rows == [(False, "scan-for-what-if", "AWS-DebianDefaultPatchBaseline"),
+                    (True, "scan-for-what-if", "example-debian-all-updates")]
+    assert latest == [("scan-for-what-if",)]
+
+
 def test_a_bad_operation_is_refused_when_the_run_is_created(deployed: Deployed) -> None:
     """The deployments enforce the flow's parameter schema: a typo never reaches a worker."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -212,10 +246,13 @@ def test_every_deployment_is_tagged_and_limited_to_one_run(deployed: Deployed) -
     deps = {d.name: d for d in asyncio.run(_with_client(deployed.api_url, read))
             if "patchfleet-generated" not in d.tags}
     assert set(deps) == {"patch-now", "host-management", "weekly-install", "run-policy",
-                         "run-window", "shard"}
+                         "run-window", "shard", "what-if"}
     shard = deps.pop("shard")  # a sharded scan's shards run at once, on every worker
     assert shard.global_concurrency_limit is None and not shard.schedules
     assert shard.tags == ["patchfleet", "shard"] and shard.work_pool_name == "patchfleet"
+    what_if = deps.pop("what-if")  # reads the store only: no reason to queue it
+    assert what_if.global_concurrency_limit is None and not what_if.schedules
+    assert what_if.tags == ["patchfleet", "what-if"] and what_if.parameters == {"save": True}
     for dep in deps.values():
         assert "patchfleet" in dep.tags and len(dep.tags) == 2, (dep.name, dep.tags)
         assert dep.global_concurrency_limit is not None
