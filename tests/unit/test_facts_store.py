@@ -20,7 +20,7 @@ from patchfleet.domain.records import Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.errors import ConfigError
 from patchfleet.ops.scan import ScanOptions, scan_nodes
-from patchfleet.store.facts_reader import load_facts, stored_states
+from patchfleet.store.facts_reader import load_facts, verdict_changes
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.writer import write_run
 from patchfleet.transport import ReplayConnector
@@ -52,7 +52,12 @@ def test_facts_come_back_exactly(tmp_path: Path, case: tuple[str, str]) -> None:
     results = scan(case)
     assert all(r.facts is not None and not r.failed for r in results)
     written = write_run(tmp_path, ctx(), results)
-    assert written.rows["package_facts"] > 0
+    assert written.rows["fact_lists"] == len(results)
+    # two nodes of one image: each distinct element is stored once
+    one = results[0].facts
+    assert one is not None
+    assert 0 < written.rows["fact_elements"] <= sum(map(len, (
+        one.installed, one.candidates, one.updates, one.advisories, one.planned)))
     with ComplianceStore(tmp_path) as store:
         loaded = load_facts(store, "run-facts")
     assert [n.summary["node_id"] for n in loaded] == [r.node_id for r in results]
@@ -76,12 +81,14 @@ def test_rebuilt_facts_judge_like_the_scan(tmp_path: Path, case: tuple[str, str]
     write_run(tmp_path, ctx(), results)
     with ComplianceStore(tmp_path) as store:
         (stored,) = load_facts(store, "run-facts")
-        states = stored_states(store, [(results[0].node_id, "run-facts")])
+        same = verdict_changes(store, results, {results[0].node_id: "run-facts"})
+        none = verdict_changes(store, results, {})
     assert results[0].facts is not None
     baseline = REGISTRY.select(results[0].facts.os.operating_system, None, {})
     assert evaluate(stored.facts, baseline, T0) == results[0].records
-    assert states[results[0].node_id] == {
-        (r.package, r.arch): (r.state.value, r.available_version) for r in results[0].records}
+    assert same == []
+    assert none == sorted((results[0].node_id, r.package, r.arch, None, r.state.value)
+                          for r in results[0].records)
 
 
 def test_node_summaries_say_os_tags_source_and_baseline(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_staged_run_commits_what_write_run_writes(tmp_path: Path) -> None:
     assert area.path == tmp_path / "staged" / STAGING_DIR / "run_id=run-s"
     staged = commit_staged(tmp_path / "staged", CTX, area)
     assert staged.rows == direct.rows == {"patch_states": 12, "node_summaries": 3,
-                                           "package_facts": 0}
+                                           "fact_elements": 0, "fact_lists": 0}
     for table in ("node_summaries", "patch_states"):
         a = pq.read_table(direct.paths[table])
         b = pq.read_table(staged.paths[table])
@@ -67,7 +67,8 @@ def test_staged_run_commits_what_write_run_writes(tmp_path: Path) -> None:
 
 def test_empty_staging_commits_an_empty_run(tmp_path: Path) -> None:
     written = commit_staged(tmp_path, CTX, StagingArea.of(tmp_path, CTX.run_id))
-    assert written.rows == {"patch_states": 0, "node_summaries": 0, "package_facts": 0}
+    assert written.rows == {"patch_states": 0, "node_summaries": 0,
+                            "fact_elements": 0, "fact_lists": 0}
     assert pq.read_table(written.patch_states_path).num_rows == 0
 
 

@@ -194,7 +194,8 @@ def test_views_keep_design_column_order(tmp_path: Path) -> None:
 
 def test_round_trip_through_views(tmp_path: Path) -> None:
     written = write_run(tmp_path, ctx(snapshot_id="snap-1"), fleet())
-    assert written.rows == {"patch_states": 2, "node_summaries": 2, "package_facts": 0}
+    assert written.rows == {"patch_states": 2, "node_summaries": 2,
+                            "fact_elements": 0, "fact_lists": 0}
     assert written.patch_states_path == (
         tmp_path / "patch_states/date=2024-05-01/run_id=run-a/part-0.parquet"
     )
@@ -288,7 +289,8 @@ def test_date_partition_is_utc_day_of_run_start(tmp_path: Path) -> None:
 
 def test_run_without_records_still_writes_node_summaries(tmp_path: Path) -> None:
     written = write_run(tmp_path, ctx(), [failed("a", "AUTH_FAILED: key rejected"), node("b")])
-    assert written.rows == {"patch_states": 0, "node_summaries": 2, "package_facts": 0}
+    assert written.rows == {"patch_states": 0, "node_summaries": 2,
+                            "fact_elements": 0, "fact_lists": 0}
     assert written.patch_states_path.is_file()
     with ComplianceStore(tmp_path) as store:
         assert store.query("SELECT count(*) FROM patch_states")[1] == [(0,)]
@@ -377,8 +379,9 @@ def test_read_only_root_fails_up_front(tmp_path: Path) -> None:
 def test_check_writable_creates_the_table_folders(tmp_path: Path) -> None:
     writer.check_writable(tmp_path / "new")
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [
+        "fact_elements",
+        "fact_lists",
         "node_summaries",
-        "package_facts",
         "patch_states",
     ]
 
@@ -411,15 +414,16 @@ def test_crash_between_the_renames_is_rolled_back(
 
     def second_fails(src: str, dst: str) -> None:
         calls.append(str(dst))
-        if len(calls) == 3:
+        if len(calls) == 4:
             raise OSError(28, "No space left on device", str(dst))
         real_replace(src, dst)
 
     monkeypatch.setattr(writer.os, "replace", second_fails)
     with pytest.raises(StoreError):
         write_run(tmp_path, ctx(), fleet())
-    assert ["patch_states" in calls[0], "package_facts" in calls[1],
-            "node_summaries" in calls[2]] == [True, True, True]
+    assert [table in call for table, call in zip(
+        ("patch_states", "fact_elements", "fact_lists", "node_summaries"), calls,
+        strict=True)] == [True] * 4
     assert list(tmp_path.rglob("*.parquet")) == []
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 

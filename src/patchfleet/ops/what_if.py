@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from patchfleet.domain import clock
 from patchfleet.domain.baseline import Baseline
@@ -28,15 +29,14 @@ from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
 from patchfleet.ops.scan import ScanOptions, judge, node_result
-from patchfleet.store.facts_reader import StoredNode, load_facts, stored_states
+from patchfleet.store.facts_reader import StoredNode, load_facts, verdict_changes
 from patchfleet.store.location import StoreLocation
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.schema import node_summaries_table
 from patchfleet.store.writer import WrittenRun, write_run
 
 
-@dataclass(frozen=True, slots=True)
-class PatchFlip:
+class PatchFlip(NamedTuple):
     """A patch whose state differs from the stored verdict (None: no record on that side)."""
 
     node_id: str
@@ -128,7 +128,6 @@ def _evaluate(root: StoreLocation, baselines: Mapping[str, Baseline], run_id: st
         seen = first_seen(store.first_sightings())
         pending = {node_id: PendingInstalls(boot_id, frozenset(packages))
                    for node_id, (boot_id, packages) in store.pending_installs().items()}
-        before = stored_states(store, [(node_id, by_id[node_id].run_id) for node_id in chosen])
     outcome = WhatIf(run_id=evaluation_id or f"whatif-{uuid.uuid4()}", at=now, results=[],
                      source_runs=sorted({by_id[node_id].run_id for node_id in chosen}))
     options = ScanOptions(first_seen=seen, pending=pending, baseline_overrides=dict(baselines),
@@ -145,27 +144,19 @@ def _evaluate(root: StoreLocation, baselines: Mapping[str, Baseline], run_id: st
         result = replace(node_result(node, item.facts, baseline, records, now),
                          facts_run_id=item.run_id)
         outcome.results.append(result)
-        _compare(outcome, item, result, before.get(node_id, {}))
+        old_status = str(item.summary["status"])
+        if old_status != result.summary.status.value:
+            outcome.node_flips.append(NodeFlip(node_id, old_status, result.summary.status.value))
+    with ComplianceStore(root) as store:
+        runs = {r.node_id: by_id[r.node_id].run_id for r in outcome.results}
+        outcome.patch_flips = list(map(PatchFlip._make,
+                                       verdict_changes(store, outcome.results, runs)))
     if save and outcome.results:
         source = "what-if of " + ", ".join(outcome.source_runs)
         ctx = RunContext(run_id=outcome.run_id, operation=Operation.SCAN, started_at=now,
                          what_if=True, inventory_source=source)
         outcome.written = write_run(root, ctx, outcome.results)
     return outcome
-
-
-def _compare(outcome: WhatIf, stored: StoredNode, result: NodeResult,
-             before: Mapping[tuple[str, str], tuple[str, str | None]]) -> None:
-    old_status = str(stored.summary["status"])
-    if old_status != result.summary.status.value:
-        outcome.node_flips.append(NodeFlip(result.node_id, old_status,
-                                           result.summary.status.value))
-    after = {(r.package, r.arch): r.state.value for r in result.records}
-    for key in sorted(before.keys() | after.keys()):
-        was = before[key][0] if key in before else None
-        now = after.get(key)
-        if was != now:
-            outcome.patch_flips.append(PatchFlip(result.node_id, key[0], key[1], was, now))
 
 
 MAX_DIGEST_CHANGES = 200

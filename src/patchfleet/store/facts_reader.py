@@ -1,20 +1,22 @@
 """Read stored facts back as :class:`~patchfleet.domain.facts.NodeFacts` (what-if, tests).
 
-A node's facts are its ``package_facts`` rows (in ``seq`` order) plus the node-level columns
-of its ``node_summaries`` row. Rebuilding 10,000 nodes row by row in Python would take minutes,
-so DuckDB does the bulk work: it hashes every row's content (``hash`` over the element columns,
-64 bits), lists each node's row hashes in order and hashes that list. Python then builds one
-object per distinct row and one facts tuple per distinct node content; nodes of one image share
-them, exactly as after a live scan, and evaluation's memos apply. Two different rows would have
-to collide in 64 bits to be confused (about 1 in 10^10 for a million distinct rows).
+A node's facts are its list in ``fact_lists`` (element ids, in scan order), the rows those ids
+name in ``fact_elements``, and the node-level columns of its ``node_summaries`` row. Python
+builds one object per distinct element content (DuckDB hashes each element row, 64 bits, so
+equal elements staged by different batches or runs become one object) and one facts tuple per
+distinct list; nodes of one image then share their objects, as after a live scan, and
+evaluation's memos apply. Two different elements would have to collide in 64 bits to be
+confused (about 1 in 10^10 for a million distinct elements).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+
+import pyarrow.compute as pc
 
 from patchfleet.domain.facts import (
     NodeFacts,
@@ -23,9 +25,11 @@ from patchfleet.domain.facts import (
     RebootState,
     RefreshResult,
 )
-from patchfleet.errors import ConfigError
+from patchfleet.domain.results import NodeResult
+from patchfleet.errors import ConfigError, StoreError
 from patchfleet.store.facts_table import ELEMENT_COLUMNS, element_from_row, split_elements
 from patchfleet.store.query import ComplianceStore
+from patchfleet.store.schema import verdicts_table
 
 _ROW_HASH: Final = "hash(" + ", ".join(f'"{c}"' for c in ELEMENT_COLUMNS) + ")"
 
@@ -96,30 +100,41 @@ def load_facts(store: ComplianceStore, run_id: str | None = None,
         if run_id is not None:
             _no_facts(store, run_id)
         return []
-    facts_rows = (f"{scope} SELECT f.* FROM package_facts f "
-                  "JOIN scope s ON f.node_id = s.node_id AND f.run_id = s.run_id")
-    _, keyed = store.query(
-        f"WITH f AS ({facts_rows}), k AS (SELECT node_id, run_id, seq, {_ROW_HASH} AS k "
-        "FROM f), n AS (SELECT node_id, run_id, list(k ORDER BY seq) AS keys FROM k "
-        "GROUP BY node_id, run_id), h AS (SELECT node_id, run_id, hash(keys) AS node_key, keys "
-        "FROM n) SELECT node_id, run_id, node_key, CASE WHEN row_number() OVER (PARTITION BY "
-        "node_key ORDER BY node_id, run_id) = 1 THEN keys END FROM h", params)
+    runs = {"runs": sorted({row["run_id"] for row in summaries})}
+    in_runs = "FROM fact_elements WHERE run_id IN (SELECT unnest($runs))"
     names, distinct = store.query(
-        f"WITH f AS ({facts_rows}) SELECT DISTINCT ON (k) {_ROW_HASH} AS k, "
-        + ", ".join(f'"{c}"' for c in ELEMENT_COLUMNS) + " FROM f", params)
-    elements = {r[0]: element_from_row(dict(zip(names, r, strict=True))) for r in distinct}
-    parts: dict[int, dict[str, tuple[Any, ...]]] = {}
+        f"SELECT DISTINCT ON (k) {_ROW_HASH} AS k, "
+        + ", ".join(f'"{c}"' for c in ELEMENT_COLUMNS) + f" {in_runs}", runs)
+    made = {r[0]: element_from_row(dict(zip(names, r, strict=True))) for r in distinct}
+    _, keyed = store.query(f"SELECT run_id, element_id, {_ROW_HASH} {in_runs}", runs)
+    by_run: dict[str, dict[int, object]] = {}
+    for element_run, element_id, key in keyed:
+        by_run.setdefault(element_run, {})[element_id] = made[key]
+    _, listed = store.query(
+        f"{scope}, l AS (SELECT f.node_id, f.run_id, hash(f.elements) AS k, f.elements "
+        "FROM fact_lists f JOIN scope s ON f.node_id = s.node_id AND f.run_id = s.run_id) "
+        "SELECT node_id, run_id, k, CASE WHEN row_number() OVER (PARTITION BY run_id, k "
+        "ORDER BY node_id) = 1 THEN elements END FROM l", params)
+    parts: dict[tuple[str, int], dict[str, tuple[Any, ...]]] = {}
     node_keys: dict[tuple[str, str], int] = {}
-    for node_id, node_run, node_key, keys in keyed:
-        node_keys[(node_id, node_run)] = node_key
-        if keys is not None:
-            parts[node_key] = split_elements(elements[k] for k in keys)
+    for node_id, node_run, key, elements in listed:
+        node_keys[(node_id, node_run)] = key
+        if elements is not None:
+            objects = by_run.get(node_run, {})
+            try:
+                parts[(node_run, key)] = split_elements(objects[i] for i in elements)
+            except KeyError as missing:
+                raise StoreError(
+                    f"run {node_run!r}: node {node_id!r} lists fact element {missing} that "
+                    "fact_elements does not hold; the run's files are damaged: run "
+                    "`patchfleet store check`") from None
     empty = split_elements(())
     out: list[StoredNode] = []
     for row in summaries:
         key = node_keys.get((row["node_id"], row["run_id"]))
+        part = parts.get((row["run_id"], key)) if key is not None else None
         out.append(StoredNode(run_id=row["run_id"], summary=row,
-                              facts=_node_facts(row, parts[key] if key is not None else empty)))
+                              facts=_node_facts(row, part or empty)))
     return out
 
 
@@ -137,17 +152,26 @@ def _no_facts(store: ComplianceStore, run_id: str) -> None:
                           "scan again", source="--run-id")
 
 
-def stored_states(store: ComplianceStore, pairs: Sequence[tuple[str, str]]
-                  ) -> dict[str, dict[tuple[str, str], tuple[str, str | None]]]:
-    """node_id -> {(package, arch): (state, available_version)} of the stored verdicts of the
-    given (node_id, run_id) pairs."""
-    if not pairs:
-        return {}
-    _, rows = store.query(
-        "SELECT node_id, package, arch, state, available_version FROM patch_states "
+def verdict_changes(store: ComplianceStore, results: Sequence[NodeResult],
+                    runs: Mapping[str, str]) -> list[tuple[str, str, str, str | None, str | None]]:
+    """``(node_id, package, arch, stored state, new state)`` of every patch whose state in
+    ``results`` differs from the verdict stored for the same node in ``runs[node_id]`` (None:
+    no record on that side), sorted. Joined in Arrow: a fleet has millions of records."""
+    if not results:
+        return []
+    keys = ["node_id", "package", "arch"]
+    after = verdicts_table(results)
+    before = store.to_arrow(
+        "SELECT node_id, package, arch, state FROM patch_states "
         "WHERE (node_id, run_id) IN (SELECT unnest($nodes), unnest($runs))",
-        {"nodes": [p[0] for p in pairs], "runs": [p[1] for p in pairs]})
-    out: dict[str, dict[tuple[str, str], tuple[str, str | None]]] = {}
-    for node_id, package, arch, state, available in rows:
-        out.setdefault(node_id, {})[(package, arch)] = (state, available)
-    return out
+        {"nodes": list(runs), "runs": list(runs.values())})
+    if not before.num_columns:
+        before = after.schema.empty_table()
+    joined = after.join(before.cast(after.schema), keys, join_type="full outer",
+                        left_suffix="_after", right_suffix="_before", coalesce_keys=True)
+    was, now = joined.column("state_before"), joined.column("state_after")
+    differ = pc.invert(pc.equal(pc.fill_null(was, ""), pc.fill_null(now, "")))
+    changed = joined.filter(differ).sort_by([(k, "ascending") for k in keys])
+    columns = [changed.column(c).to_pylist()
+               for c in ("node_id", "package", "arch", "state_before", "state_after")]
+    return list(zip(*columns, strict=True))

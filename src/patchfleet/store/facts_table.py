@@ -1,15 +1,23 @@
-"""``package_facts``: what each node showed, kept beside the verdicts (schema v2).
+"""What each node showed, kept beside the verdicts (schema v2): ``fact_elements`` and
+``fact_lists``, read through the ``package_facts`` view.
 
-One row per element of a node's :class:`~patchfleet.domain.facts.NodeFacts`, in the order the
-scan saw them, told apart by ``kind``:
+A node's :class:`~patchfleet.domain.facts.NodeFacts` is a list of elements (an installed package,
+apt's versions of a package, an rpm update, a notice, a planned change). A fleet is mostly
+copies of a few images, so a run stores each distinct element once, in ``fact_elements`` (an
+``element_id`` unique within the run, then the element's columns), and each node's elements, in
+scan order, as a list of ids in ``fact_lists`` (``node_id, elements``). Stored per node the same
+facts took 4.7 times the bytes of ``patch_states``; normalised they take less than it
+(benchmarks/bench_facts.py). The ``package_facts`` view (sql/05) joins them back to one row per
+node x element, with ``seq`` its place in the node's list; ``kind`` tells the elements apart:
 
 ================  =============================================================================
 ``installed``     an installed package: ``package, arch, version`` (installed), ``source_package,
                   source_version, status, held, priority, section, install_time``
 ``candidates``    apt: every version ``apt-cache policy`` offered for an installed package:
-                  ``package, installed_version, candidate_version`` and ``versions`` (a list of
-                  ``{version, installed, priority, section, security, origins: [{origin, label,
-                  archive, codename, component, site, security}]}``)
+                  ``package, installed_version, candidate_version``, ``repository`` and
+                  ``security`` of the candidate, and ``versions`` (a list of ``{version,
+                  installed, priority, section, security, origins: [{origin, label, archive,
+                  codename, component, site, security}]}``)
 ``update``        dnf/zypper: the newest version a repository offers: ``package, arch, version``
                   (E:V-R), ``installed_version, repository, build_time``
 ``notice``        dnf/zypper: an updateinfo notice or zypper patch: ``notice_id, notice_type,
@@ -21,13 +29,10 @@ scan saw them, told apart by ``kind``:
 ================  =============================================================================
 
 The node-level facts (OS, reboot signal, refresh, collection time) are columns of
-``node_summaries``. Together they are enough to rebuild the node's facts exactly
-(:func:`rebuild_facts`), which is what ``patchfleet evaluate`` (what-if) judges, and what the
-first-seen dates of staged approval are read from (every version ever offered, not only the one
-a verdict named). The analyst's flat form is the ``package_offers`` view (sql/60).
-
-Nodes of one image share their fact objects (``domain.memo``), so each distinct element is
-converted once per batch and the rows are gathered by index in Arrow, as ``patch_states`` does.
+``node_summaries``. Together they rebuild the node's facts exactly (store/facts_reader.py),
+which is what ``patchfleet evaluate`` (what-if) judges and what the first-seen dates of staged
+approval are read from (every version ever offered, not only the one a verdict named). The
+analyst's flat form of the offers is the ``package_offers`` view (sql/60).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from patchfleet.domain.facts import (
     Advisory,
@@ -52,6 +58,9 @@ from patchfleet.domain.facts import (
 from patchfleet.domain.results import NodeResult
 
 PACKAGE_FACTS: Final = "package_facts"
+"""The view analysts read (one row per node x element)."""
+FACT_ELEMENTS: Final = "fact_elements"
+FACT_LISTS: Final = "fact_lists"
 
 INSTALLED: Final = "installed"
 CANDIDATES: Final = "candidates"
@@ -78,9 +87,7 @@ _RPM_REF = pa.struct([
     pa.field("release", _STR), pa.field("arch", _STR),
 ])
 
-PACKAGE_FACTS_SCHEMA: Final = pa.schema([
-    pa.field("node_id", _STR, nullable=False),
-    pa.field("seq", pa.int32(), nullable=False),
+_ELEMENT_FIELDS: Final = [
     pa.field("kind", _STR, nullable=False),
     pa.field("package", _STR),
     pa.field("arch", _STR),
@@ -111,8 +118,21 @@ PACKAGE_FACTS_SCHEMA: Final = pa.schema([
     pa.field("interactive", pa.bool_()),
     pa.field("notice_installed", pa.bool_()),
     pa.field("notice_packages", pa.list_(pa.field("item", _RPM_REF))),
+]
+FACT_ELEMENTS_SCHEMA: Final = pa.schema([
+    pa.field("element_id", pa.int32(), nullable=False), *_ELEMENT_FIELDS,
     pa.field("run_id", _STR, nullable=False),
 ])
+FACT_LISTS_SCHEMA: Final = pa.schema([
+    pa.field("node_id", _STR, nullable=False),
+    pa.field("elements", pa.list_(pa.field("item", pa.int32(), nullable=False)), nullable=False),
+    pa.field("run_id", _STR, nullable=False),
+])
+PACKAGE_FACTS_SCHEMA: Final = pa.schema([
+    pa.field("node_id", _STR, nullable=False), pa.field("seq", pa.int32(), nullable=False),
+    *_ELEMENT_FIELDS, pa.field("run_id", _STR, nullable=False),
+])
+"""The columns of the ``package_facts`` view."""
 
 Row = dict[str, Any]
 
@@ -189,42 +209,62 @@ def _elements(facts: NodeFacts) -> Iterable[tuple[object, Callable[[Any], Row]]]
         yield change, _planned_row
 
 
-_ELEMENT_COLUMNS: Final = tuple(n for n in PACKAGE_FACTS_SCHEMA.names
-                                if n not in ("node_id", "seq", "run_id"))
-ELEMENT_COLUMNS: Final = _ELEMENT_COLUMNS
-"""The columns that make up one element (what a row holds besides node, position and run)."""
-_ELEMENT_SCHEMA: Final = pa.schema([PACKAGE_FACTS_SCHEMA.field(n) for n in _ELEMENT_COLUMNS])
+ELEMENT_COLUMNS: Final = tuple(f.name for f in _ELEMENT_FIELDS)
+"""The columns that make up one element (what an element row holds besides its id and run)."""
+_ELEMENT_SCHEMA: Final = pa.schema(_ELEMENT_FIELDS)
 
 
-def package_facts_table(run_id: str, results: Sequence[NodeResult]) -> pa.Table:
-    """One row per fact element of each scanned node of ``results`` (nodes without facts, the
-    FAILED ones, have none), nodes in order, each node's elements in scan order."""
-    where: dict[int, int] = {}
+def fact_tables(run_id: str, results: Sequence[NodeResult]) -> tuple[pa.Table, pa.Table]:
+    """``(fact_elements, fact_lists)`` of the scanned nodes of ``results`` (nodes without
+    facts, the FAILED ones, have no list). Element ids count from 0 in this call; each
+    distinct element (the same object, or an equal one) is converted once."""
+    by_object: dict[int, int] = {}
+    by_content: dict[object, int] = {}
     distinct: list[Row] = []
-    index: list[int] = []
+    lists: list[list[int]] = []
     node_ids: list[str] = []
-    seq: list[int] = []
     for result in results:
         if result.facts is None:
             continue
-        before = len(index)
+        ids: list[int] = []
         for element, to_row in _elements(result.facts):
-            i = where.get(id(element))
+            i = by_object.get(id(element))
             if i is None:
-                i = where[id(element)] = len(distinct)
-                distinct.append(to_row(element))
-            index.append(i)
-        node_ids.extend([result.node_id] * (len(index) - before))
-        seq.extend(range(len(index) - before))
+                i = by_content.get(element)
+                if i is None:
+                    i = by_content[element] = len(distinct)
+                    distinct.append(to_row(element))
+                by_object[id(element)] = i
+            ids.append(i)
+        lists.append(ids)
+        node_ids.append(result.node_id)
     elements = pa.Table.from_pylist(distinct, schema=_ELEMENT_SCHEMA) if distinct \
         else _ELEMENT_SCHEMA.empty_table()
-    rows = elements.take(pa.array(index, type=pa.int32()))
-    columns = {name: rows.column(name) for name in _ELEMENT_COLUMNS}
-    columns["node_id"] = pa.array(node_ids, _STR)
-    columns["seq"] = pa.array(seq, pa.int32())
-    columns["run_id"] = pa.array([run_id] * len(index), _STR)
-    return pa.table({n: columns[n] for n in PACKAGE_FACTS_SCHEMA.names},
-                    schema=PACKAGE_FACTS_SCHEMA)
+    elements = elements.add_column(0, FACT_ELEMENTS_SCHEMA.field("element_id"),
+                                   pa.array(range(len(distinct)), pa.int32()))
+    elements = elements.append_column(FACT_ELEMENTS_SCHEMA.field("run_id"),
+                                      pa.array([run_id] * len(distinct), _STR))
+    node_lists = pa.table({"node_id": node_ids, "elements": lists,
+                           "run_id": [run_id] * len(node_ids)}, schema=FACT_LISTS_SCHEMA)
+    return elements, node_lists
+
+
+def shift_ids(table: pa.Table, offset: int) -> pa.Table:
+    """``table`` (of ``fact_elements`` or ``fact_lists``) with every element id moved up by
+    ``offset``: parts staged apart number their elements from 0, a committed run once."""
+    if not offset or not table.num_rows:
+        return table
+    if "element_id" in table.column_names:
+        index = table.column_names.index("element_id")
+        shifted = pc.add(table.column(index), pa.scalar(offset, pa.int32()))
+        return table.set_column(index, table.schema.field(index), shifted)
+    index = table.column_names.index("elements")
+    column = table.column(index).combine_chunks()
+    moved = pa.ListArray.from_arrays(
+        pc.subtract(column.offsets, column.offsets[0]),
+        pc.add(column.flatten(), pa.scalar(offset, pa.int32())),
+        type=FACT_LISTS_SCHEMA.field("elements").type)
+    return table.set_column(index, table.schema.field(index), moved)
 
 
 # --- rows -> facts ----------------------------------------------------------------------------

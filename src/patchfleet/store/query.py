@@ -95,6 +95,7 @@ class ComplianceStore:
     TABLE_VIEWS: Final = TABLES
     VIEWS: Final = (
         *TABLES,
+        "package_facts",
         "latest_node_summaries",
         "latest_patch_states",
         "noncompliant_severity_counts",

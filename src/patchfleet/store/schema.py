@@ -36,20 +36,27 @@ import pyarrow as pa
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import PatchRecord
 from patchfleet.domain.results import NodeResult, RunContext
-from patchfleet.store.facts_table import PACKAGE_FACTS, PACKAGE_FACTS_SCHEMA, package_facts_table
+from patchfleet.store.facts_table import (
+    FACT_ELEMENTS,
+    FACT_ELEMENTS_SCHEMA,
+    FACT_LISTS,
+    FACT_LISTS_SCHEMA,
+    fact_tables,
+)
 
 SCHEMA_VERSION: Final = 2
-"""2: ``package_facts``; ``node_summaries`` gained the OS, tags, inventory source, baseline hash,
-what-if flag and the node-level facts. Files of version 1 stay readable: the views union every
-version by column name, the new columns NULL in old files."""
+"""2: ``fact_elements`` and ``fact_lists`` (the ``package_facts`` view); ``node_summaries``
+gained the OS, tags, inventory source, baseline hash, what-if flag and the node-level facts.
+Files of version 1 stay readable: the views union every version by column name, the new columns
+NULL in old files."""
 SCHEMA_VERSION_KEY: Final = b"patchfleet.schema_version"
 TABLE_KEY: Final = b"patchfleet.table"
 RUN_ID_KEY: Final = b"patchfleet.run_id"
 
 PATCH_STATES: Final = "patch_states"
 NODE_SUMMARIES: Final = "node_summaries"
-TABLES: Final = (PATCH_STATES, NODE_SUMMARIES, PACKAGE_FACTS)
-COMMIT_ORDER: Final = (PATCH_STATES, PACKAGE_FACTS, NODE_SUMMARIES)
+TABLES: Final = (PATCH_STATES, NODE_SUMMARIES, FACT_ELEMENTS, FACT_LISTS)
+COMMIT_ORDER: Final = (PATCH_STATES, FACT_ELEMENTS, FACT_LISTS, NODE_SUMMARIES)
 """The order a run's files are committed in: ``node_summaries`` last, as the views key on it."""
 
 # Hive partition columns, in folder order; they are read back from the path, never from the file.
@@ -155,7 +162,8 @@ NODE_SUMMARIES_SCHEMA: Final = pa.schema(
 SCHEMAS: Final[dict[str, pa.Schema]] = {
     PATCH_STATES: PATCH_STATES_SCHEMA,
     NODE_SUMMARIES: NODE_SUMMARIES_SCHEMA,
-    PACKAGE_FACTS: PACKAGE_FACTS_SCHEMA,
+    FACT_ELEMENTS: FACT_ELEMENTS_SCHEMA,
+    FACT_LISTS: FACT_LISTS_SCHEMA,
 }
 
 
@@ -258,8 +266,32 @@ def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Tab
                     schema=PATCH_STATES_SCHEMA)
 
 
+def verdicts_table(results: Sequence[NodeResult]) -> pa.Table:
+    """``node_id, package, arch, state`` of every record of ``results`` (what a what-if
+    compares with the stored verdicts), built like :func:`patch_states_table`."""
+    where: dict[int, int] = {}
+    distinct: list[PatchRecord] = []
+    index: list[int] = []
+    nodes: list[str] = []
+    for result in results:
+        for rec in result.records:
+            i = where.get(id(rec))
+            if i is None:
+                i = where[id(rec)] = len(distinct)
+                distinct.append(rec)
+            index.append(i)
+        nodes.extend([result.node_id] * len(result.records))
+    take = pa.array(index, type=pa.int32())
+    return pa.table({
+        "node_id": pa.array(nodes, _STR),
+        **{name: pa.array([value(r) for r in distinct], _STR).take(take)
+           for name, value in (("package", lambda r: r.package), ("arch", lambda r: r.arch),
+                               ("state", lambda r: str(r.state)))},
+    })
+
+
 def _node_facts(facts: NodeFacts | None) -> dict[str, object]:
-    """The node-level facts (what ``package_facts`` needs beside it to rebuild the facts)."""
+    """The node-level facts (what the fact tables need beside them to rebuild the facts)."""
     if facts is None:
         return {}
     os = facts.os
@@ -320,13 +352,13 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
 
 
 def run_tables(ctx: RunContext, results: Sequence[NodeResult]) -> dict[str, pa.Table]:
-    """The tables of one run, keyed by table name (a what-if has no ``package_facts``)."""
+    """The tables of one run, keyed by table name (a what-if stores no facts of its own)."""
     tables = {
         PATCH_STATES: patch_states_table(ctx, results),
         NODE_SUMMARIES: node_summaries_table(ctx, results),
     }
     if not ctx.what_if:  # a what-if's facts are its source run's, already stored
-        tables[PACKAGE_FACTS] = package_facts_table(ctx.run_id, results)
+        tables[FACT_ELEMENTS], tables[FACT_LISTS] = fact_tables(ctx.run_id, results)
     return tables
 
 

@@ -33,7 +33,7 @@ from patchfleet.store.staging import STAGING_DIR, StagingArea
 __all__ = ["ShardExchange", "shard_label"]
 
 _SHARDS: Final = "shards"
-_KINDS: Final = ("nodes", "patches", "facts", "snapshot")
+_KINDS: Final = ("nodes", "patches", "fact_elements", "fact_lists", "snapshot")
 
 
 def shard_label(index: int) -> str:

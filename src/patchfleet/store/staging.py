@@ -7,7 +7,8 @@ own schema; the store commit, the CSV reports and the artifacts read them back f
 
     ROOT/_staging/run_id=<id>/nodes/part-<label>-<n>.arrow     node_summaries rows (+ extras)
     ROOT/_staging/run_id=<id>/patches/part-<label>-<n>.arrow   patch_states rows
-    ROOT/_staging/run_id=<id>/facts/part-<label>-<n>.arrow     package_facts rows
+    ROOT/_staging/run_id=<id>/fact_elements/part-<label>-<n>.arrow   the batch's distinct facts
+    ROOT/_staging/run_id=<id>/fact_lists/part-<label>-<n>.arrow      each node's list of them
     ROOT/_staging/run_id=<id>/snapshot/part-<label>.json       approved sets a batch froze
 
 Parts are Arrow IPC files (zstd), each written to a ``.tmp`` name and renamed, so a reader never
@@ -39,7 +40,7 @@ import pyarrow.ipc as ipc
 from patchfleet.domain.records import LEVEL_ORDER, ComplianceLevel
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.errors import StoreError
-from patchfleet.store.facts_table import PACKAGE_FACTS, package_facts_table
+from patchfleet.store.facts_table import FACT_ELEMENTS, FACT_LISTS, fact_tables, shift_ids
 from patchfleet.store.location import StoreLocation, StoreRoot
 from patchfleet.store.schema import (
     NODE_SUMMARIES,
@@ -53,7 +54,8 @@ from patchfleet.store.writer import WrittenRun, commit_tables
 STAGING_DIR: Final = "_staging"
 _NODES: Final = "nodes"
 _PATCHES: Final = "patches"
-_FACTS: Final = "facts"
+_ELEMENTS: Final = "fact_elements"
+_LISTS: Final = "fact_lists"
 _SNAPSHOT: Final = "snapshot"
 _IPC = ipc.IpcWriteOptions(compression="zstd")
 
@@ -153,9 +155,10 @@ class StagingWriter:
         name = f"part-{self.label}-{self._seq:05d}.arrow"
         self._seq += 1
         _write_table(self.area.path / _PATCHES / name, patch_states_table(self.ctx, results))
-        if self.ctx.what_if is False:
-            _write_table(self.area.path / _FACTS / name,
-                         package_facts_table(self.ctx.run_id, results))
+        if not self.ctx.what_if:
+            elements, lists = fact_tables(self.ctx.run_id, results)
+            _write_table(self.area.path / _ELEMENTS / name, elements)
+            _write_table(self.area.path / _LISTS / name, lists)
         _write_table(self.area.path / _NODES / name, nodes)
 
 
@@ -185,10 +188,27 @@ def iter_patch_tables(area: StagingArea) -> Iterator[pa.Table]:
         yield _read(path)
 
 
-def iter_fact_tables(area: StagingArea) -> Iterator[pa.Table]:
-    """The staged ``package_facts`` rows, one part at a time."""
-    for path in area.parts(_FACTS):
-        yield _read(path)
+def _fact_parts(area: StagingArea) -> list[tuple[Path, Path, int]]:
+    """Each staged part's elements and lists files, and the element id its elements start at
+    in the committed run (each part numbers its own from 0)."""
+    out: list[tuple[Path, Path, int]] = []
+    start = 0
+    for elements in area.parts(_ELEMENTS):
+        lists = area.path / _LISTS / elements.name
+        if not lists.is_file():
+            raise StoreError(f"staged facts part {elements} has no {lists.name} beside it in "
+                             f"{lists.parent}: the batch that wrote it did not finish")
+        out.append((elements, lists, start))
+        with ipc.open_file(pa.memory_map(str(elements))) as reader:
+            start += sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    return out
+
+
+def iter_fact_tables(area: StagingArea, which: str) -> Iterator[pa.Table]:
+    """The staged ``fact_elements`` or ``fact_lists`` rows, one part at a time, with element
+    ids numbered across the whole run."""
+    for elements, lists, start in _fact_parts(area):
+        yield shift_ids(_read(elements if which == FACT_ELEMENTS else lists), start)
 
 
 def top_missing(area: StagingArea, limit: int = 10) -> list[tuple[str, int, str]]:
@@ -218,5 +238,6 @@ def commit_staged(root: StoreRoot, ctx: RunContext, area: StagingArea) -> Writte
     nodes = read_node_table(area).drop_columns(list(EXTRA_COLUMNS))
     tables = {PATCH_STATES: iter_patch_tables(area), NODE_SUMMARIES: iter([nodes])}
     if not ctx.what_if:
-        tables[PACKAGE_FACTS] = iter_fact_tables(area)
+        tables[FACT_ELEMENTS] = iter_fact_tables(area, FACT_ELEMENTS)
+        tables[FACT_LISTS] = iter_fact_tables(area, FACT_LISTS)
     return commit_tables(root, ctx, tables)

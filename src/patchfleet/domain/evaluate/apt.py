@@ -66,6 +66,9 @@ __all__ = ["evaluate_apt"]
 _SECURITY = "Security"
 # (product, pending reboot) + (baseline, package, table) by identity -> its record.
 _RECORDS: IdentityMemo[PatchRecord] = IdentityMemo()
+# (product, reboot list) + (baseline, installed tuple, candidates tuple) -> the node's records:
+# nodes whose facts share their tuples (rebuilt from the store for a what-if) are judged once.
+_NODES: IdentityMemo[tuple[PatchRecord, ...]] = IdentityMemo(max_entries=4096)
 
 
 class _Names:
@@ -152,6 +155,16 @@ class _AptEvaluator:
         return record
 
     def evaluate(self) -> tuple[PatchRecord, ...]:
+        if self.dated:
+            return self._evaluate()
+        key = (self.product, self.reboot)
+        objects = (self.baseline, self.facts.installed, self.facts.candidates)
+        records = _NODES.lookup(key, objects)
+        if records is None:
+            records = _NODES.store(key, objects, self._evaluate())
+        return records
+
+    def _evaluate(self) -> tuple[PatchRecord, ...]:
         judge = self._package if self.dated else self._memoised
         records = [judge(pkg) for pkg in self.facts.installed if pkg.status == "installed"]
         records.sort(key=lambda r: (r.package, r.arch))
