@@ -240,7 +240,7 @@ async def _run_shard(request: PatchRequest, plan: RunPlan, parent: str,
         snapshot = load_run_snapshot(plan.store_root, request.snapshot_id)
         plan = replace(plan, options=replace(plan.options, snapshot=snapshot))
     plan = replace(plan, nodes=[by_id[i] for i in ids])
-    staging = exchange.shard_area()
+    staging = exchange.shard_area(index)
     connector = open_connector()
     try:
         counts = await _scan_batches(request, plan, ctx, staging, connector, first,

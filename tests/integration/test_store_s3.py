@@ -90,6 +90,10 @@ def test_two_runs_on_s3_answer_like_a_local_store(
     assert _keys(s3, bucket) == [
         "fleet/store/_commits/run_id=run-a.json",
         "fleet/store/_commits/run_id=run-b.json",
+        "fleet/store/fact_elements/date=2024-05-01/run_id=run-a/part-0.parquet",
+        "fleet/store/fact_elements/date=2024-05-02/run_id=run-b/part-0.parquet",
+        "fleet/store/fact_lists/date=2024-05-01/run_id=run-a/part-0.parquet",
+        "fleet/store/fact_lists/date=2024-05-02/run_id=run-b/part-0.parquet",
         "fleet/store/node_summaries/date=2024-05-01/run_id=run-a/part-0.parquet",
         "fleet/store/node_summaries/date=2024-05-02/run_id=run-b/part-0.parquet",
         "fleet/store/patch_states/date=2024-05-01/run_id=run-a/part-0.parquet",
@@ -122,7 +126,7 @@ def test_two_runs_on_s3_answer_like_a_local_store(
 
     marker = json.loads(_objects(s3, bucket)["fleet/store/_commits/run_id=run-b.json"])
     assert marker["run_id"] == "run-b" and marker["date"] == "2024-05-02"
-    assert marker["schema_version"] == 1 and marker["written_at"].endswith("Z")
+    assert marker["schema_version"] == 2 and marker["written_at"].endswith("Z")
     files = marker["tables"]["patch_states"]["files"]
     assert [f["key"] for f in files] == [
         "patch_states/date=2024-05-02/run_id=run-b/part-0.parquet"]
@@ -175,7 +179,8 @@ def test_a_run_without_its_commit_marker_is_invisible(
     written = write_run(uri, RUN_B, results()[:2])  # the retry commits over the leftovers
     assert written.node_summaries_path == (
         f"s3://{bucket}/store/node_summaries/date=2024-05-02/run_id=run-b/part-0.parquet")
-    assert written.rows == {"patch_states": written.rows["patch_states"], "node_summaries": 2}
+    assert written.rows == {"patch_states": written.rows["patch_states"], "node_summaries": 2,
+                            "fact_elements": 0, "fact_lists": 0}
     with ComplianceStore(uri) as store:
         assert store.query("SELECT run_id, count(*) FROM node_summaries GROUP BY ALL "
                            "ORDER BY ALL")[1] == [("run-a", 3), ("run-b", 2)]
@@ -350,3 +355,36 @@ def test_a_committed_file_that_went_missing_is_an_error_not_fewer_rows(
     assert message.startswith(f"query failed on store {uri}: ")
     assert "patch_states/date=2024-05-01/run_id=run-a/part-0.parquet" in message
     assert SECRET not in message
+
+
+def test_facts_and_what_if_read_from_s3_as_from_a_local_store(
+    s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """A store on S3 keeps the facts (schema v2) and a what-if reads them back as from a local
+    folder: the same nodes, facts and verdict changes."""
+    import asyncio
+
+    from patchfleet.config.baselines import embedded_baselines_dir, load_baselines
+    from patchfleet.domain.inventory import Inventory, Node
+    from patchfleet.ops.scan import ScanOptions, scan_nodes
+    from patchfleet.ops.what_if import evaluate_stored
+    from patchfleet.store.facts_reader import load_facts
+    from patchfleet.transport import ReplayConnector
+
+    registry = load_baselines(embedded_baselines_dir())
+    results = []
+    for family, case in (("apt", "debian12-host"), ("dnf", "rocky9-fresh")):
+        nodes = Inventory(nodes=[Node(id=f"{case}-{i}") for i in range(2)]).resolved()
+        connector = ReplayConnector.fleet(REPO / "tests" / "golden" / family / case)
+        results += asyncio.run(scan_nodes(nodes, registry, ScanOptions(now=T0), connector))
+    uri, local = f"s3://{bucket}/facts", tmp_path / "local"
+    for root in (uri, local):
+        write_run(root, RUN_A, results)
+    with ComplianceStore(uri) as remote, ComplianceStore(local) as here:
+        assert [n.facts for n in load_facts(remote, "run-a")] == [r.facts for r in results]
+        assert (remote.query("SELECT * FROM package_facts ORDER BY ALL")
+                == here.query("SELECT * FROM package_facts ORDER BY ALL"))
+    other = {"DEBIAN": registry.get("example-debian-all-updates")}
+    changes = [evaluate_stored(StoreLocation.resolve(str(root)), other, at=T0).patch_flips
+               for root in (uri, local)]
+    assert changes[0] == changes[1] and changes[0]

@@ -52,7 +52,7 @@ def test_shard_size_is_a_scan_setting_and_not_for_shards() -> None:
 def test_local_exchange_round_trip(tmp_path: Path) -> None:
     exchange = ShardExchange.of(tmp_path / "store", "run-1")
     parent = exchange.parent_area()
-    assert exchange.shard_area() == parent  # a shared folder: shards stage in place
+    assert exchange.shard_area(0) == parent  # a shared folder: shards stage in place
     exchange.put_targets(1, ["n3", "n4"], 2)
     assert exchange.targets(1) == (["n3", "n4"], 2)
     with pytest.raises(StoreError, match="shard 0 of run run-1 has no target list"):
@@ -77,3 +77,16 @@ def test_local_exchange_round_trip(tmp_path: Path) -> None:
 def test_a_run_id_that_is_not_one_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not a run id"):
         ShardExchange.of(tmp_path, "../../etc")
+
+
+def test_shards_of_a_store_on_s3_stage_in_folders_of_their_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two shards of one run can land on one machine; each removes its staging folder when it
+    is done, which must not take the other's parts with it."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    from patchfleet.store.location import StoreLocation
+
+    exchange = ShardExchange.of(StoreLocation.resolve("s3://bucket/prefix"), "run-1")
+    first, second = exchange.shard_area(0), exchange.shard_area(1)
+    assert first.path != second.path
+    assert exchange.parent_area().path not in (first.path, second.path)

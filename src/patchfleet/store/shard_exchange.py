@@ -62,10 +62,12 @@ class ShardExchange:
         """The parent's staging area (on this machine)."""
         return StagingArea.of(self.location, self.parent_run_id)
 
-    def shard_area(self) -> StagingArea:
-        """Where a shard stages: the parent's folder on a local store, its own on S3."""
+    def shard_area(self, index: int) -> StagingArea:
+        """Where shard ``index`` stages: the parent's folder on a local store; on S3 a local
+        folder of its own (two shards may run on one machine, and each discards its folder
+        when it is done)."""
         if self.location.is_s3:
-            return StagingArea.of(self.location, f"{self.parent_run_id}-shard")
+            return StagingArea.of(self.location, f"{self.parent_run_id}-shard-{index}")
         return self.parent_area()
 
     # -- the parent -------------------------------------------------------------------------
