@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from patchfleet.config.baselines import embedded_baselines_dir, load_baselines
+from patchfleet.domain.baseline import baseline_hash
 from patchfleet.domain.compliance import summarize
 from patchfleet.domain.evaluate import evaluate
 from patchfleet.domain.facts import NodeFacts
-from patchfleet.domain.baseline import baseline_hash
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.managers.base import CollectOptions
