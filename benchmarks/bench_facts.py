@@ -128,7 +128,7 @@ def main() -> int:
     ctx = RunContext(run_id="bench-facts", operation=Operation.SCAN, started_at=NOW,
                      inventory_source="bench")
     t = time.perf_counter()
-    elements, lists = fact_tables(ctx.run_id, results)
+    elements, _ = fact_tables(ctx.run_id, results)
     facts_convert = time.perf_counter() - t
     t = time.perf_counter()
     states_table = patch_states_table(ctx, results)
