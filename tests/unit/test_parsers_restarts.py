@@ -82,6 +82,22 @@ def test_auto_updaters_fresh() -> None:
     assert "no systemd running" in au.found[0][1]
 
 
+def test_packagekit_running_or_not_as_the_node_showed() -> None:
+    """Captured on a test node with a stand-in packagekitd at the daemon's path, idle and then
+    running (tests/golden/post/capture.py): installed, not enabled (no unit), running: no/yes."""
+    idle = restarts.parse_auto_updaters(out("debian12-packagekit-idle", "auto-updaters"))
+    busy = restarts.parse_auto_updaters(out("debian12-packagekit-running", "auto-updaters"))
+    assert dict(idle.found)["packagekit"] == (
+        "installed (/usr/libexec/packagekitd); running: no (D-Bus starts it on demand)")
+    assert dict(busy.found)["packagekit"] == (
+        "installed (/usr/libexec/packagekitd); running: yes (packagekitd)")
+    fresh = restarts.parse_auto_updaters(out("debian12-fresh", "auto-updaters"))
+    assert "packagekit" not in fresh.names  # nothing installed, nothing claimed
+    with pytest.raises(ParseError, match="not an updater process"):
+        restarts.parse_auto_updaters(out("debian12-fresh", "auto-updaters").replace(
+            "processes: probed\n", "process: packagekitd\n"))
+
+
 def test_auto_updaters_unattended_upgrades() -> None:
     au = restarts.parse_auto_updaters(out("debian12-upgraded-uu", "auto-updaters"))
     assert au.names[0] == "unattended-upgrades"

@@ -49,6 +49,9 @@ RESTART_PROC_MAPS: Probe[RestartState | None] = Probe(
 #   yum-cron-apply: yes|no|unset        (apply_updates in /etc/yum/yum-cron.conf)
 #   packagekitd: PATH
 #   suse-online-update: true|false|unset  (AOU_ENABLE_CRONJOB in sysconfig)
+#   processes: probed             (always: the process lines below are complete)
+#   process: NAME                 (an updater's process running now, by /proc/PID/comm:
+#                                  packagekitd, unattended-upgr[ades], dnf-automatic, yum-cron)
 _AUTO_UPDATERS_SH = r"""
 echo 'auto-updaters: 1'
 if [ -d /run/systemd/system ]; then sd=running; else sd=absent; fi
@@ -107,6 +110,13 @@ if [ -r "$a" ]; then
   v=$(sed -n 's/^AOU_ENABLE_CRONJOB="\{0,1\}\([a-z]*\)"\{0,1\}.*/\1/p' "$a" | tail -n 1)
   echo "suse-online-update: ${v:-unset}"
 fi
+echo "processes: probed"
+for d in /proc/[0-9]*; do
+  c=$(cat "$d/comm" 2>/dev/null) || continue
+  case "$c" in
+    packagekitd|unattended-upgr|dnf-automatic|yum-cron) echo "process: $c" ;;
+  esac
+done | sort -u
 echo end
 """
 AUTO_UPDATERS: Probe[AutoUpdaters] = Probe(

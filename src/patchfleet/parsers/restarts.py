@@ -180,8 +180,11 @@ def merge(*states: RestartState | None) -> RestartState:
 
 _AU_KEYS = {
     "systemd", "package", "apt-periodic", "apt-periodic-file", "unit", "dnf-automatic-apply",
-    "yum-cron-apply", "packagekitd", "suse-online-update",
+    "yum-cron-apply", "packagekitd", "suse-online-update", "processes", "process",
 }
+# /proc/PID/comm of each updater's process (the kernel cuts comm at 15 characters).
+_PROCESSES = {"packagekitd": "packagekit", "unattended-upgr": "unattended-upgrades",
+              "dnf-automatic": "dnf-automatic", "yum-cron": "yum-cron"}
 _AU_LINE = re.compile(r"^(?P<key>[a-z-]+): (?P<value>\S.*)$")
 _ENABLED_STATES = {"enabled", "enabled-runtime", "static", "alias", "indirect", "generated"}
 _UNIT_STATES = _ENABLED_STATES | {
@@ -209,6 +212,8 @@ def parse_auto_updaters(text: str) -> AutoUpdaters:
     units: dict[str, str] = {}
     conf: dict[str, str] = {}
     daemons: list[str] = []
+    probed = False
+    running: set[str] = set()
     for no, raw in enumerate(lines[1:-1], 2):
         m = _AU_LINE.match(raw)
         if not m or m["key"] not in _AU_KEYS:
@@ -236,6 +241,15 @@ def parse_auto_updaters(text: str) -> AutoUpdaters:
             units[name] = state
         elif key == "packagekitd":
             daemons.append(value)
+        elif key == "processes":
+            if value != "probed":
+                raise ParseError("expected 'processes: probed'", "auto-updaters", no, raw)
+            probed = True
+        elif key == "process":
+            if value not in _PROCESSES or not probed:
+                raise ParseError("not an updater process, or before 'processes: probed'",
+                                 "auto-updaters", no, raw)
+            running.add(_PROCESSES[value])
         else:
             allowed = ("true", "false", "unset") if key == "suse-online-update" else (
                 "yes", "no", "unset")
@@ -294,9 +308,13 @@ def parse_auto_updaters(text: str) -> AutoUpdaters:
         elif pk_units:
             detail += "; not enabled: " + units_detail(pk_units)
         # packagekitd is D-Bus activated: installed means any desktop or cockpit client can
-        # start it and take the package manager's lock, enabled or not; whether it runs right
-        # now is not probed, and the detail says so rather than calling it active.
-        detail += "; running: not probed (D-Bus starts it on demand)"
+        # start it and take the package manager's lock, enabled or not, running or not.
+        if not probed:
+            detail += "; running: not probed"
+        elif "packagekit" in running:
+            detail += "; running: yes (packagekitd)"
+        else:
+            detail += "; running: no (D-Bus starts it on demand)"
         found.append(("packagekit", detail))
     aou = conf.get("suse-online-update")
     if aou is not None:
@@ -305,4 +323,9 @@ def parse_auto_updaters(text: str) -> AutoUpdaters:
     if "os-update.timer" in units:
         (found if unit_on("os-update.timer") else inactive).append(
             ("os-update", units_detail(["os-update.timer"])))
+    if probed:  # the other updaters: say so when one is at work right now
+        found = [(name, f"{detail}; running now" if name in running and name != "packagekit"
+                  else detail) for name, detail in found]
+        inactive = [(name, f"{detail}; running now" if name in running else detail)
+                    for name, detail in inactive]
     return AutoUpdaters(tuple(found), tuple(inactive), systemd)

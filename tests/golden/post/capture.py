@@ -38,11 +38,20 @@ AUTO_UPGRADES = (
     "printf 'APT::Periodic::Update-Package-Lists \"1\";\\n"
     "APT::Periodic::Unattended-Upgrade \"1\";\\n' > /etc/apt/apt.conf.d/20auto-upgrades"
 )
+# A stand-in packagekitd (the local archive has none): an executable at the daemon's path, and
+# for the running case a process whose comm is "packagekitd" (sleep under that name).
+FAKE_PACKAGEKITD = "cp /bin/sleep /usr/libexec/packagekitd"
+RUN_PACKAGEKITD = ("(setsid /usr/libexec/packagekitd 3600 </dev/null >/dev/null 2>&1 &); "
+                   "for i in $(seq 50); do pgrep -x packagekitd >/dev/null && break; "
+                   "sleep 0.1; done; pgrep -x packagekitd")
 CASES: list[tuple[str, str, str, list[str]]] = [
     ("debian12-fresh", "post-deb", "default", []),
     ("debian12-upgraded-uu", "post-deb", "default",
      ["apt-get install -y fake-daemon", FAKE_UU, AUTO_UPGRADES]),
     ("debian12-uu-config-only", "post-deb", "default", [AUTO_UPGRADES]),
+    ("debian12-packagekit-idle", "post-deb", "default", [FAKE_PACKAGEKITD]),
+    ("debian12-packagekit-running", "post-deb", "default",
+     [FAKE_PACKAGEKITD, RUN_PACKAGEKITD]),
     ("rocky9-upgraded", "post-rocky", "rocky9", ["dnf -y upgrade fake-daemon"]),
     ("sles15-upgraded", "post-sles", "sles15",
      ["zypper -n --no-refresh update -y fake-daemon"]),

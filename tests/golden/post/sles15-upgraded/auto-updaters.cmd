@@ -56,5 +56,12 @@ if [ -r "$a" ]; then
   v=$(sed -n '"'"'s/^AOU_ENABLE_CRONJOB="\{0,1\}\([a-z]*\)"\{0,1\}.*/\1/p'"'"' "$a" | tail -n 1)
   echo "suse-online-update: ${v:-unset}"
 fi
+echo "processes: probed"
+for d in /proc/[0-9]*; do
+  c=$(cat "$d/comm" 2>/dev/null) || continue
+  case "$c" in
+    packagekitd|unattended-upgr|dnf-automatic|yum-cron) echo "process: $c" ;;
+  esac
+done | sort -u
 echo end
 ' patchfleet
