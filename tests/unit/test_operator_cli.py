@@ -237,3 +237,21 @@ def test_window_summary_has_the_offset_and_the_next_occurrence() -> None:
                           "forced": False, "reason": "closed", "skipped": "closed",
                           "schedule": schedule_text(cfg), "next_occurrence": nxt})
     assert "- next occurrence: 2026-01-16T07:00:00Z" in md and "+ 3 day(s)" in md
+
+
+def test_help_reads_at_80_columns_with_every_default() -> None:
+    """`install --help` was 98 lines at 80 columns in rich's boxed layout, defaults cut off:
+    click's plain layout keeps every line within 80 columns and shows each default."""
+    from typer.testing import CliRunner
+
+    from patchfleet.cli.app import app
+
+    result = CliRunner().invoke(app, ["install", "--help"], terminal_width=80,
+                                env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(map(len, lines)) <= 80 and len(lines) <= 60
+    text = " ".join(result.output.split())
+    for shown in ("[default: RebootIfNeeded]", "[default: 60]", "--max-errors <str>",
+                  "--dry-run", "--install-override-list <str>"):
+        assert shown in text

@@ -38,16 +38,19 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's plain help: at 80 columns rich's boxed table squeezed the help into a narrow
+    # column and cut defaults off (install --help ran to 98 lines)
+    rich_markup_mode=None,
 )
 baseline_app = typer.Typer(help="Validate, show, import and export patch baselines.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(baseline_app, name="baseline")
 deployments_app = typer.Typer(help="Validate patch policies and maintenance windows and "
                               "deploy them to a Prefect server.",
-                              no_args_is_help=True)
+                              no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(deployments_app, name="deployments")
 store_app = typer.Typer(help="Check the compliance store: damaged files, leftovers of killed "
-                        "runs.", no_args_is_help=True)
+                        "runs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(store_app, name="store")
 
 out = render.console()
