@@ -23,6 +23,7 @@ Every task that contacts nodes gets the run's connector (:mod:`tasks.connect`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from patchfleet.domain import records
 from patchfleet.domain.requests import ExecutionType, Operation, PatchRequest, RebootOption
 from patchfleet.domain.results import RunContext
 from patchfleet.errors import ConfigError
+from patchfleet.ops import progress, run_markers
 from patchfleet.ops.batches import BatchCounts, BatchLayout
 from patchfleet.ops.plan import InstallSettings, RunPlan, install_rates
 from patchfleet.ops.shards import record_lost_shard, shard_count, shard_spans
@@ -137,8 +139,18 @@ async def patch_nodes(
 async def run_request(request: PatchRequest) -> RunSummary:
     """The body of a ``patch-nodes`` run (inside the flow): plan, targets, snapshot, then the
     scan or the install; the nodes' rows go through the run's staging area, never through
-    task parameters or results."""
+    task parameters or results. A run started from the CLI is marked on this machine while it
+    runs (ops/run_markers.py: a kill -9 is found and the run marked Crashed later) and its
+    summary is kept in this process (the CLI reports it even if Prefect fails afterwards)."""
     run_id = str(flow_run.id or uuid.uuid4())
+    with contextlib.nullcontext() if deployment.id else run_markers.marked(run_id):
+        summary = await _run_request(request, run_id)
+    if isinstance(summary, RunSummary):
+        progress.finished(summary)
+    return summary
+
+
+async def _run_request(request: PatchRequest, run_id: str) -> RunSummary:
     outcome = plan_run(request, run_id, deployment=bool(deployment.id))
     if isinstance(outcome, str):
         # A deployment run with bad input: one line naming the parameter, no traceback; the
@@ -298,6 +310,12 @@ async def _record(request: PatchRequest, plan: RunPlan, ctx: RunContext,
     written = store_results(plan.store_root, ctx, staging)
     report = (write_reports(plan.store_root, ctx, staging, request.report_dir,
                             request.report_uri) if request.reports else {})
+    # The run's work is done: if Prefect fails from here on, the CLI can still say where it is
+    progress.finished(RunSummary(
+        run_id=ctx.run_id, operation=ctx.operation.value, store=str(plan.store_root),
+        patch_states_file=str(written.patch_states_path),
+        node_summaries_file=str(written.node_summaries_path),
+        report_folder=report.get("folder")))
     summary = await publish_artifacts(ctx, staging, written, report, str(plan.store_root))
     get_run_logger().info(
         "run %s: %d compliant, %d non-compliant, %d failed; store %s; reports %s",

@@ -136,3 +136,22 @@ def test_garbage_key_file(tmp_path: Path) -> None:
     path.write_text("not a key\n")
     with pytest.raises(AuthError, match="not a usable private key"):
         KeyRing(use_agent=False).private_key(str(path))
+
+
+def test_a_wrong_passphrase_on_a_legacy_pem_key_is_named_as_such(tmp_path: Path) -> None:
+    """A legacy PEM key decrypted with a wrong passphrase is garbage that now and then passes
+    the padding check and fails to parse instead ("Invalid PEM private key": a CI flake). On
+    64 keys the message is always the passphrase one, and never names the passphrase."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    for i in range(64):
+        path = tmp_path / f"k{i}.pem"
+        path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.BestAvailableEncryption(b"the-right-one")))
+        assert b"Proc-Type: 4,ENCRYPTED" in path.read_bytes()
+        with pytest.raises(AuthError) as info:
+            KeyRing(use_agent=False, passphrase=f"wrong-{i}").private_key(str(path))
+        assert str(info.value) == (
+            f"identity_file {path} is encrypted and the passphrase given does not open it")

@@ -2,8 +2,9 @@
 deployments run, and prints what they return.
 
 Exit codes: 0 the run completed (non-compliant nodes included); 2 bad input (nothing was
-scanned or written); 3 the error threshold stopped an install rollout; 1 any other error
-(store not writable, Prefect could not start, ...).
+scanned or written); 3 the error threshold stopped an install rollout; 4 the Prefect API
+stopped answering during a run (the message says whether the run reached the store); 1 any
+other error (store not writable, Prefect could not start, ...).
 """
 
 from __future__ import annotations
@@ -289,21 +290,82 @@ def _request(**fields: Any) -> PatchRequest:
 
 def _run_flow(request: PatchRequest, total: int, verb: str, verbose: bool) -> RunSummary:
     """Run the ``patch-nodes`` flow on ``request`` (the deployments run the same flow), with
-    a progress line on a terminal instead of Prefect's log lines (unless ``verbose``)."""
+    a progress line on a terminal instead of Prefect's log lines (unless ``verbose``).
+
+    Without ``PREFECT_API_URL`` the temporary server dies with this process, however it ends,
+    runs an earlier CLI left RUNNING when it was killed are marked Crashed first, and a server
+    that stops answering fails fast (two retries, not Prefect's five)."""
     live = progress.quiet_prefect_console(verbose, err)
     prefect_env.apply_defaults()
     try:
         check_api()
     except PatchfleetError as e:
         _fail(e)
+    from patchfleet.cli import crashed_runs
+    from patchfleet.ops import progress as run_progress
+
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
+        crashed_runs.tie_temporary_server()
+    try:
+        for run_id in crashed_runs.mark_crashed_runs():
+            err.print(f"note: run {run_id} was left running by a patchfleet CLI that was "
+                      "killed; marked Crashed in Prefect", highlight=False, soft_wrap=True)
+    except Exception as exc:  # bookkeeping of earlier runs must never stop this one
+        err.print(f"note: could not check for runs left by a killed CLI: {exc}",
+                  highlight=False, soft_wrap=True)
     from flows.patch_nodes import patch_nodes
 
+    if not verbose:
+        progress.one_line_prefect_errors()
     try:
         with progress.display(err, total, verb, live):
             result: RunSummary = asyncio.run(patch_nodes(**request.flow_parameters()))
     except PatchfleetError as e:
         _fail(e)
+    except Exception as exc:
+        if not _api_lost(exc):
+            raise
+        _api_lost_exit(exc, run_progress.last_finished())
     return result
+
+
+def _api_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is the Prefect API failing: a transport error, an
+    HTTP error status from the API, or Prefect's "Failed to reach API"."""
+    import httpx
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, httpx.TransportError | httpx.HTTPStatusError) or (
+                "Failed to reach API" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _api_lost_exit(exc: BaseException, finished: RunSummary | None) -> NoReturn:
+    """One line for a Prefect API that stopped answering mid-run, then exit 4 at once: Prefect's
+    own shutdown would retry the dead API for another minute."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    why = text if len(text) <= 160 else text[:157] + "..."
+    if finished is not None:
+        if finished.nodes:
+            _print_summary(finished)
+        err.print(f"[bold red]error:[/] the Prefect API stopped answering ({why}) after run "
+                  f"{finished.run_id} finished: it is complete in the store "
+                  f"({finished.store}) and its reports were written; only Prefect's record of "
+                  "the run is incomplete", highlight=False, markup=True, soft_wrap=True)
+    else:
+        err.print(f"[bold red]error:[/] the Prefect API stopped answering during the run "
+                  f"({why}); the run did not finish and nothing was stored for it: check the "
+                  "Prefect server (or unset PREFECT_API_URL) and run it again",
+                  highlight=False, markup=True, soft_wrap=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(4)
 
 
 def _print_summary(summary: RunSummary) -> None:

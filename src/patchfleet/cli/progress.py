@@ -6,6 +6,7 @@ output gets the log lines and no display.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -65,6 +66,31 @@ def quiet_prefect_console(verbose: bool, console: Console) -> bool:
         return False
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
     return True
+
+
+class _NoTraceback(logging.Formatter):
+    """Prefect's console format without the traceback: one line per log record."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def one_line_prefect_errors() -> None:
+    """Prefect's console log lines without tracebacks (``-v`` keeps them; the API still gets
+    them in full). Call after Prefect has configured logging (importing a flow does)."""
+    for handler in logging.getLogger().handlers:
+        if type(handler).__name__ == "PrefectConsoleHandler" and not isinstance(
+                handler.formatter, _NoTraceback):
+            handler.setFormatter(_NoTraceback(handler.formatter or logging.Formatter()))
 
 
 class _Renderable:

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 
 from patchfleet.domain.records import NodeStatus
 from patchfleet.domain.results import NodeResult
+from patchfleet.ops.summary import RunSummary
 
-__all__ = ["Watcher", "announce", "watching"]
+__all__ = ["Watcher", "announce", "finished", "last_finished", "watching"]
 
 Watcher = Callable[[str, NodeStatus], None]
 """Called with (node id, status) as each node's result is recorded."""
@@ -40,3 +41,19 @@ def announce(result: NodeResult) -> None:
     """Tell the watchers that ``result`` was recorded."""
     for watcher in tuple(_watchers):
         watcher(result.node_id, result.summary.status)
+
+
+_finished: list[RunSummary] = []
+
+
+def finished(summary: RunSummary) -> None:
+    """Record that a run's work is done (stored and reported), before Prefect is told: if the
+    Prefect API fails after this, the CLI can still say what the run did."""
+    with _lock:
+        _finished[:] = [summary]
+
+
+def last_finished() -> RunSummary | None:
+    """The summary of the last run this process finished, if any."""
+    with _lock:
+        return _finished[0] if _finished else None

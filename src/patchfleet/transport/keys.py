@@ -140,6 +140,17 @@ class KnownHosts:
         return True
 
 
+def _pem_encrypted(p: Path) -> bool:
+    """Whether ``p`` is a passphrase-protected PEM key (legacy ``Proc-Type: 4,ENCRYPTED`` or
+    PKCS#8 ``ENCRYPTED PRIVATE KEY``); its first lines say so."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    return b"Proc-Type: 4,ENCRYPTED" in head or b"BEGIN ENCRYPTED PRIVATE KEY" in head
+
+
 class KeyRing:
     """Private keys and known_hosts files for one run, each read once and cached.
 
@@ -215,7 +226,10 @@ class KeyRing:
             )
         if self._passphrase and (
             isinstance(err, asyncssh.KeyEncryptionError) or "decrypt" in text.lower()
+            or _pem_encrypted(p)
         ):
+            # A legacy PEM key decrypted with a wrong passphrase is garbage that sometimes
+            # passes the padding check and then fails to parse ("Invalid PEM private key")
             return f"identity_file {p} is encrypted and the passphrase given does not open it"
         return f"identity_file {p} is not a usable private key ({text})"
 
