@@ -510,6 +510,58 @@ def report(
         out.print(f"uploaded {uri}", highlight=False)
 
 
+@app.command()
+def findings(
+    account_id: Annotated[str, typer.Option(
+        "--account-id", help="The AWS account of the Security Hub (12 digits).")],
+    region: Annotated[str | None, typer.Option(
+        help="AWS region of the Security Hub. Default: $AWS_REGION / $AWS_DEFAULT_REGION.")
+    ] = None,
+    store: StoreOpt = None,
+    run_id: Annotated[str | None, typer.Option(help="Run to report on. Default: each node's "
+                                               "latest run.")] = None,
+    out_file: Annotated[str | None, typer.Option(
+        "--out", help="The findings file. Default: STORE/reports/<run id or 'latest'>/"
+        "asff-findings.json.")] = None,
+    send: Annotated[bool, typer.Option(
+        "--send", help="Also import them into Security Hub (BatchImportFindings; endpoint and "
+        "credentials: the usual AWS settings, e.g. AWS_ENDPOINT_URL_SECURITYHUB).")] = False,
+) -> None:
+    """Security Hub findings (ASFF), one per non-compliant node, as AWS Patch Manager sends
+    them: written to a JSON file and, with --send, imported into Security Hub."""
+    from patchfleet.config.paths import reports_dir
+    from patchfleet.report import asff
+    from patchfleet.store.location import StoreLocation
+    from patchfleet.store.query import ComplianceStore
+
+    imported = None
+    try:
+        where = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if not where:
+            raise InputError("--region: no region given and neither AWS_REGION nor "
+                             "AWS_DEFAULT_REGION is set; pass --region eu-west-1 (say)")
+        asff.check_target(account_id, where)
+        root = StoreLocation.resolve(store)
+        if not root.is_s3 and not root.local.is_dir():
+            raise InputError(f"--store: there is no compliance store at {root.local}; run a "
+                             "scan first, or pass --store (or PATCHFLEET_STORE)")
+        with ComplianceStore(root) as cs:
+            nodes = asff.nodes_from_store(cs, run_id)
+        found = asff.findings(nodes, account_id, where)
+        target = Path(out_file) if out_file else (
+            reports_dir(root.work_dir, run_id or "latest") / "asff-findings.json")
+        asff.write_findings(target, found)
+        if send and found:
+            imported = asff.send_findings(found, where)
+    except PatchfleetError as e:
+        _fail(e)
+    out.print(f"wrote {len(found)} finding(s) for {len(nodes)} node(s) to {target}",
+              highlight=False, soft_wrap=True)
+    if imported is not None:
+        out.print(f"imported {imported} finding(s) into Security Hub ({where})",
+                  highlight=False)
+
+
 @baseline_app.command("validate")
 def baseline_validate(
     files: Annotated[list[Path], typer.Argument(help="Baseline YAML or AWS JSON files.")],
