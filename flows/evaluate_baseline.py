@@ -13,7 +13,7 @@ import uuid
 
 from prefect import flow
 from prefect.artifacts import acreate_markdown_artifact
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from patchfleet.ops.what_if import WhatIfDigest
 from tasks.what_if import judge_stored_facts
@@ -33,7 +33,8 @@ async def evaluate_baseline(
     ``baseline`` (a name, a YAML file or AWS JSON), as of ``at`` (ISO 8601; default now)."""
     evaluation_id = f"whatif-{flow_run.id or uuid.uuid4()}"
     summary = judge_stored_facts(baseline, run_id, targets, store, baselines_dir, at, save,
-                                 evaluation_id)
+                                 evaluation_id, str(flow_run.id) if flow_run.id else None,
+                                 deployment.name if deployment.id else None)
     await acreate_markdown_artifact(key="what-if", markdown=summary.markdown(),
                                     description="What-if: changes against stored verdicts")
     return summary

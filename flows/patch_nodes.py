@@ -39,6 +39,7 @@ from patchfleet.domain.requests import ExecutionType, Operation, PatchRequest, R
 from patchfleet.domain.results import RunContext
 from patchfleet.errors import ConfigError
 from patchfleet.ops import progress, run_markers
+from patchfleet.ops.audit_trail import audit, run_entry, staged_baselines
 from patchfleet.ops.batches import BatchCounts, BatchLayout
 from patchfleet.ops.plan import InstallSettings, RunPlan, install_rates
 from patchfleet.ops.shards import record_lost_shard, shard_count, shard_spans
@@ -304,8 +305,18 @@ async def _scan_batches(request: PatchRequest, plan: RunPlan, ctx: RunContext,
     return sum(counts, BatchCounts())
 
 
+def _audit(request: PatchRequest, plan: RunPlan, ctx: RunContext, staging: StagingArea,
+           summary: RunSummary, *, dry_run: bool = False, stopped: bool = False) -> None:
+    """Append the run to the store's audit trail (who, what, outcome)."""
+    entry = run_entry(ctx, summary, targets=request.targets, target_count=len(plan.nodes),
+                      baselines=staged_baselines(staging), dry_run=dry_run, stopped=stopped,
+                      flow_run_id=str(flow_run.id) if flow_run.id else None,
+                      deployment=deployment.name if deployment.id else None)
+    audit(plan.store_root, entry)
+
+
 async def _record(request: PatchRequest, plan: RunPlan, ctx: RunContext,
-                  staging: StagingArea) -> RunSummary:
+                  staging: StagingArea, stopped: bool = False) -> RunSummary:
     """Store, report and publish a run's staged rows; the summary says where they went."""
     written = store_results(plan.store_root, ctx, staging)
     report = (write_reports(plan.store_root, ctx, staging, request.report_dir,
@@ -317,6 +328,7 @@ async def _record(request: PatchRequest, plan: RunPlan, ctx: RunContext,
         node_summaries_file=str(written.node_summaries_path),
         report_folder=report.get("folder")))
     summary = await publish_artifacts(ctx, staging, written, report, str(plan.store_root))
+    _audit(request, plan, ctx, staging, summary, stopped=stopped)
     get_run_logger().info(
         "run %s: %d compliant, %d non-compliant, %d failed; store %s; reports %s",
         ctx.run_id, summary.compliant, summary.non_compliant, summary.failed,
@@ -349,7 +361,9 @@ async def _install(request: PatchRequest, plan: RunPlan, settings: InstallSettin
                                     Opaque(plan.options), Opaque(settings), connector, staging,
                                     ctx, request.deadline, lock_timeout)
     if dry_run:
-        return summarize_dry_run(ctx, staging, Opaque(outcome.plans), outcome.stopped)
-    summary = await _record(request, plan, ctx, staging)
+        summary = summarize_dry_run(ctx, staging, Opaque(outcome.plans), outcome.stopped)
+        _audit(request, plan, ctx, staging, summary, dry_run=True, stopped=outcome.stopped)
+        return summary
+    summary = await _record(request, plan, ctx, staging, stopped=outcome.stopped)
     return summary.model_copy(update={
         "plans": outcome.plans, "stopped": outcome.stopped, "rebooted": outcome.rebooted})

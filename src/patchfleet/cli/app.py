@@ -508,6 +508,8 @@ def report(
         _fail(e)
     for uri in uris:
         out.print(f"uploaded {uri}", highlight=False)
+    _audit("REPORT", run_id or "latest", store, f"wrote {len(list(files))} file(s)"
+           + (f", uploaded {len(uris)}" if uris else ""), detail=str(files.folder))
 
 
 @app.command()
@@ -560,6 +562,9 @@ def findings(
     if imported is not None:
         out.print(f"imported {imported} finding(s) into Security Hub ({where})",
                   highlight=False)
+    _audit("FINDINGS", run_id or "latest", store, f"wrote {len(found)} finding(s)"
+           + (f", imported {imported} into Security Hub {account_id}/{where}"
+              if imported is not None else ""), nodes=len(nodes), detail=str(target))
 
 
 @baseline_app.command("validate")
@@ -828,6 +833,26 @@ def deployments_apply(
     for name, schedule_id in report.paused.items():
         out.print(f"paused (it installs); to enable its schedule: prefect deployment schedule "
                   f"resume '{name}' {schedule_id}", highlight=False, soft_wrap=True)
+    _audit("DEPLOYMENTS_APPLY", "deployments", None, "applied", detail=(
+        f"{file}: created {len(report.created)}, updated {len(report.updated)}, deleted "
+        f"{len(report.deleted)}, started {len(report.started)}, paused {len(report.paused)}; "
+        f"pool {pool}"))
+
+
+def _audit(action: str, run_id: str, store: str | None, outcome: str, **fields: Any) -> None:
+    """Append a CLI operation to the store's audit trail; a warning if it can't be."""
+    from patchfleet.ops.audit_trail import audit
+    from patchfleet.store.audit import AuditEntry
+    from patchfleet.store.location import StoreLocation
+
+    try:
+        root = StoreLocation.resolve(store)
+    except PatchfleetError as e:
+        err.print(f"warning: not in the audit trail ({e})", highlight=False, soft_wrap=True)
+        return
+    if audit(root, AuditEntry(action=action, run_id=run_id, outcome=outcome, **fields)) is None:
+        err.print(f"warning: the {action.lower()} is not in the audit trail of {root} (see "
+                  "the log line above)", highlight=False, soft_wrap=True)
 
 
 def _terminated(signum: int, frame: object) -> None:

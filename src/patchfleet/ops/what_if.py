@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from patchfleet.domain import clock
-from patchfleet.domain.baseline import Baseline
+from patchfleet.domain.baseline import Baseline, baseline_hash
 from patchfleet.domain.firstseen import first_seen
 from patchfleet.domain.inventory import Inventory, Node, ResolvedNode
 from patchfleet.domain.pending import PendingInstalls
@@ -28,7 +28,9 @@ from patchfleet.domain.records import Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.selectors import select_targets
 from patchfleet.errors import ConfigError
+from patchfleet.ops.audit_trail import audit
 from patchfleet.ops.scan import ScanOptions, judge, node_result
+from patchfleet.store.audit import AuditEntry
 from patchfleet.store.facts_reader import StoredNode, load_facts, verdict_changes
 from patchfleet.store.location import StoreLocation
 from patchfleet.store.query import ComplianceStore
@@ -107,6 +109,8 @@ def evaluate_stored(
     at: datetime | None = None,
     save: bool = False,
     evaluation_id: str | None = None,
+    flow_run_id: str | None = None,
+    deployment: str | None = None,
 ) -> WhatIf:
     """Judge the stored facts of ``run_id`` (None: each node's latest) with ``baselines``
     (OperatingSystem -> baseline), as of ``at`` (default now); ``evaluation_id`` names the
@@ -115,7 +119,20 @@ def evaluate_stored(
         raise ConfigError("no baseline given; pass --baseline NAME|FILE", source="--baseline")
     pinned = clock.frozen_at(at) if at is not None else contextlib.nullcontext()
     with pinned:
-        return _evaluate(root, baselines, run_id, targets, save, evaluation_id)
+        outcome = _evaluate(root, baselines, run_id, targets, save, evaluation_id)
+    statuses = [r.summary.status.value for r in outcome.results]
+    audit(root, AuditEntry(
+        action="WHAT_IF", run_id=outcome.run_id,
+        outcome="saved" if outcome.written else "not saved", targets=targets,
+        target_count=len(outcome.results) + len(outcome.skipped),
+        baselines=sorted(f"{b.name}@{baseline_hash(b)}" for b in baselines.values()),
+        nodes=len(outcome.results), compliant=statuses.count("COMPLIANT"),
+        non_compliant=statuses.count("NON_COMPLIANT"), failed=statuses.count("FAILED"),
+        prefect_flow_run_id=flow_run_id, prefect_deployment=deployment,
+        detail=(f"facts of {', '.join(outcome.source_runs) or 'no run'} as of "
+                f"{outcome.at.isoformat()}; {len(outcome.node_flips)} node(s) and "
+                f"{len(outcome.patch_flips)} patch(es) change")))
+    return outcome
 
 
 def _evaluate(root: StoreLocation, baselines: Mapping[str, Baseline], run_id: str | None,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from patchfleet.store.schema import TABLES
+from patchfleet.store.schema import VIEW_TABLES
 from patchfleet.store.staging import STAGING_DIR
 
 __all__ = ["QUARANTINE_DIR", "StoreHealth", "check_store", "quarantine"]
@@ -67,7 +67,7 @@ def check_store(root: Path, now: float | None = None) -> StoreHealth:
     """Check every data file of a local store (cheap: a few bytes per file)."""
     now = time.time() if now is None else now
     health = StoreHealth(root=root)
-    for table in TABLES:
+    for table in VIEW_TABLES:
         files = sorted((root / table).glob("**/*.parquet")) if (root / table).is_dir() else []
         good = health.good.setdefault(table, [])
         for path in files:

@@ -40,6 +40,7 @@ import pyarrow.dataset as ds
 
 from patchfleet.domain.results import RunContext
 from patchfleet.errors import StoreError
+from patchfleet.store.audit import AUDIT, AUDIT_SCHEMA
 from patchfleet.store.location import StoreLocation
 from patchfleet.store.s3_access import StoreBucket
 from patchfleet.store.schema import SCHEMA_VERSION, TABLES, file_schema, run_date
@@ -255,10 +256,12 @@ def dataset_schema(table: str) -> pa.Schema:
 
 
 def table_datasets(location: StoreLocation) -> dict[str, ds.Dataset]:
-    """One dataset per table over the committed files; a table without files is left out."""
+    """One dataset per table over the committed files, and one over the audit trail's entries;
+    a table without files is left out."""
     bucket = StoreBucket(location)
     markers, region = committed_runs(bucket)
-    if not markers:
+    audit = _audit_objects(bucket)
+    if not markers and not audit:
         return {}
     filesystem = bucket.arrow_filesystem(region)
     parquet = ds.ParquetFileFormat()
@@ -282,7 +285,35 @@ def table_datasets(location: StoreLocation) -> dict[str, ds.Dataset]:
         if newer:  # columns a later patchfleet added; reads those files' footers
             schema = pa.unify_schemas([schema, *(f.physical_schema for f in newer)])
         datasets[table] = ds.FileSystemDataset(fragments, schema, parquet, filesystem)
+    if audit:
+        fragments = [parquet.make_fragment(
+            f"{location.bucket}/{key}", filesystem=filesystem, file_size=size,
+            partition_expression=(ds.field("date") == pa.scalar(day, pa.date32()))
+            & (ds.field("run_id") == pa.scalar(run_id))) for key, day, run_id, size in audit]
+        fields = [f.with_nullable(True) for f in AUDIT_SCHEMA if f.name != "run_id"]
+        datasets[AUDIT] = ds.FileSystemDataset(
+            fragments, pa.schema([*fields, *_PARTITION_FIELDS]), parquet, filesystem)
     return datasets
+
+
+_AUDIT_KEY = re.compile(r"date=(\d{4}-\d{2}-\d{2})/run_id=([^/]+)/entry-[^/]+\.parquet")
+
+
+def _audit_objects(bucket: StoreBucket) -> list[tuple[str, date, str, int]]:
+    """``(key, date, run id, size)`` of every audit entry object (they have no commit marker:
+    each is written whole by one conditional put)."""
+    folder = bucket.location.key(f"{AUDIT}/")
+    found: list[tuple[str, date, str, int]] = []
+    token: dict[str, str] = {}
+    while True:
+        page = bucket.call("read", "list_objects_v2", Prefix=folder, **token)
+        for entry in page.get("Contents", []):
+            if named := _AUDIT_KEY.fullmatch(entry["Key"][len(folder):]):
+                found.append((entry["Key"], date.fromisoformat(named.group(1)),
+                              named.group(2), int(entry["Size"])))
+        if not page.get("IsTruncated"):
+            return found
+        token = {"ContinuationToken": page["NextContinuationToken"]}
 
 
 # --- small objects (snapshots) ----------------------------------------------------------------

@@ -34,7 +34,7 @@ from patchfleet.store import object_store
 from patchfleet.store.integrity import check_store
 from patchfleet.store.location import StoreLocation, StoreRoot
 from patchfleet.store.query_guard import check_read_only, first_line, lock_down
-from patchfleet.store.schema import SCHEMAS, TABLES, duckdb_type
+from patchfleet.store.schema import VIEW_SCHEMAS, VIEW_TABLES, duckdb_type
 
 Params = Sequence[object] | Mapping[str, object] | None
 
@@ -68,7 +68,8 @@ def store_uri(root: str | os.PathLike[str]) -> str:
 def typed_empty_sql(table: str) -> str:
     """A zero-row SELECT with every column of ``table`` (plus ``date``) and its DuckDB type."""
     columns = [
-        f'CAST(NULL AS {duckdb_type(field.type)}) AS "{field.name}"' for field in SCHEMAS[table]
+        f'CAST(NULL AS {duckdb_type(field.type)}) AS "{field.name}"'
+        for field in VIEW_SCHEMAS[table]
     ]
     columns.append('CAST(NULL AS DATE) AS "date"')
     return "SELECT " + ", ".join(columns) + " WHERE false"
@@ -92,9 +93,9 @@ class ComplianceStore:
     """An in-memory DuckDB session over one compliance store (read-only): a local folder, or a
     :class:`~patchfleet.store.location.StoreLocation` / ``s3://`` URI of a store on S3."""
 
-    TABLE_VIEWS: Final = TABLES
+    TABLE_VIEWS: Final = VIEW_TABLES
     VIEWS: Final = (
-        *TABLES,
+        *VIEW_TABLES,
         "package_facts",
         "latest_node_summaries",
         "latest_patch_states",
@@ -129,7 +130,7 @@ class ComplianceStore:
         if self._s3 is not None:
             self._define_s3_sources(self._s3)
             return
-        for table in TABLES:
+        for table in VIEW_TABLES:
             try:
                 self._con.execute(
                     f"CREATE OR REPLACE VIEW {table} AS {source_sql(self.root, table)}"
@@ -162,7 +163,7 @@ class ComplianceStore:
 
     def _define_s3_sources(self, location: StoreLocation) -> None:
         datasets = object_store.table_datasets(location)
-        for table in TABLES:
+        for table in VIEW_TABLES:
             source = typed_empty_sql(table)
             if table in datasets:
                 self._con.register(f"{_S3_SOURCE}{table}", datasets[table])

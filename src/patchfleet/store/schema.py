@@ -36,6 +36,7 @@ import pyarrow as pa
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import PatchRecord
 from patchfleet.domain.results import NodeResult, RunContext
+from patchfleet.store.audit import AUDIT, AUDIT_SCHEMA
 from patchfleet.store.facts_table import (
     FACT_ELEMENTS,
     FACT_ELEMENTS_SCHEMA,
@@ -57,6 +58,9 @@ PATCH_STATES: Final = "patch_states"
 NODE_SUMMARIES: Final = "node_summaries"
 TABLES: Final = (PATCH_STATES, NODE_SUMMARIES, FACT_ELEMENTS, FACT_LISTS)
 COMMIT_ORDER: Final = (PATCH_STATES, FACT_ELEMENTS, FACT_LISTS, NODE_SUMMARIES)
+VIEW_TABLES: Final = (*TABLES, AUDIT)
+"""Every table the store's views read: a run's tables, and the audit trail (store/audit.py:
+appended entry by entry, not committed with a run)."""
 """The order a run's files are committed in: ``node_summaries`` last, as the views key on it."""
 
 # Hive partition columns, in folder order; they are read back from the path, never from the file.
@@ -159,12 +163,13 @@ NODE_SUMMARIES_SCHEMA: Final = pa.schema(
     ]
 )
 
-SCHEMAS: Final[dict[str, pa.Schema]] = {
+SCHEMAS: Final[dict[str, pa.Schema]] = {  # a run's tables
     PATCH_STATES: PATCH_STATES_SCHEMA,
     NODE_SUMMARIES: NODE_SUMMARIES_SCHEMA,
     FACT_ELEMENTS: FACT_ELEMENTS_SCHEMA,
     FACT_LISTS: FACT_LISTS_SCHEMA,
 }
+VIEW_SCHEMAS: Final[dict[str, pa.Schema]] = {**SCHEMAS, AUDIT: AUDIT_SCHEMA}
 
 
 def file_schema(table: str, run_id: str | None = None) -> pa.Schema:
