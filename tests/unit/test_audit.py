@@ -80,7 +80,8 @@ def test_report_and_what_if_are_audited(tmp_path: Path) -> None:
     assert runner.invoke(app, ["evaluate", "--store", str(store), "-b",
                                "example-debian-all-updates"]).exit_code == 0
     with ComplianceStore(store) as cs:
-        _, rows = cs.query("SELECT action, run_id, outcome, baselines FROM audit ORDER BY occurred_at")
+        _, rows = cs.query("SELECT action, run_id, outcome, baselines FROM audit "
+                           "ORDER BY occurred_at")
     assert [r[0] for r in rows] == ["REPORT", "WHAT_IF"]
     assert rows[0][1] == "run-a" and rows[0][2].startswith("wrote ")
     assert rows[1][1].startswith("whatif-") and rows[1][2] == "not saved"
