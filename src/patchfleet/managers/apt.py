@@ -226,14 +226,22 @@ def apt_source_options(path: str) -> tuple[str, ...]:
             "-o", f"Dir::Cache::archives={path}/archives")
 
 
+# Read through APT_CONFIG by what apt runs itself (dpkg-preconfigure's apt-extracttemplates
+# would rebuild the node's pkgcache.bin otherwise).
+APT_SOURCE_CONF = 'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";'
+
+
 def apt_sourced(path: str) -> Rewrite:
-    """Every apt-get and apt-cache command of the operation gets :func:`apt_source_options`;
-    the probe that runs apt-cache through xargs passes them on; others are unchanged."""
+    """Every apt-get, apt-cache and apt-mark command of the operation gets
+    :func:`apt_source_options` (apt-mark too: it would rebuild pkgcache.bin) and
+    ``APT_CONFIG`` for the tools apt runs; the probe that runs apt-cache through xargs passes
+    the options on; other commands are unchanged."""
     options = apt_source_options(path)
+    env = (("APT_CONFIG", f"{path}/apt.conf"),)
 
     def rewrite(command: Command) -> Command:
-        if command.argv[0] in ("apt-get", "apt-cache"):
-            return insert_after_program(command, options)
+        if command.argv[0] in ("apt-get", "apt-cache", "apt-mark"):
+            return replace(insert_after_program(command, options), env=(*command.env, *env))
         if command == POLICY_INSTALLED.command:
             return replace(command, argv=script(_POLICY_INSTALLED_WITH, *options))
         return command
@@ -241,7 +249,8 @@ def apt_sourced(path: str) -> Rewrite:
     return rewrite
 
 
-SOURCE_LAYOUT = SourceLayout("sources.list", ("parts", "lists", "archives"), apt_sourced)
+SOURCE_LAYOUT = SourceLayout("sources.list", ("parts", "lists", "archives"),
+                             (("apt.conf", APT_SOURCE_CONF),), apt_sourced)
 
 # ---------------------------------------------------------------------------------------------
 # install commands

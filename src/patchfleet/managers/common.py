@@ -114,9 +114,13 @@ async def refresh_source(support: PackageManagerSupport, transport: Transport,
     refresh = await support.refresh(transport, node_sudo=node_sudo,
                                     options=replace(options, refresh=True))
     if not (refresh.attempted and refresh.ok):
-        raise SourceError(f"source {source.name!r} could not be refreshed: {refresh.message}",
+        why = _STALE_NOTE.sub("", refresh.message)  # there is no earlier metadata to fall back on
+        raise SourceError(f"source {source.name!r} could not be refreshed: {why}",
                           transport.node_id)
     return refresh
+
+
+_STALE_NOTE = re.compile(r"; scanned with the \w+ already on the node$")
 
 
 # ---------------------------------------------------------------------------------------------

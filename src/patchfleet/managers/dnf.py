@@ -231,8 +231,11 @@ NEEDS_RESTARTING: Probe[RebootState] = Probe(
 
 def dnf_source_options(path: str) -> tuple[str, ...]:
     """dnf options that replace the node's repositories with the .repo file in the source
-    directory ``path`` and keep their metadata in its cache folder."""
-    return (f"--setopt=reposdir={path}/repos.d", f"--setopt=cachedir={path}/cache")
+    directory ``path`` and keep their metadata in its cache folder. The completion-cache
+    plugin is off: it would write the source's package names into the node's
+    /var/cache/dnf/packages.db."""
+    return (f"--setopt=reposdir={path}/repos.d", f"--setopt=cachedir={path}/cache",
+            "--disableplugin=generate_completion_cache")
 
 
 def dnf_sourced(path: str) -> Rewrite:
@@ -251,7 +254,7 @@ def dnf_sourced(path: str) -> Rewrite:
     return rewrite
 
 
-SOURCE_LAYOUT = SourceLayout("repos.d/source.repo", ("repos.d", "cache"), dnf_sourced)
+SOURCE_LAYOUT = SourceLayout("repos.d/source.repo", ("repos.d", "cache"), (), dnf_sourced)
 
 # ---------------------------------------------------------------------------------------------
 # install

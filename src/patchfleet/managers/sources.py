@@ -33,14 +33,17 @@ log = logging.getLogger(__name__)
 SOURCE_DIR_RE = re.compile(r"^/var/tmp/patchfleet-source\.[A-Za-z0-9]{10}$")
 """What ``mktemp`` prints for :data:`PREPARE_SCRIPT`; nothing else is ever removed."""
 
-# $1: the configuration text, $2: the file it goes to, $3...: directories to create (both
-# relative to the new directory). World-readable like /etc/apt and /var/lib/apt/lists, so apt's
-# _apt sandbox and unprivileged read-only probes can read it; only root writes it.
+# Arguments: "dir REL" creates a directory, "file REL TEXT" writes TEXT and a newline (paths
+# relative to the new directory, in order). World-readable like /etc/apt and
+# /var/lib/apt/lists, so apt's _apt sandbox and unprivileged read-only probes can read it; only
+# root writes it.
 PREPARE_SCRIPT = (
     'd=$(mktemp -d /var/tmp/patchfleet-source.XXXXXXXXXX) || exit 1\n'
-    'cfg=$1; file=$2; shift 2\n'
-    'if chmod 755 "$d" && (umask 022; for sub in "$@"; do mkdir -p -- "$d/$sub" || exit 1; done;'
-    ' printf \'%s\\n\' "$cfg" > "$d/$file"); then echo "$d"; else rm -rf -- "$d"; exit 1; fi'
+    'if (umask 022; while [ $# -gt 0 ]; do case $1 in\n'
+    '  dir) mkdir -p -- "$d/$2" || exit 1; shift 2 ;;\n'
+    '  file) printf \'%s\\n\' "$3" > "$d/$2" || exit 1; shift 3 ;;\n'
+    '  *) exit 1 ;;\n'
+    'esac; done) && chmod 755 "$d"; then echo "$d"; else rm -rf -- "$d"; exit 1; fi'
 )
 
 Rewrite = Callable[[Command], Command]
@@ -54,6 +57,8 @@ class SourceLayout:
     """Where the configuration text goes, relative to the directory."""
     dirs: tuple[str, ...]
     """Empty directories to create first (relative; the config file's own folder included)."""
+    files: tuple[tuple[str, str], ...]
+    """Constant files of patchfleet's own: (relative path, text)."""
     rewrite: Callable[[str], Rewrite]
     """The directory's path -> how each command of the operation is changed to use it."""
 
@@ -61,8 +66,13 @@ class SourceLayout:
 def prepare_command(layout: SourceLayout, source: PatchSource) -> Command:
     """The command that creates the directory, writes ``source``'s configuration and prints
     the directory's path."""
+    args: list[str] = []
+    for rel in layout.dirs:
+        args += ["dir", rel]
+    for rel, text in ((layout.config_file, source.configuration), *layout.files):
+        args += ["file", rel, text]
     return Command(
-        script(PREPARE_SCRIPT, source.configuration, layout.config_file, *layout.dirs),
+        script(PREPARE_SCRIPT, *args),
         privileged=True,
         name="source-prepare",
     )

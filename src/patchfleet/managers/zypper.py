@@ -241,7 +241,7 @@ def zypper_sourced(path: str) -> Rewrite:
     return rewrite
 
 
-SOURCE_LAYOUT = SourceLayout("repos.d/source.repo", ("repos.d", "cache"), zypper_sourced)
+SOURCE_LAYOUT = SourceLayout("repos.d/source.repo", ("repos.d", "cache"), (), zypper_sourced)
 
 # ---------------------------------------------------------------------------------------------
 # install commands and failures
