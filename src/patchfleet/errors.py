@@ -20,7 +20,8 @@ what went wrong *and how to fix it*. The tree::
         ├── NodeBusyError          another patchfleet run is installing on the node (transient)
         ├── OutputLimitError       a command printed more than the output limit    (terminal)
         ├── ParseError             a parser met a line it doesn't understand       (terminal)
-        └── UnsupportedOSError     the node's OS is not one patchfleet supports    (terminal)
+        ├── UnsupportedOSError     the node's OS is not one patchfleet supports    (terminal)
+        └── SourceError            a baseline's alternative source failed to refresh (terminal)
 
 ``transient`` errors may succeed when retried (Prefect retry conditions use it); terminal ones
 won't.
@@ -177,3 +178,10 @@ class ParseError(NodeError):
 
 class UnsupportedOSError(NodeError):
     reason_code = "UNSUPPORTED_OS"
+
+
+class SourceError(NodeError):
+    """A baseline's alternative source could not be set up or refreshed on the node: its
+    packages are unknown, so the node is not judged (nor installed) without it."""
+
+    reason_code = "SOURCE_FAILED"

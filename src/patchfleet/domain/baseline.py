@@ -292,6 +292,13 @@ class PatchSource(_Model):
     configuration: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     """A yum repo file's text, or apt sources.list lines."""
 
+    def applies_to(self, product: str) -> bool:
+        """Whether this source serves nodes of ``product`` (the AWS PRODUCT value,
+        ``Debian12``, ``RockyLinux9.5``): a listed product, case ignored, ``*`` a wildcard
+        (``RockyLinux9.*``, or ``*`` for every version)."""
+        subject = product.lower()
+        return any(fnmatch.fnmatchcase(subject, p.lower()) for p in self.products)
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
@@ -382,6 +389,12 @@ class Baseline(_Model):
                 f"{v!r} is not a valid baseline name: use 3-128 letters, digits, '_', '-', '.'"
             )
         return v
+
+    def source_for(self, product: str) -> PatchSource | None:
+        """The alternative source that replaces the repositories of a ``product`` node for a
+        Scan or Install (spec §1.6), or None: the node's own repositories. AWS takes one
+        source per product; when several list it, the first wins."""
+        return next((s for s in self.sources if s.applies_to(product)), None)
 
     @property
     def predefined(self) -> bool:

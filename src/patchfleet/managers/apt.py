@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from patchfleet.domain import clock
@@ -54,11 +55,18 @@ from patchfleet.managers.common import (
     nonempty,
     refresh_first,
     refresh_skipped,
+    refresh_source,
     run_checked,
     short,
     tail,
 )
 from patchfleet.managers.post_probes import RESTART_PROC_MAPS
+from patchfleet.managers.sources import (
+    Rewrite,
+    SourceLayout,
+    insert_after_program,
+    node_source,
+)
 from patchfleet.parsers import restarts
 from patchfleet.parsers.apt import (
     SimulatedUpgrade,
@@ -145,6 +153,12 @@ POLICY_INSTALLED: Probe[tuple[PackageCandidates, ...]] = Probe(
     lambda r, o: parse_policy_packages(r.stdout, o.parsed(POLICY)),
 )
 
+# The same, with apt options for xargs to pass on (a source's Dir:: settings).
+_POLICY_INSTALLED_WITH = (
+    "dpkg-query -W -f '${db:Status-Status} ${binary:Package}\\n' "
+    "| awk '$1 == \"installed\" { print $2 }' | xargs -r apt-cache \"$@\" policy"
+)
+
 # What a full upgrade would do (new dependencies included), without taking the dpkg lock.
 SIMULATE: Probe[SimulatedUpgrade] = Probe(
     Command(("apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade"),
@@ -194,6 +208,49 @@ NEEDRESTART_BATCH: Probe[RestartState | None] = Probe(
     ),
     on_stdout(restarts.parse_needrestart),
 )
+
+# ---------------------------------------------------------------------------------------------
+# a baseline's alternative source
+# ---------------------------------------------------------------------------------------------
+
+
+def apt_source_options(path: str) -> tuple[str, ...]:
+    """apt options that replace the node's sources with those in the source directory
+    ``path``: its sources.list, an empty parts dir, its own lists, no on-disk package cache
+    (``pkgcache.bin`` would otherwise be rebuilt from the source's lists) and its own archives
+    folder (downloaded .debs go away with the directory)."""
+    return ("-o", f"Dir::Etc::SourceList={path}/sources.list",
+            "-o", f"Dir::Etc::SourceParts={path}/parts",
+            "-o", f"Dir::State::Lists={path}/lists",
+            "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=",
+            "-o", f"Dir::Cache::archives={path}/archives")
+
+
+# Read through APT_CONFIG by what apt runs itself (dpkg-preconfigure's apt-extracttemplates
+# would rebuild the node's pkgcache.bin otherwise).
+APT_SOURCE_CONF = 'Dir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";'
+
+
+def apt_sourced(path: str) -> Rewrite:
+    """Every apt-get, apt-cache and apt-mark command of the operation gets
+    :func:`apt_source_options` (apt-mark too: it would rebuild pkgcache.bin) and
+    ``APT_CONFIG`` for the tools apt runs; the probe that runs apt-cache through xargs passes
+    the options on; other commands are unchanged."""
+    options = apt_source_options(path)
+    env = (("APT_CONFIG", f"{path}/apt.conf"),)
+
+    def rewrite(command: Command) -> Command:
+        if command.argv[0] in ("apt-get", "apt-cache", "apt-mark"):
+            return replace(insert_after_program(command, options), env=(*command.env, *env))
+        if command == POLICY_INSTALLED.command:
+            return replace(command, argv=script(_POLICY_INSTALLED_WITH, *options))
+        return command
+
+    return rewrite
+
+
+SOURCE_LAYOUT = SourceLayout("sources.list", ("parts", "lists", "archives"),
+                             (("apt.conf", APT_SOURCE_CONF),), apt_sourced)
 
 # ---------------------------------------------------------------------------------------------
 # install commands
@@ -357,6 +414,14 @@ class AptSupport:
     async def collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
                       node_sudo: bool = False, options: CollectOptions | None = None,
                       progress: Progress | None = None) -> NodeFacts:
+        source = options.source if options is not None else None
+        async with node_source(transport, source, SOURCE_LAYOUT) as sourced:
+            return await self._collect(sourced, node_id, host, os, node_sudo=node_sudo,
+                                       options=options, progress=progress)
+
+    async def _collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
+                       node_sudo: bool, options: CollectOptions | None,
+                       progress: Progress | None) -> NodeFacts:
         options, refresh = await refresh_first(self, transport, node_sudo=node_sudo,
                                                options=options, progress=progress,
                                                what="package lists")
@@ -418,6 +483,14 @@ class AptSupport:
 
     async def install(self, transport: Transport, request: InstallRequest,
                       blocked_by_us: list[str]) -> InstallOutcome:
+        async with node_source(transport, request.source, SOURCE_LAYOUT) as sourced:
+            if request.source is not None:
+                await refresh_source(self, sourced, request.source, node_sudo=True,
+                                     options=CollectOptions(lock_timeout=request.lock_timeout))
+            return await self._install(sourced, request, blocked_by_us)
+
+    async def _install(self, transport: Transport, request: InstallRequest,
+                       blocked_by_us: list[str]) -> InstallOutcome:
         timeout = request.lock_timeout
 
         def block_failure(cmd: Command, result: CommandResult) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+from patchfleet.domain.baseline import PatchSource
 from patchfleet.domain.facts import NodeFacts, OsInfo, PackageManager, RefreshResult
 from patchfleet.parsers.restarts import RestartState
 from patchfleet.transport.base import Command, CommandResult, Transport
@@ -92,6 +93,10 @@ class CollectOptions:
     lock_timeout: int = 60
     """Seconds to wait for a held package-manager lock (apt's DPkg::Lock::Timeout; dnf retries
     with backoff; zypper's ZYPP_LOCK_TIMEOUT) before the refresh is given up."""
+    source: PatchSource | None = None
+    """The baseline's alternative source for this node's product: it replaces the node's
+    repositories for this scan (:mod:`patchfleet.managers.sources`) and is always refreshed
+    (its metadata starts empty); a refresh that fails is a ``SOURCE_FAILED`` node."""
 
 
 Progress = Callable[[str], None]
@@ -117,6 +122,9 @@ class InstallRequest:
     lock_timeout: int = 60
     """Seconds to wait for the package manager's lock (apt DPkg::Lock::Timeout, zypper
     ZYPP_LOCK_TIMEOUT, dnf retries with backoff)."""
+    source: PatchSource | None = None
+    """The baseline's alternative source: refreshed, then the install resolves against it
+    instead of the node's repositories (:mod:`patchfleet.managers.sources`)."""
 
 
 @dataclass(frozen=True, slots=True)

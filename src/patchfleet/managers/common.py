@@ -9,9 +9,11 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
+from patchfleet.domain.baseline import PatchSource
 from patchfleet.domain.facts import OsInfo, RefreshResult
-from patchfleet.errors import CommandError, LockError, NodeError
+from patchfleet.errors import CommandError, LockError, NodeError, SourceError
 from patchfleet.managers.base import (
     CollectOptions,
     InstallOutcome,
@@ -93,9 +95,32 @@ async def refresh_first(support: PackageManagerSupport, transport: Transport, *,
     options = options or CollectOptions()
     note = progress or (lambda _msg: None)
     note(f"refreshing {what}")
-    refresh = await support.refresh(transport, node_sudo=node_sudo, options=options)
+    if options.source is not None:
+        refresh = await refresh_source(support, transport, options.source,
+                                       node_sudo=node_sudo, options=options)
+    else:
+        refresh = await support.refresh(transport, node_sudo=node_sudo, options=options)
     note("reading package state")
     return options, refresh
+
+
+async def refresh_source(support: PackageManagerSupport, transport: Transport,
+                         source: PatchSource, *, node_sudo: bool, options: CollectOptions
+                         ) -> RefreshResult:
+    """Refresh ``source`` (``transport`` already points the manager at it), whatever
+    ``options.refresh`` says: its metadata starts empty. Anything short of a complete refresh
+    raises :class:`SourceError`, since a scan or install without the source's metadata would
+    judge or patch the node against nothing."""
+    refresh = await support.refresh(transport, node_sudo=node_sudo,
+                                    options=replace(options, refresh=True))
+    if not (refresh.attempted and refresh.ok):
+        why = _STALE_NOTE.sub("", refresh.message)  # there is no earlier metadata to fall back on
+        raise SourceError(f"source {source.name!r} could not be refreshed: {why}",
+                          transport.node_id)
+    return refresh
+
+
+_STALE_NOTE = re.compile(r"; scanned with the \w+ already on the node$")
 
 
 # ---------------------------------------------------------------------------------------------

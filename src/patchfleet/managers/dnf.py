@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from patchfleet.domain.facts import (
@@ -51,11 +52,18 @@ from patchfleet.managers.common import (
     nonempty,
     refresh_first,
     refresh_skipped,
+    refresh_source,
     run_retrying,
     short,
     tail,
 )
 from patchfleet.managers.post_probes import RESTART_PROC_MAPS
+from patchfleet.managers.sources import (
+    Rewrite,
+    SourceLayout,
+    insert_after_program,
+    node_source,
+)
 from patchfleet.parsers import updateinfo
 from patchfleet.parsers.dnf import (
     AdvisoryInfo,
@@ -201,6 +209,13 @@ UPDATEINFO_XML: Probe[updateinfo.Dump] = Probe(
     lambda r, _o: updateinfo.parse_dump(r.stdout, "dnf-updateinfo-xml"),
 )
 
+# The same for a source's directory: dnf's configuration read as usual, then the repositories
+# and the cache taken from the two paths after the script.
+_DNF_UPDATEINFO_SOURCED_PY = _DNF_UPDATEINFO_PY.replace(
+    "conf.read()\n",
+    "conf.read()\nconf.reposdir = [sys.argv[1]]\nconf.cachedir = sys.argv[2]\n", 1)
+_DNF_PYTHON_SOURCED = 'read -r shebang < /usr/bin/dnf && exec ${shebang#"#!"} -c "$1" "$2" "$3"'
+
 # Whether core packages (kernel, glibc, systemd...) were updated since boot: exit 1 and
 # "Reboot is required" when so, 0 otherwise. dnf takes boot time from /proc/1's start.
 NEEDS_RESTARTING: Probe[RebootState] = Probe(
@@ -208,6 +223,38 @@ NEEDS_RESTARTING: Probe[RebootState] = Probe(
             name="dnf-needs-restarting"),
     lambda r, o: parse_needs_restarting(r.exit_status, r.stdout, o.parsed(rpm.BOOT).boot_id),
 )
+
+# ---------------------------------------------------------------------------------------------
+# a baseline's alternative source
+# ---------------------------------------------------------------------------------------------
+
+
+def dnf_source_options(path: str) -> tuple[str, ...]:
+    """dnf options that replace the node's repositories with the .repo file in the source
+    directory ``path`` and keep their metadata in its cache folder. The completion-cache
+    plugin is off: it would write the source's package names into the node's
+    /var/cache/dnf/packages.db."""
+    return (f"--setopt=reposdir={path}/repos.d", f"--setopt=cachedir={path}/cache",
+            "--disableplugin=generate_completion_cache")
+
+
+def dnf_sourced(path: str) -> Rewrite:
+    """Every dnf command of the operation gets :func:`dnf_source_options`; the updateinfo
+    reader reads the same repositories and cache; others are unchanged."""
+    options = dnf_source_options(path)
+
+    def rewrite(command: Command) -> Command:
+        if command.argv[0] == "dnf":
+            return insert_after_program(command, options)
+        if command == UPDATEINFO_XML.command:
+            return replace(command, argv=script(_DNF_PYTHON_SOURCED, _DNF_UPDATEINFO_SOURCED_PY,
+                                                f"{path}/repos.d", f"{path}/cache"))
+        return command
+
+    return rewrite
+
+
+SOURCE_LAYOUT = SourceLayout("repos.d/source.repo", ("repos.d", "cache"), (), dnf_sourced)
 
 # ---------------------------------------------------------------------------------------------
 # install
@@ -282,6 +329,14 @@ class DnfSupport:
     async def collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
                       node_sudo: bool = False, options: CollectOptions | None = None,
                       progress: Progress | None = None) -> NodeFacts:
+        source = options.source if options is not None else None
+        async with node_source(transport, source, SOURCE_LAYOUT) as sourced:
+            return await self._collect(sourced, node_id, host, os, node_sudo=node_sudo,
+                                       options=options, progress=progress)
+
+    async def _collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
+                       node_sudo: bool, options: CollectOptions | None,
+                       progress: Progress | None) -> NodeFacts:
         options, refresh = await refresh_first(self, transport, node_sudo=node_sudo,
                                                options=options, progress=progress)
         outputs = ProbeOutputs()
@@ -334,6 +389,13 @@ class DnfSupport:
 
     async def install(self, transport: Transport, request: InstallRequest,
                       blocked_by_us: list[str]) -> InstallOutcome:
+        async with node_source(transport, request.source, SOURCE_LAYOUT) as sourced:
+            if request.source is not None:
+                await refresh_source(self, sourced, request.source, node_sudo=True,
+                                     options=CollectOptions(lock_timeout=request.lock_timeout))
+            return await self._install(sourced, request)
+
+    async def _install(self, transport: Transport, request: InstallRequest) -> InstallOutcome:
         cmd = self.install_command(request.packages, block=sorted(set(request.block)),
                                    lock_timeout=request.lock_timeout)
         result = await run_retrying(transport, cmd, dnf_locked, request.lock_timeout)

@@ -7,7 +7,7 @@ support module yet: asking for it raises :class:`UnsupportedOSError`.
 
 from __future__ import annotations
 
-from patchfleet.domain.facts import NodeFacts, PackageManager
+from patchfleet.domain.facts import NodeFacts, OsInfo, PackageManager
 from patchfleet.errors import UnsupportedOSError
 from patchfleet.managers import apt, dnf, zypper
 from patchfleet.managers.base import CollectOptions, PackageManagerSupport, Progress
@@ -57,9 +57,11 @@ async def collect_facts(
     node_sudo: bool = False,
     options: CollectOptions | None = None,
     progress: Progress | None = None,
+    os: OsInfo | None = None,
 ) -> NodeFacts:
-    """Detect the OS, then gather facts with the matching package manager's probes."""
-    os = await collect_os(transport)
+    """Detect the OS (unless the caller did: ``os``), then gather facts with the matching
+    package manager's probes."""
+    os = os or await collect_os(transport)
     support = support_for(os.package_manager, os.pretty_name)
     return await support.collect(transport, node_id, host, os, node_sudo=node_sudo,
                                  options=options, progress=progress)

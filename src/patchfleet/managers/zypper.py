@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from patchfleet.domain.facts import (
@@ -54,10 +55,17 @@ from patchfleet.managers.common import (
     nonempty,
     refresh_first,
     refresh_skipped,
+    refresh_source,
     short,
     tail,
 )
 from patchfleet.managers.post_probes import RESTART_PROC_MAPS
+from patchfleet.managers.sources import (
+    Rewrite,
+    SourceLayout,
+    insert_after_program,
+    node_source,
+)
 from patchfleet.parsers import restarts, updateinfo
 from patchfleet.parsers.restarts import RestartState
 from patchfleet.parsers.zypper import (
@@ -174,6 +182,10 @@ UPDATEINFO: Probe[updateinfo.Dump] = Probe(
     lambda r, _o: updateinfo.parse_dump(r.stdout, "zypper-updateinfo"),
 )
 
+# The same for a source's cache folder ($1).
+_UPDATEINFO_SOURCED = UPDATEINFO.command.argv[2].replace(
+    "/var/cache/zypp/raw/*/repodata", '"$1"/raw/*/repodata', 1)
+
 # Exit 102 and "Reboot is required" when a package listed in /etc/zypp/needreboot was updated
 # since boot (libzypp touched /run/reboot-needed); exit 0 otherwise.
 NEEDS_REBOOTING: Probe[RebootState] = Probe(
@@ -201,6 +213,35 @@ def _judge(node_id: str, command: Command, result: CommandResult, waited: float
     check_result(node_id, command, result, never_locked, waited)
     return ()
 
+
+# ---------------------------------------------------------------------------------------------
+# a baseline's alternative source
+# ---------------------------------------------------------------------------------------------
+
+
+def zypper_source_options(path: str) -> tuple[str, ...]:
+    """zypper's global options that replace the node's repositories with the .repo file in the
+    source directory ``path`` and keep every cache (raw, solv, packages) in its cache folder.
+    (``--plus-repo`` would add to the node's repositories, not replace them.)"""
+    return ("--reposd-dir", f"{path}/repos.d", "--cache-dir", f"{path}/cache")
+
+
+def zypper_sourced(path: str) -> Rewrite:
+    """Every zypper command of the operation gets :func:`zypper_source_options`; the raw
+    updateinfo reader reads the source's cache; others are unchanged."""
+    options = zypper_source_options(path)
+
+    def rewrite(command: Command) -> Command:
+        if command.argv[0] == "zypper":
+            return insert_after_program(command, options)
+        if command == UPDATEINFO.command:
+            return replace(command, argv=script(_UPDATEINFO_SOURCED, f"{path}/cache"))
+        return command
+
+    return rewrite
+
+
+SOURCE_LAYOUT = SourceLayout("repos.d/source.repo", ("repos.d", "cache"), (), zypper_sourced)
 
 # ---------------------------------------------------------------------------------------------
 # install commands and failures
@@ -312,6 +353,14 @@ class ZypperSupport:
     async def collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
                       node_sudo: bool = False, options: CollectOptions | None = None,
                       progress: Progress | None = None) -> NodeFacts:
+        source = options.source if options is not None else None
+        async with node_source(transport, source, SOURCE_LAYOUT) as sourced:
+            return await self._collect(sourced, node_id, host, os, node_sudo=node_sudo,
+                                       options=options, progress=progress)
+
+    async def _collect(self, transport: Transport, node_id: str, host: str, os: OsInfo, *,
+                       node_sudo: bool, options: CollectOptions | None,
+                       progress: Progress | None) -> NodeFacts:
         options, refresh = await refresh_first(self, transport, node_sudo=node_sudo,
                                                options=options, progress=progress)
         warnings: list[str] = []
@@ -373,6 +422,14 @@ class ZypperSupport:
 
     async def install(self, transport: Transport, request: InstallRequest,
                       blocked_by_us: list[str]) -> InstallOutcome:
+        async with node_source(transport, request.source, SOURCE_LAYOUT) as sourced:
+            if request.source is not None:
+                await refresh_source(self, sourced, request.source, node_sudo=True,
+                                     options=CollectOptions(lock_timeout=request.lock_timeout))
+            return await self._install(sourced, request, blocked_by_us)
+
+    async def _install(self, transport: Transport, request: InstallRequest,
+                       blocked_by_us: list[str]) -> InstallOutcome:
         timeout = request.lock_timeout
 
         async def update(specs: tuple[PackageSpec, ...], errors: dict[str, str]

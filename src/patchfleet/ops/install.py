@@ -44,7 +44,7 @@ from patchfleet.managers.base import (
 )
 from patchfleet.managers.common import collect_os, must
 from patchfleet.managers.registry import collect_facts, find
-from patchfleet.ops.scan import ScanOptions, failed_result, judge, node_result
+from patchfleet.ops.scan import ScanOptions, failed_result, judge, node_result, with_source
 from patchfleet.transport.base import Connector, Transport
 
 __all__ = [
@@ -185,7 +185,9 @@ async def install_node(
     options: ScanOptions | None = None,
 ) -> InstallNodeResult:
     """Install ``request`` on ``node``, rescan and judge it as a scan with ``options`` would
-    (first-seen dates, pending reboots, snapshot). Never raises for a node problem."""
+    (first-seen dates, pending reboots, snapshot). The baseline's alternative source for the
+    node's product, if any, serves both the install and the rescan. Never raises for a node
+    problem."""
     started = datetime.now(UTC)
     options = options or ScanOptions(collect=collect or CollectOptions())
     collect = options.collect
@@ -195,6 +197,7 @@ async def install_node(
     try:
         async with connector.open(node) as transport:
             os = await collect_os(transport)
+            request = replace(request, source=baseline.source_for(os.product))
             before = await _installed(transport, os)
             if request.packages:
                 outcome = await install_packages(transport, os, request)
@@ -212,8 +215,10 @@ async def install_node(
             if outcome.unblock_pending and os is not None:
                 await unblock(transport, os, outcome.unblock_pending, request.lock_timeout)
                 outcome = replace(outcome, unblock_pending=())
+            rescan_os = await collect_os(transport)
             facts = await collect_facts(transport, node.id, node.host, node_sudo=node.sudo,
-                                        options=collect)
+                                        options=with_source(collect, baseline, rescan_os),
+                                        os=rescan_os)
             after = await _installed(transport, facts.os)
         records = judge(facts, baseline, node, options, now)
     except (PatchfleetError, OSError) as err:

@@ -22,7 +22,7 @@ from patchfleet.domain import clock
 from patchfleet.domain.baseline import Baseline, BaselineRegistry, baseline_hash
 from patchfleet.domain.compliance import failed_summary, summarize
 from patchfleet.domain.evaluate import evaluate, evaluation_warnings
-from patchfleet.domain.facts import NodeFacts
+from patchfleet.domain.facts import NodeFacts, OsInfo
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.domain.pending import PendingInstalls, mark_pending
 from patchfleet.domain.records import PatchRecord
@@ -31,6 +31,7 @@ from patchfleet.domain.rollout import cutoff_reason, deadline_passed
 from patchfleet.domain.snapshot import Snapshot, apply_snapshot
 from patchfleet.errors import NodeError, PatchfleetError
 from patchfleet.managers.base import CollectOptions
+from patchfleet.managers.common import collect_os
 from patchfleet.managers.registry import collect_facts
 from patchfleet.ops.post_install import PostInstallState, collect_post_install
 from patchfleet.transport.base import Connector
@@ -69,8 +70,11 @@ class ScanOptions:
 
 
 def failed_result(node: ResolvedNode, started: datetime, reason: str,
-                  facts: NodeFacts | None = None, baseline_id: str | None = None) -> NodeResult:
-    """A node that could not be scanned: no records, no compliance claimed, the reason."""
+                  facts: NodeFacts | None = None, baseline_id: str | None = None, *,
+                  os: OsInfo | None = None) -> NodeResult:
+    """A node that could not be scanned: no records, no compliance claimed, the reason (and
+    the platform, from the facts or the OS read before the failure)."""
+    os = facts.os if facts else os
     return NodeResult(
         node_id=node.id,
         host=node.host,
@@ -78,8 +82,8 @@ def failed_result(node: ResolvedNode, started: datetime, reason: str,
         records=(),
         operation_start_time=started,
         operation_end_time=clock.now(),
-        platform_name=facts.os.name if facts else None,
-        platform_version=facts.os.version_id if facts else None,
+        platform_name=os.name if os else None,
+        platform_version=os.version_id if os else None,
         patch_group=node.patch_group,
         baseline_id=baseline_id,
         failure_reason=reason,
@@ -127,14 +131,17 @@ def node_result(node: ResolvedNode, facts: NodeFacts, baseline: Baseline,
 
 
 def select_baseline(
-    registry: BaselineRegistry, facts: NodeFacts, node: ResolvedNode, options: ScanOptions
+    registry: BaselineRegistry, os: OsInfo, node: ResolvedNode, options: ScanOptions
 ) -> Baseline:
-    override = options.baseline_overrides.get(facts.os.operating_system)
+    override = options.baseline_overrides.get(os.operating_system)
     if override is not None:
         return override
-    return registry.select(
-        facts.os.operating_system, node.patch_group, options.patch_groups
-    )
+    return registry.select(os.operating_system, node.patch_group, options.patch_groups)
+
+
+def with_source(collect: CollectOptions, baseline: Baseline, os: OsInfo) -> CollectOptions:
+    """``collect`` with the baseline's alternative source for the node's product, if any."""
+    return replace(collect, source=baseline.source_for(os.product))
 
 
 async def scan_node_full(
@@ -148,21 +155,26 @@ async def scan_node_full(
     node could not be scanned). Every expected failure becomes a FAILED result with a reason."""
     started = clock.now()
     facts: NodeFacts | None = None
+    os: OsInfo | None = None
+    baseline: Baseline | None = None
     try:
         async with connector.open(node) as transport:
-            facts = await collect_facts(
-                transport, node.id, node.host, node_sudo=node.sudo, options=options.collect
-            )
+            os = await collect_os(transport)
+            # the baseline before the packages: its source decides where they come from
+            baseline = select_baseline(registry, os, node, options)
+            facts = await collect_facts(transport, node.id, node.host, node_sudo=node.sudo,
+                                        options=with_source(options.collect, baseline, os),
+                                        os=os)
             post = await collect_post_install(transport, facts.os) if options.post_state \
                 else None
-        baseline = select_baseline(registry, facts, node, options)
         records = judge(facts, baseline, node, options, now)
     except NodeError as err:
-        return failed_result(node, started, err.reason, facts), None, None
+        return failed_result(node, started, err.reason, facts, os=os,
+                             baseline_id=baseline.name if baseline else None), None, None
     except PatchfleetError as err:
-        return failed_result(node, started, f"ERROR: {err}", facts), None, None
+        return failed_result(node, started, f"ERROR: {err}", facts, os=os), None, None
     except OSError as err:  # a transport should map these; keep the run alive regardless
-        return failed_result(node, started, f"UNREACHABLE: {err}", facts), None, None
+        return failed_result(node, started, f"UNREACHABLE: {err}", facts, os=os), None, None
     result = node_result(node, facts, baseline, records, started)
     if post is not None:
         result = with_post_state(result, post)
