@@ -2,7 +2,8 @@
 -- One row per day (as fleet_trend: each node's latest state as of that day, carried forward):
 -- open_cves the distinct CVE ids named by a patch MISSING on some node, exposed_nodes the nodes
 -- with at least one, and node_cves the (node, CVE) pairs: "open CVEs x nodes", the area an
--- exposure chart draws. Days without any open CVE have zeros. What-if evaluations never count.
+-- exposure chart draws. A node whose state that day is a FAILED run claims no CVE (nothing was
+-- checked). Days without any open CVE have zeros. What-if evaluations never count.
 CREATE OR REPLACE VIEW cve_exposure AS
 WITH open AS (
     SELECT DISTINCT node_id, run_id, unnest(cve_ids) AS cve_id
