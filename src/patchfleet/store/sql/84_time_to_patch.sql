@@ -10,32 +10,36 @@
 -- patched counts closed episodes, still_missing open ones; mean_hours and p90_hours are over
 -- the closed ones. What-if evaluations never count.
 CREATE OR REPLACE VIEW time_to_patch AS
-WITH states AS (
-    SELECT p.node_id, p.package, p.arch, p.state, p.severity, p.classification, p.scanned_at,
-           p.run_id,
-           p.state IN ('INSTALLED', 'INSTALLED_PENDING_REBOOT') AS patched
-    FROM patch_states AS p
-    WHERE (p.node_id, p.run_id) IN (
-        SELECT node_id, run_id FROM node_summaries WHERE what_if IS NOT TRUE)
+WITH what_if_runs AS (
+    SELECT DISTINCT run_id FROM node_summaries WHERE what_if
 ),
-numbered AS (
-    SELECT *,
-           coalesce(sum(patched::INTEGER) OVER (
-               PARTITION BY node_id, package, arch ORDER BY scanned_at, run_id
-               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS episode
-    FROM states
+missing AS (
+    SELECT node_id, package, arch, severity, classification, scanned_at
+    FROM patch_states
+    WHERE state = 'MISSING' AND run_id NOT IN (SELECT run_id FROM what_if_runs)
 ),
+patched AS (
+    SELECT node_id, package, arch, scanned_at, run_id
+    FROM patch_states
+    WHERE state IN ('INSTALLED', 'INSTALLED_PENDING_REBOOT')
+      AND (node_id, package, arch) IN (SELECT node_id, package, arch FROM missing)
+      AND run_id NOT IN (SELECT run_id FROM what_if_runs)
+),
+-- each MISSING row meets the first installed row after it: the rows that meet the same one
+-- (or none: still missing) are one episode
 episodes AS (
     SELECT
-        node_id, package, arch, episode,
-        min(scanned_at) FILTER (WHERE state = 'MISSING') AS first_missing,
-        arg_min(severity, scanned_at) FILTER (WHERE state = 'MISSING') AS severity,
-        arg_min(classification, scanned_at) FILTER (WHERE state = 'MISSING') AS classification,
-        min(scanned_at) FILTER (WHERE patched) AS patched_seen,
-        arg_min(run_id, scanned_at) FILTER (WHERE patched) AS patched_run
-    FROM numbered
-    GROUP BY node_id, package, arch, episode
-    HAVING min(scanned_at) FILTER (WHERE state = 'MISSING') IS NOT NULL
+        m.node_id, m.package, m.arch,
+        min(m.scanned_at) AS first_missing,
+        arg_min(m.severity, m.scanned_at) AS severity,
+        arg_min(m.classification, m.scanned_at) AS classification,
+        p.scanned_at AS patched_seen,
+        any_value(p.run_id) AS patched_run
+    FROM missing AS m
+    ASOF LEFT JOIN patched AS p
+        ON p.node_id = m.node_id AND p.package = m.package AND p.arch = m.arch
+       AND p.scanned_at > m.scanned_at
+    GROUP BY m.node_id, m.package, m.arch, p.scanned_at
 ),
 install_times AS (
     SELECT node_id, run_id, package, arch, max(install_time) AS install_time
