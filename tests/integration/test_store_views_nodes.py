@@ -104,3 +104,16 @@ def test_install_outcomes_and_changes(views: tuple[ComplianceStore, list[NodeRes
                     "no_longer_missing FROM changes_since_previous_run "
                     "WHERE node_id = 'deb-a'")[1] == [
         ("node", 0, 6, [], sorted(SECURITY_APPROVED | {"fake-held"}))]
+
+
+def test_time_to_patch(views: tuple[ComplianceStore, list[NodeResult]]) -> None:
+    """deb-a's security set: MISSING in run-1, installed (pending reboot) by run-2; apt keeps
+    no install time, so the episode ends at run-2's end. Everything else is still missing."""
+    cs, latest = views
+    (first, done), = cs.query(
+        "SELECT min(operation_end_time), max(operation_end_time) FROM node_summaries "
+        "WHERE node_id = 'deb-a'")[1]
+    hours = round((done - first).total_seconds() / 3600, 2)
+    still = sum(n.summary.missing_count for n in latest) + 1  # + fake-held: FAILED on deb-a
+    assert cs.query("SELECT sum(patched), sum(still_missing), max(max_hours) "
+                    "FROM time_to_patch")[1] == [(len(SECURITY_APPROVED), still, hours)]
