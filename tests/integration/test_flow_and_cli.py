@@ -99,7 +99,7 @@ def test_cli_scan_then_query_answers_which_nodes_are_non_compliant_and_why(
     # the scan wrote only the all-nodes report; a node's own report is on demand
     run_folder = Path(summary["report_folder"])
     assert sorted(p.name for p in run_folder.iterdir()) == ["all-nodes.csv",
-                                                            "manifest-all-nodes.json"]
+                                                            "manifest-all-nodes-local.json"]
     one = runner.invoke(app, ["report", "--store", str(store), "--node", "deb-a", "--out",
                               str(tmp_path / "one")])
     assert one.exit_code == 0, one.output

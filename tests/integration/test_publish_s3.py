@@ -131,9 +131,9 @@ def test_flow_task_uploads_each_run_under_its_own_prefix(
 
     plain = write_reports.fn(tmp_path, ctx, staged, str(tmp_path / "plain"))
     assert plain["uris"] == []
-    assert json.loads((tmp_path / "plain" / "manifest-all-nodes.json").read_text())[
-        "fileLocations"
-    ][0]["URIs"][0].startswith("file://")
+    local = json.loads((tmp_path / "plain" / "manifest-all-nodes-local.json").read_text())
+    assert local["fileLocations"][0]["URIs"][0].startswith("file://")
+    assert "upload only" in local["patchfleet_note"]  # a local folder: nothing to import
 
 
 def test_missing_bucket_says_create_it(s3: Any, tmp_path: Path) -> None:

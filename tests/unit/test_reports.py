@@ -24,6 +24,7 @@ from patchfleet.errors import InputError, StoreError
 from patchfleet.report import csv_reports
 from patchfleet.report.csv_reports import (
     DETAIL_COLUMNS,
+    LOCAL_NOTE,
     SUMMARY_COLUMNS,
     node_file_stem,
     write_reports_from_results,
@@ -184,6 +185,7 @@ def test_manifests_list_files_of_one_shape(tmp_path: Path) -> None:
     files = write_reports_from_results(tmp_path, results())
     summary = json.loads(files.summary_manifest.read_text())
     assert summary == {
+        "patchfleet_note": LOCAL_NOTE,
         "fileLocations": [{"URIs": [files.all_nodes.resolve().as_uri()]}],
         "globalUploadSettings": {
             "format": "CSV",
@@ -197,7 +199,34 @@ def test_manifests_list_files_of_one_shape(tmp_path: Path) -> None:
     uris = patches["fileLocations"][0]["URIs"]
     assert uris == [files.node_patches[n].resolve().as_uri() for n in ("db-1", "ok-1", "web-1")]
     assert all(Path(uri.removeprefix("file://")).is_file() for uri in uris)
-    assert files.summary_manifest.name.endswith(".json")
+    assert files.summary_manifest.name == "manifest-all-nodes-local.json"
+    assert files.patches_manifest.name == "manifest-patches-local.json"
+
+
+def test_local_manifests_say_upload_only_and_importable_ones_are_plain(tmp_path: Path) -> None:
+    """QuickSight imports manifests naming s3:// objects only: a folder kept local gets
+    ``-local`` manifests marked for upload only; a folder written for publishing gets the
+    importable names with exactly QuickSight's keys. Writing one kind removes the other."""
+    local = write_reports_from_results(tmp_path, results())
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
+        "manifest-all-nodes-local.json", "manifest-patches-local.json"]
+    for path in (local.summary_manifest, local.patches_manifest):
+        assert path is not None
+        doc = json.loads(path.read_text())
+        assert next(iter(doc)) == "patchfleet_note" and "upload only" in doc["patchfleet_note"]
+        assert all(u.startswith("file://") for u in doc["fileLocations"][0]["URIs"])
+    published = write_reports_from_results(tmp_path, results(), uri_prefix="s3://b/p/")
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [
+        "manifest-all-nodes.json", "manifest-patches.json"]
+    for path in (published.summary_manifest, published.patches_manifest):
+        assert path is not None
+        doc = json.loads(path.read_text())
+        assert set(doc) == {"fileLocations", "globalUploadSettings"}
+        assert all(u.startswith("s3://b/p/") for u in doc["fileLocations"][0]["URIs"])
+    # back to local, without node reports: no manifest of the published kind is left behind
+    write_reports_from_results(tmp_path, results(), detail_nodes=[])
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["manifest-all-nodes-local.json"]
+    assert not list((tmp_path / "nodes").glob("*.csv"))
 
 
 def test_manifest_uri_prefix_for_publishing(tmp_path: Path) -> None:

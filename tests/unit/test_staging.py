@@ -79,7 +79,7 @@ def test_reports_and_summary_come_from_the_staged_rows(tmp_path: Path) -> None:
     from_results = write_reports_from_results(tmp_path / "r1", results(), detail_nodes=[])
     from_staging = write_reports(tmp_path / "r2", summary.report_nodes(nodes), {})
     assert from_staging.all_nodes.read_bytes() == from_results.all_nodes.read_bytes()
-    assert [p.name for p in from_staging] == ["all-nodes.csv", "manifest-all-nodes.json"]
+    assert [p.name for p in from_staging] == ["all-nodes.csv", "manifest-all-nodes-local.json"]
 
     assert summary.counts(nodes) == {"node_count": 3, "compliant": 1, "non_compliant": 1,
                                      "failed": 1}

@@ -31,6 +31,7 @@ from patchfleet.domain.model_errors import short_repr
 from patchfleet.domain.requests import Operation, PatchRequest
 from patchfleet.errors import InputError, PatchfleetError
 from patchfleet.ops.summary import RunSummary
+from patchfleet.store.query import ANALYST_VIEWS, ComplianceStore
 
 app = typer.Typer(
     name="patchfleet",
@@ -61,6 +62,14 @@ err = render.console(stderr=True)
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
+
+
+_QUERY_HELP = (
+    "One SELECT over the store's views. Base views: "
+    + ", ".join(v for v in ComplianceStore.VIEWS if v not in ANALYST_VIEWS)
+    + ". One view per analyst question (README, 'Where data lands'): "
+    + ", ".join(ANALYST_VIEWS) + "."
+)
 
 
 class QueryFormat(StrEnum):
@@ -427,9 +436,7 @@ def evaluate(
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL over the views: patch_states, node_summaries, "
-                                       "latest_patch_states, latest_node_summaries, "
-                                       "noncompliant_nodes, compliance_history.")],
+    sql: Annotated[str, typer.Argument(help=_QUERY_HELP)],
     store: StoreOpt = None,
     output: Annotated[QueryFormat, typer.Option(
         "--format", "--output", "-o",
@@ -439,7 +446,6 @@ def query(
 ) -> None:
     """Run SQL on the compliance store with DuckDB."""
     from patchfleet.store.location import StoreLocation
-    from patchfleet.store.query import ComplianceStore
 
     try:
         location = StoreLocation.resolve(store)

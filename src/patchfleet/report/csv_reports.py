@@ -8,6 +8,14 @@ Columns are exactly AWS's (spec section 4.4), in AWS's order. One folder per rep
     OUT/manifest-all-nodes.json       QuickSight manifest for all-nodes.csv
     OUT/manifest-patches.json         QuickSight manifest for every <node>-patches.csv
 
+QuickSight imports a manifest from S3 only, and only ``s3://`` URIs in it (``URIs`` or
+``URIPrefixes`` under ``fileLocations``). So the manifests above are written only for a folder
+that will be published (``uri_prefix``: they name the objects the upload creates). A folder kept
+local gets ``manifest-all-nodes-local.json`` / ``manifest-patches-local.json`` instead: the same
+shape with ``file://`` URIs, named and marked (``patchfleet_note``) as a local listing for
+upload only, never to import; publish the folder (``patchfleet report --upload``) for
+importable ones. Writing one kind removes the other, so a folder never holds a stale manifest.
+
 AWS describes a single-node report as a summary part and a detail part with different columns.
 They are written as two files because a CSV with two header rows is not a table any BI tool can
 import, and a QuickSight manifest may only list files that share one set of columns; so the two
@@ -112,6 +120,14 @@ ALL_NODES_FILE: Final = "all-nodes.csv"
 NODES_DIR: Final = "nodes"
 SUMMARY_MANIFEST_FILE: Final = "manifest-all-nodes.json"
 PATCHES_MANIFEST_FILE: Final = "manifest-patches.json"
+SUMMARY_MANIFEST_LOCAL: Final = "manifest-all-nodes-local.json"
+PATCHES_MANIFEST_LOCAL: Final = "manifest-patches-local.json"
+LOCAL_NOTE_KEY: Final = "patchfleet_note"
+LOCAL_NOTE: Final = (
+    "For upload only, not for QuickSight: QuickSight imports manifests from S3 that name s3:// "
+    "objects, and these are local file:// URIs. Publish the folder (patchfleet report --upload "
+    "s3://BUCKET/PREFIX, or report_uri on a run) and import the uploaded manifest-*.json."
+)
 
 _NONCOMPLIANT = frozenset(str(s) for s in NON_COMPLIANT_STATES)
 _LEVELS: Final = tuple(str(level) for level in LEVEL_ORDER)
@@ -267,6 +283,25 @@ def quicksight_manifest(uris: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def local_manifest(uris: Sequence[str]) -> dict[str, Any]:
+    """The manifest of a folder kept local: QuickSight's shape (so it lists the files the same
+    way), ``file://`` URIs, and a note first saying it is for upload only."""
+    return {LOCAL_NOTE_KEY: LOCAL_NOTE, **quicksight_manifest(uris)}
+
+
+def manifest_names(uri_prefix: str | None) -> tuple[str, str]:
+    """(all-nodes manifest, patches manifest) file names: importable ones for a folder that is
+    published to ``uri_prefix``, ``-local`` ones otherwise."""
+    if uri_prefix is None:
+        return SUMMARY_MANIFEST_LOCAL, PATCHES_MANIFEST_LOCAL
+    return SUMMARY_MANIFEST_FILE, PATCHES_MANIFEST_FILE
+
+
+def _manifest_text(uris: Sequence[str], uri_prefix: str | None) -> str:
+    doc = quicksight_manifest(uris) if uri_prefix is not None else local_manifest(uris)
+    return json.dumps(doc, indent=2) + "\n"
+
+
 # --- files ------------------------------------------------------------------------------------
 
 
@@ -315,7 +350,9 @@ def write_reports(
     manifests.
 
     ``uri_prefix`` is where the folder will be published (``s3://bucket/prefix/``); the manifests
-    then name the files under it. Without it they hold local ``file://`` URIs. Per-node files that
+    then name the files under it. Without it the manifests are the ``-local`` ones (``file://``
+    URIs, marked for upload only), and the importable ones of an earlier write of the folder are
+    removed (and the other way round). Per-node files that
     the folder's previous report wrote (its patches manifest lists them) and this one doesn't are
     removed, so a regenerated folder never mixes runs; nothing else in the folder is touched.
     """
@@ -335,11 +372,11 @@ def write_reports(
     all_nodes = folder / ALL_NODES_FILE
     rows = [summary_row(i, node) for i, node in enumerate(nodes, start=1)]
     write_report_file(all_nodes, _csv_text(SUMMARY_COLUMNS, rows))
-    summary_manifest = folder / SUMMARY_MANIFEST_FILE
-    write_report_file(
-        summary_manifest,
-        json.dumps(quicksight_manifest([_uri(all_nodes, folder, uri_prefix)]), indent=2) + "\n",
-    )
+    summary_name, patches_name = manifest_names(uri_prefix)
+    other_kind = set(manifest_names(None if uri_prefix is not None else "s3://"))
+    summary_manifest = folder / summary_name
+    write_report_file(summary_manifest,
+                      _manifest_text([_uri(all_nodes, folder, uri_prefix)], uri_prefix))
 
     by_id = {node.node_id: node for node in nodes}
     node_summaries: dict[str, Path] = {}
@@ -358,13 +395,14 @@ def write_reports(
 
     patches_manifest: Path | None = None
     if node_patches:
-        patches_manifest = folder / PATCHES_MANIFEST_FILE
+        patches_manifest = folder / patches_name
         uris = [_uri(path, folder, uri_prefix) for path in node_patches.values()]
-        write_report_file(patches_manifest,
-                          json.dumps(quicksight_manifest(uris), indent=2) + "\n")
+        write_report_file(patches_manifest, _manifest_text(uris, uri_prefix))
     else:
+        other_kind.add(patches_name)
+    for name in other_kind:
         with contextlib.suppress(OSError):
-            (folder / PATCHES_MANIFEST_FILE).unlink(missing_ok=True)
+            (folder / name).unlink(missing_ok=True)
     _remove_stale(previous - {*node_summaries.values(), *node_patches.values()})
     return ReportFiles(
         folder=folder,
@@ -379,11 +417,13 @@ def write_reports(
 def _previous_node_files(folder: Path) -> set[Path]:
     """The per-node files the folder's last report wrote: its patches manifest's files and
     their summary companions (an unreadable manifest: none)."""
-    try:
-        manifest = json.loads((folder / PATCHES_MANIFEST_FILE).read_text(encoding="utf-8"))
-        uris = [u for loc in manifest["fileLocations"] for u in loc["URIs"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
+    uris: list[object] = []
+    for name in (PATCHES_MANIFEST_FILE, PATCHES_MANIFEST_LOCAL):
+        try:
+            manifest = json.loads((folder / name).read_text(encoding="utf-8"))
+            uris.extend(u for loc in manifest["fileLocations"] for u in loc["URIs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
     found: set[Path] = set()
     for uri in uris:
         name = str(uri).rsplit("/", 1)[-1]

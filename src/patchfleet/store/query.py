@@ -38,6 +38,26 @@ from patchfleet.store.schema import VIEW_SCHEMAS, VIEW_TABLES, duckdb_type
 
 Params = Sequence[object] | Mapping[str, object] | None
 
+ANALYST_VIEWS: Final = (
+    "compliance_by_os",
+    "compliance_by_patch_group",
+    "compliance_by_tag",
+    "compliance_by_baseline",
+    "noncompliant_by_severity",
+    "top_missing_patches",
+    "top_cves",
+    "pending_reboots",
+    "coverage",
+    "changes_since_previous_run",
+    "long_noncompliant",
+    "daily_node_states",
+    "fleet_trend",
+    "cve_exposure",
+    "time_to_patch",
+    "install_outcomes",
+)
+"""One view per analyst question (sql/70_* to sql/85_*; the README's "Where data lands")."""
+
 _S3_SOURCE: Final = "_s3_"
 _HIVE_OPTIONS: Final = (
     "hive_partitioning = true, union_by_name = true, hive_types = {'date': DATE, 'run_id': VARCHAR}"
@@ -103,6 +123,7 @@ class ComplianceStore:
         "noncompliant_nodes",
         "compliance_history",
         "package_offers",
+        *ANALYST_VIEWS,
     )
 
     def __init__(self, root: StoreRoot) -> None:
