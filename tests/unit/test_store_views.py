@@ -204,7 +204,7 @@ def test_every_sql_file_defines_its_view_under_a_header_question() -> None:
         assert re.match(r"\d\d_" + view + r"\.sql$", file) and int(file[:2]) >= 70
         assert "?" in text.splitlines()[0], f"{file}: the header states the question it answers"
     assert set(ComplianceStore.VIEWS) == set(defined) | {
-        "patch_states", "node_summaries", "fact_elements", "fact_lists"}
+        "patch_states", "node_summaries", "fact_elements", "fact_lists", "audit"}
 
 
 def test_compliance_by_os(store: ComplianceStore) -> None:
