@@ -326,7 +326,8 @@ def _resolve(loader: InventoryLoader, inventory: str | None, targets: str, sourc
         inv = loader(inventory)
         return select_targets(inv.resolved(), targets, source=field)
     except ConfigError as err:
-        raise ConfigError(f"{err.message}; fix the targets or the inventory", source=source,
+        detail = err.message if err.source in (None, field) else str(err)  # name the file
+        raise ConfigError(f"{detail}; fix the targets or the inventory", source=source,
                           field=field) from None
 
 
@@ -363,6 +364,15 @@ def check_deployments(dep: DeploymentsFile, registry: BaselineRegistry,
             if actual != os_name:
                 raise ConfigError(f"baseline {bname!r} is for {actual}, not {os_name}; "
                                   "list it under its own OS", source=src, field=field)
+        schedules = ["scan_schedule"] + (["install_schedule"]
+                                         if p.operation == "ScanAndInstall" else [])
+        for name in schedules:
+            expr = getattr(p, name)
+            probe = MaintenanceWindow(name="policy", schedule=expr, duration_hours=1,
+                                      schedule_timezone=p.schedule_timezone)
+            if not next_runs(probe, now, 1):
+                raise ConfigError(f"{expr} never fires (no such date); fix the day or month "
+                                  "fields", source=src, field=f"policies[{i}].{name}")
         _resolve(inventory_loader, p.inventory, p.targets, src, f"policies[{i}].targets")
     resolved: list[set[str]] = []
     warnings: list[str] = []
