@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from patchfleet.domain.baseline import BaselineRegistry, OperatingSystem
 from patchfleet.domain.inventory import Inventory, ResolvedNode
-from patchfleet.domain.model_errors import unknown_key_message
+from patchfleet.domain.model_errors import short_repr, unknown_key_message
 from patchfleet.domain.rollout import parse_rate
 from patchfleet.domain.schedule_export import policy_schedule
 from patchfleet.domain.selectors import select_targets
@@ -281,10 +281,15 @@ def parse_deployments(data: Any, source: str) -> DeploymentsFile:
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping with 'policies' and/or 'windows' lists",
                           source=source)
-    unknown = set(data) - {"policies", "windows"}
+    unknown = sorted(str(key) for key in set(data) - {"policies", "windows"})
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(sorted(unknown))}; only 'policies' and "
-                          "'windows' are allowed", source=source, field=sorted(unknown)[0])
+        raise ConfigError(f"unknown key(s) {short_repr(', '.join(unknown))}; only 'policies' "
+                          "and 'windows' are allowed", source=source,
+                          field=unknown[0][:80])
+    for kind in ("policies", "windows"):
+        if data.get(kind) is not None and not isinstance(data[kind], list):
+            raise ConfigError(f"must be a list of {kind} (each item starts with '- ')",
+                              source=source, field=kind)
     policies: list[PatchPolicy] = []
     for i, raw in enumerate(data.get("policies") or []):
         try:
