@@ -506,6 +506,10 @@ dep("tasks-empty", "    tasks:\n      - {name: scan-all, priority: 0, operation:
     "    tasks: []\n", r"p\.yaml: windows\[0\]\.tasks")
 dep("policies-not-a-list", "policies:\n  - name: web", "policies: web\nold:\n  - name: web",
     r"p\.yaml: (policies|old)")
+cli("deployments-policies-a-number", DV, r"p\.yaml: policies: must be a list of policies",
+    {"p.yaml": "policies: 1\n"})
+cli("deployments-mixed-key-types", DV, r"p\.yaml: 1: unknown key\(s\) '1, a'; only 'policies'",
+    {"p.yaml": "1: x\na: y\n"})
 dep("alias-bomb", "policies:", BOMB + "policies:", r"p\.yaml: YAML aliases expand too far")
 dep("duplicate-yaml-key", "    operation: Scan\n", "    operation: Scan\n    operation: Scan\n",
     r"p\.yaml: .*duplicate key 'operation'")
