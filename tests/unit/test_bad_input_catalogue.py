@@ -787,6 +787,41 @@ cli("report-out-a-file", "report --out {t}/f " + Q,
     r"can't create report folder .*f \(File exists\): choose another report folder",
     {"f": "x"}, store=True, code=1)
 
+# more flags, and files that can't be read (as root every file is readable: /proc/self/mem
+# fails with EIO instead)
+for case_id, command, match in [
+    ("install-targets-bad", "install --dry-run -t tag: " + ST, r"--targets: 'tag:' needs KEY"),
+    ("install-baseline-unknown", "install --dry-run -b no-such " + ST,
+     r"baseline 'no-such' is not defined; known baselines"),
+    ("install-baselines-dir-a-file", "install --dry-run --baselines-dir {t}/f " + ST,
+     r"f: is not a folder of baseline YAML files"),
+    ("evaluate-baselines-dir-missing",
+     "evaluate -b AWS-DebianDefaultPatchBaseline --baselines-dir {t}/nodir " + Q,
+     r"nodir: is not a folder of baseline YAML files"),
+    ("baseline-export-baselines-dir-a-file",
+     "baseline export AWS-DebianDefaultPatchBaseline --baselines-dir {t}/f",
+     r"f: is not a folder of baseline YAML files"),
+    ("baseline-show-empty-name", ["baseline", "show", ""], r"baseline '' is not defined"),
+    ("deployments-validate-baselines-dir-a-file",
+     "deployments validate {t}/p.yaml --baselines-dir {t}/f",
+     r"f: is not a folder of baseline YAML files"),
+    ("deployments-apply-queue-empty", ["deployments", "apply", "{t}/p.yaml", "--dry-run",
+                                       "--queue", ""], r"--queue: is empty"),
+    ("baseline-validate-unreadable", "baseline validate /proc/self/mem",
+     r"/proc/self/mem: cannot read: .*Input/output error"),
+    ("hooks-unreadable", INSTALL + " --hooks /proc/self/mem",
+     r"/proc/self/mem: cannot read: .*Input/output error"),
+    ("override-list-unreadable", INSTALL + " --install-override-list /proc/self/mem",
+     r"/proc/self/mem"),
+    ("deployments-unreadable", "deployments validate /proc/self/mem",
+     r"/proc/self/mem: cannot read the deployments file: Input/output error"),
+    ("baseline-import-unreadable", "baseline import /proc/self/mem --out-dir {t}/out",
+     r"/proc/self/mem: cannot read: .*Input/output error"),
+]:
+    cli(case_id, command, match, {"f": "x", **policy("name: web", "name: web")},
+        store="evaluate" in case_id)
+cli("baseline-validate-no-files", "baseline validate", r"Missing argument 'files'")
+
 # -- loader calls (what the notebooks and flows call directly) -----------------------------------
 
 loader("loader-hooks-bomb", lambda t: load_hooks_file(t / "h.yaml"),
