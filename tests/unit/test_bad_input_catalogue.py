@@ -10,7 +10,7 @@ must still not exist, and a copied real store stays byte-identical after a query
 
 No case reaches a node or Prefect: the CLI's flow runner is replaced by one that fails the test,
 EC2 and Prefect endpoints point at a closed local port, and tests/unit/conftest.py fails any
-server start. The totals are in /work/notes/issue13-catalogue.md (``-k count`` prints them).
+server start. ``python tests/unit/test_bad_input_catalogue.py`` prints the totals.
 """
 
 from __future__ import annotations
@@ -916,7 +916,55 @@ def test_bad_input(case: Case, sandbox: Path) -> None:
     assert _tree(t) == before, "a file was created or changed under the tmp folder"
 
 
+def totals() -> dict[str, int]:
+    """The catalogue's figures for the closing note (running this file as a script prints
+    them)."""
+    attacks = [c for c in CASES if c.id.startswith(("query-", "query-helper-"))
+               and c.store and c.id.removeprefix("query-").removeprefix("helper-")
+               in {a[0] for a in QUERY_ATTACKS}]
+    return {"cases": len(CASES), "xfail": sum(1 for c in CASES if c.xfail),
+            "handled cleanly": sum(1 for c in CASES if not c.xfail),
+            "cli": sum(1 for c in CASES if not callable(c.run)),
+            "loader calls": sum(1 for c in CASES if callable(c.run)),
+            "query attacks (CLI + notebooks' helper)": len(attacks)}
+
+
 def test_count() -> None:
-    """The catalogue's size (issue 13 asks for at least 150 cases)."""
-    assert len(CASES) >= 150
+    """The catalogue's size (issue 13 asks for at least 150 cases), unique ids."""
+    assert totals()["cases"] >= 150
     assert len({c.id for c in CASES}) == len(CASES), "case ids are unique"
+
+
+def test_a_damaged_store_file_is_named_and_nothing_is_touched(sandbox: Path) -> None:
+    """Issue 13 #13 as input: a damaged Parquet file and a stale ``.tmp`` leftover in a copy of
+    a real store. ``store check`` lists both and exits 1 (documented); ``query`` leaves the
+    damaged file out with a one-line warning naming it and answers from the good files; neither
+    changes a byte under the tmp folder (``--quarantine`` is what moves files)."""
+    t = sandbox
+    shutil.copytree(V1_STORE, t / "store")
+    damaged = t / "store" / "node_summaries" / "date=2026-12-05" / "run_id=cut" / "part-0.parquet"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"PAR1 cut short")
+    leftover = damaged.parent / ".part-1.parquet.tmp"
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (0, 0))
+    before = _tree(t)
+
+    check = runner.invoke(cli_app.app, ["store", "check", "--store", str(t / "store")])
+    assert check.exit_code == 1, check.output
+    assert f"damaged: {damaged}" in check.output and f"leftover: {leftover}" in check.output
+    assert "--quarantine" in check.output and "Traceback" not in check.output
+
+    query = runner.invoke(cli_app.app, ["query", "SELECT count(*) AS n FROM node_summaries",
+                                        "--store", str(t / "store"), "-o", "json"])
+    assert query.exit_code == 0, query.output
+    warnings = [ln for ln in query.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and str(damaged) in warnings[0], query.stderr
+    assert "store check --quarantine" in warnings[0]
+    assert json.loads(query.stdout)[0]["n"] > 0
+    assert _tree(t) == before
+
+
+if __name__ == "__main__":
+    for name, value in totals().items():
+        print(f"{name}: {value}")
