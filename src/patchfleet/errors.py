@@ -58,13 +58,8 @@ class ConfigError(InputError):
         self.field = field
 
     def __str__(self) -> str:
-        where = ""
-        if self.source:
-            where = self.source
-            if self.field:
-                where += f": {self.field}"
-            where += ": "
-        return f"{where}{self.message}"
+        where = ": ".join(part for part in (self.source, self.field) if part)
+        return f"{where}: {self.message}" if where else self.message
 
 
 class UnknownBaselineError(InputError):

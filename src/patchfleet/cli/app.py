@@ -16,11 +16,12 @@ import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 import yaml
 from pydantic import ValidationError
+from rich.markup import escape
 
 from patchfleet.atomicio import write_atomic
 from patchfleet.cli import progress, render
@@ -32,6 +33,9 @@ from patchfleet.domain.requests import Operation, PatchRequest
 from patchfleet.errors import InputError, PatchfleetError
 from patchfleet.ops.summary import RunSummary
 from patchfleet.store.query import ANALYST_VIEWS, ComplianceStore
+
+if TYPE_CHECKING:
+    from patchfleet.store.location import StoreLocation
 
 app = typer.Typer(
     name="patchfleet",
@@ -80,8 +84,20 @@ class QueryFormat(StrEnum):
 
 
 def _fail(error: PatchfleetError) -> NoReturn:
-    err.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    # The message is text, not markup: "[START:END:STEP]" or an INI "[web]" section must print
+    # as written (rich ate the brackets and turned ":END:" into an emoji).
+    err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, markup=True,
+              emoji=False, soft_wrap=True)
     raise typer.Exit(2 if isinstance(error, InputError) else 1)
+
+
+def _refuse_empty(*flags: tuple[str, str | list[str] | None]) -> None:
+    """An empty value is bad input, never "use the default" (issue 13 #8): ``-b ""`` once
+    scanned with the default baselines and ``report --out ""`` wrote to the default folder."""
+    for flag, value in flags:
+        values = value if isinstance(value, list) else [value]
+        if any(v is not None and not v.strip() for v in values):
+            raise InputError(f"{flag}: is empty; give a value, or leave the option out")
 
 
 InventoryOpt = Annotated[
@@ -171,6 +187,7 @@ def scan(
         lock_timeout=lock_timeout,
     )
     try:
+        _refuse_empty(("--baseline", baseline), ("--targets", targets))
         request = _request(**params, baseline_override=baseline, snapshot_id=snapshot_id,
                            batch_size=batch_size, report_dir=report_dir)
         plan = plan_scan(baseline=baseline, **params)
@@ -249,10 +266,15 @@ def install(
         hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
     )
     try:
+        _refuse_empty(("--baseline", baseline), ("--targets", targets),
+                      ("--install-override-list", install_override_list), ("--hooks", hooks),
+                      ("--max-concurrency", max_concurrency), ("--max-errors", max_errors))
         request = _request(**params, baseline_override=baseline, snapshot_id=snapshot_id,
                            report_dir=report_dir, **extra)
+        # checked before the scan is planned, which creates the store folder (the node count
+        # only picks default rates, so one node checks the same)
+        plan_install_settings(nodes=1, baseline_override=baseline, **extra)
         plan = plan_scan(baseline=baseline, **params)
-        plan_install_settings(nodes=len(plan.nodes), baseline_override=baseline, **extra)
     except PatchfleetError as e:
         _fail(e)
     summary = _run_flow(request, len(plan.nodes), "planned" if dry_run else "patched",
@@ -363,18 +385,28 @@ def _api_lost_exit(exc: BaseException, finished: RunSummary | None) -> NoReturn:
     if finished is not None:
         if finished.nodes:
             _print_summary(finished)
-        err.print(f"[bold red]error:[/] the Prefect API stopped answering ({why}) after run "
-                  f"{finished.run_id} finished: it is complete in the store "
-                  f"({finished.store}) and its reports were written; only Prefect's record of "
-                  "the run is incomplete", highlight=False, markup=True, soft_wrap=True)
+        line = (f"the Prefect API stopped answering ({why}) after run {finished.run_id} "
+                f"finished: it is complete in the store ({finished.store}) and its reports "
+                "were written; only Prefect's record of the run is incomplete")
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, markup=True,
+                  emoji=False, soft_wrap=True)
     else:
         err.print(f"[bold red]error:[/] the Prefect API stopped answering during the run "
-                  f"({why}); the run did not finish and nothing was stored for it: check the "
-                  "Prefect server (or unset PREFECT_API_URL) and run it again",
-                  highlight=False, markup=True, soft_wrap=True)
+                  f"({escape(why)}); the run did not finish and nothing was stored for it: "
+                  "check the Prefect server (or unset PREFECT_API_URL) and run it again",
+                  highlight=False, markup=True, emoji=False, soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(4)
+
+
+def _require_local_store(location: StoreLocation) -> None:
+    """A local store that is not there is bad input: a typo in --store looked like an empty
+    fleet (``store check`` said all is well, ``report`` blamed the runs)."""
+    if not location.is_s3 and not location.local.is_dir():
+        raise InputError(f"--store: there is no compliance store at {location.local}; run a "
+                         "scan first, or pass --store (or PATCHFLEET_STORE) with the store's "
+                         "folder")
 
 
 def _print_summary(summary: RunSummary) -> None:
@@ -501,7 +533,10 @@ def report(
 
     uris: list[str] = []
     try:
+        _refuse_empty(("--store", store), ("--run-id", run_id), ("--out", out_dir),
+                      ("--upload", upload), ("--node", node))
         root = StoreLocation.resolve(store)
+        _require_local_store(root)
         target = Path(out_dir) if out_dir else reports_dir(root.work_dir, run_id or "latest")
         uri_prefix = normalize_s3_uri(upload, "--upload") if upload else None
         files = write_reports_from_store(root, target, run_id=run_id, uri_prefix=uri_prefix,
@@ -635,7 +670,9 @@ def store_check(
     from patchfleet.store.location import StoreLocation
 
     try:
+        _refuse_empty(("--store", store))
         location = StoreLocation.resolve(store)
+        _require_local_store(location)
         if location.is_s3:
             raise InputError(f"--store: {location} is on S3: runs there are committed by "
                              "markers, so a damaged upload is never read; store check is for "
@@ -684,6 +721,8 @@ def baseline_export(
         text = json.dumps(to_aws_json(b), indent=2) + "\n"
     except PatchfleetError as e:
         _fail(e)
+    if out_file and out_file.is_dir():
+        _fail(InputError(f"--out: {out_file} is a folder; give a file name"))
     if out_file:
         write_atomic(out_file, text, parents=True)
         err.print(f"wrote {out_file}")
@@ -703,6 +742,9 @@ def baseline_import(
     from patchfleet.config.baselines import load_aws_json_file, to_yaml_data
 
     try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise InputError(f"--out-dir: {out_dir} is not a folder; give a folder (it is "
+                             "created if missing)")
         baselines = load_aws_json_file(file)
     except PatchfleetError as e:
         _fail(e)
@@ -802,6 +844,7 @@ def deployments_apply(
 
     now = datetime.now(UTC)
     try:
+        _refuse_empty(("--pool", pool), ("--queue", queue), ("--baselines-dir", baselines_dir))
         warnings = validate_deployments(
             file, load_registry(baselines_dir),
             lambda spec: load_nodes_source(spec) if spec else default_inventory(), now=now)

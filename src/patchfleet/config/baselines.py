@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from patchfleet.config.files import read_text_file
 from patchfleet.config.yaml_loader import load_yaml_file
 from patchfleet.domain.baseline import Baseline, BaselineRegistry, OperatingSystem, parse_baseline
 from patchfleet.domain.baseline_aws import baselines_from_aws_json
+from patchfleet.domain.model_errors import short_repr
 from patchfleet.errors import ConfigError
 
 __all__ = [
@@ -71,12 +72,25 @@ def embedded_baselines_dir() -> Path:
     )
 
 
+def _unique_keys(source: str) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A JSON object hook refusing a key given twice (json keeps the last one silently)."""
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in obj:
+                raise ConfigError(f"duplicate key {short_repr(key)} in a JSON object; keep only "
+                                  "one of them", source=source)
+            obj[key] = value
+        return obj
+    return build
+
+
 def load_aws_json_file(path: str | Path) -> list[Baseline]:
     """Read a file of AWS baseline JSON (one object or a BaselineOverride array)."""
     p = Path(path).expanduser()
     text = read_text_file(p)
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys(str(p)))
     except json.JSONDecodeError as err:
         raise ConfigError(
             f"not valid JSON at line {err.lineno}, column {err.colno}: {err.msg}", source=str(p)

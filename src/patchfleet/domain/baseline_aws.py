@@ -115,7 +115,8 @@ class _Reader:
     def filters(self, group: Any, path: str) -> list[dict[str, Any]]:
         group = self.mapping(group, path)
         self.fields(group, {}, f"{path}.", {"PatchFilters"})
-        items = self.array(group.get("PatchFilters") or [], f"{path}.PatchFilters")
+        given = group.get("PatchFilters")  # {} or "" is the wrong type, not "no filters"
+        items = self.array([] if given is None else given, f"{path}.PatchFilters")
         return [
             self.fields(
                 self.mapping(f, f"{path}.PatchFilters.{i}"),
@@ -139,7 +140,9 @@ class _Reader:
             rules_obj = self.mapping(obj["ApprovalRules"], "ApprovalRules")
             self.fields(rules_obj, {}, "ApprovalRules.", {"PatchRules"})
             rules = []
-            items = self.array(rules_obj.get("PatchRules") or [], "ApprovalRules.PatchRules")
+            patch_rules = rules_obj.get("PatchRules")
+            items = self.array([] if patch_rules is None else patch_rules,
+                               "ApprovalRules.PatchRules")
             for i, r in enumerate(items):
                 path = f"ApprovalRules.PatchRules.{i}"
                 r = self.mapping(r, path)

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from patchfleet.domain.baseline import BaselineRegistry, OperatingSystem
 from patchfleet.domain.inventory import Inventory, ResolvedNode
-from patchfleet.domain.model_errors import unknown_key_message
+from patchfleet.domain.model_errors import short_repr, unknown_key_message
 from patchfleet.domain.rollout import parse_rate
 from patchfleet.domain.schedule_export import policy_schedule
 from patchfleet.domain.selectors import select_targets
@@ -281,10 +281,15 @@ def parse_deployments(data: Any, source: str) -> DeploymentsFile:
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping with 'policies' and/or 'windows' lists",
                           source=source)
-    unknown = set(data) - {"policies", "windows"}
+    unknown = sorted(str(key) for key in set(data) - {"policies", "windows"})
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(sorted(unknown))}; only 'policies' and "
-                          "'windows' are allowed", source=source, field=sorted(unknown)[0])
+        raise ConfigError(f"unknown key(s) {short_repr(', '.join(unknown))}; only 'policies' "
+                          "and 'windows' are allowed", source=source,
+                          field=unknown[0][:80])
+    for kind in ("policies", "windows"):
+        if data.get(kind) is not None and not isinstance(data[kind], list):
+            raise ConfigError(f"must be a list of {kind} (each item starts with '- ')",
+                              source=source, field=kind)
     policies: list[PatchPolicy] = []
     for i, raw in enumerate(data.get("policies") or []):
         try:
@@ -326,7 +331,8 @@ def _resolve(loader: InventoryLoader, inventory: str | None, targets: str, sourc
         inv = loader(inventory)
         return select_targets(inv.resolved(), targets, source=field)
     except ConfigError as err:
-        raise ConfigError(f"{err.message}; fix the targets or the inventory", source=source,
+        detail = err.message if err.source in (None, field) else str(err)  # name the file
+        raise ConfigError(f"{detail}; fix the targets or the inventory", source=source,
                           field=field) from None
 
 
@@ -363,6 +369,15 @@ def check_deployments(dep: DeploymentsFile, registry: BaselineRegistry,
             if actual != os_name:
                 raise ConfigError(f"baseline {bname!r} is for {actual}, not {os_name}; "
                                   "list it under its own OS", source=src, field=field)
+        schedules = ["scan_schedule"] + (["install_schedule"]
+                                         if p.operation == "ScanAndInstall" else [])
+        for name in schedules:
+            expr = getattr(p, name)
+            probe = MaintenanceWindow(name="policy", schedule=expr, duration_hours=1,
+                                      schedule_timezone=p.schedule_timezone)
+            if not next_runs(probe, now, 1):
+                raise ConfigError(f"{expr} never fires (no such date); fix the day or month "
+                                  "fields", source=src, field=f"policies[{i}].{name}")
         _resolve(inventory_loader, p.inventory, p.targets, src, f"policies[{i}].targets")
     resolved: list[set[str]] = []
     warnings: list[str] = []

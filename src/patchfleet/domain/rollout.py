@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from patchfleet.domain.model_errors import short_repr
 from patchfleet.errors import ConfigError
 
 __all__ = [
@@ -73,6 +74,9 @@ class Rate:
         return f"{self.value}%" if self.percent else str(self.value)
 
 
+_MAX_RATE_DIGITS = 7
+
+
 def parse_rate(value: str | int, field: str) -> Rate:
     """Parse a MaxConcurrency / MaxErrors value: ``10``, ``"10"`` or ``"10%"``.
 
@@ -85,14 +89,20 @@ def parse_rate(value: str | int, field: str) -> Rate:
         " (at least 1)" if concurrency else ""
     )
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"expected {hint}, got {value!r}", field=field)
+        raise ConfigError(f"expected {hint}, got {short_repr(value)}", field=field)
     if isinstance(value, int):
         number, percent = value, False
     else:
         m = _RATE_RE.match(value)
         if not m:
-            raise ConfigError(f"{value!r} is not valid; use {hint}", field=field)
+            raise ConfigError(f"{short_repr(value)} is not valid; use {hint}", field=field)
+        if len(m.group(1)) > _MAX_RATE_DIGITS:  # AWS: at most 7 characters
+            raise ConfigError(f"{short_repr(value)} is too large; use at most "
+                              f"{'9' * _MAX_RATE_DIGITS} nodes, or a percentage", field=field)
         number, percent = int(m.group(1)), bool(m.group(2))
+    if number > 10**_MAX_RATE_DIGITS - 1:
+        raise ConfigError(f"{short_repr(number)} is too large; use at most "
+                          f"{'9' * _MAX_RATE_DIGITS} nodes, or a percentage", field=field)
     if number < low:
         unit = "%" if percent else ""
         raise ConfigError(

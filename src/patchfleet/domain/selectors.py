@@ -105,6 +105,9 @@ def select_targets(
     OS), in inventory order. Selecting nothing is an error."""
     selectors = parse_targets(expression, source)
     chosen = [n for n in nodes if node_selected(selectors, n) is not False]
+    if not nodes:
+        raise ConfigError(f"{expression!r} selects no node: the inventory lists none; add nodes "
+                          "to it (or pass another --inventory)", source=source)
     if not chosen:
         known = ", ".join(
             f"{n.id} (os {n.os})" if n.os and os_selectors(selectors) else n.id
