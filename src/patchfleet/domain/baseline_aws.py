@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from patchfleet.domain.baseline import Baseline, PatchFilter, PatchRule, parse_baseline
+from patchfleet.domain.model_errors import short_repr
 from patchfleet.errors import ConfigError
 
 __all__ = [
@@ -53,6 +54,10 @@ _RULE = {
 }
 _SOURCE = {"Name": "name", "Products": "products", "Configuration": "configuration"}
 _FILTER = {"Key": "key", "Values": "values"}
+
+
+_BOOLEANS = frozenset({"EnableNonSecurity", "ApprovedPatchesEnableNonSecurity"})
+"""AWS JSON booleans: pydantic's lax booleans would take the string "yes" as true."""
 
 
 def _pascal(snake: str) -> str:
@@ -103,6 +108,9 @@ class _Reader:
         out: dict[str, Any] = {}
         for key, value in obj.items():
             if key in names:
+                if key in _BOOLEANS and value is not None and not isinstance(value, bool):
+                    raise self.fail(f"{path}{key}", "must be a JSON boolean (true or false), "
+                                    f"not {short_repr(value)}")
                 if value is not None:
                     out[names[key]] = value
             elif key not in extra:

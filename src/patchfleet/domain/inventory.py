@@ -161,7 +161,11 @@ class Node(_Strict):
     @classmethod
     def _tags(cls, v: Any) -> Any:
         if isinstance(v, dict):
-            return {str(k): str(val) for k, val in v.items()}
+            for key, val in v.items():
+                if isinstance(val, list | dict | tuple | set):
+                    raise ValueError(f"tag {str(key)!r} has a {type(val).__name__} as its value; "
+                                     "a tag value is one text (quote it, or join the items)")
+            return {str(k): "" if val is None else str(val) for k, val in v.items()}
         return v
 
     @property
