@@ -61,6 +61,14 @@ def test_flow_scans_the_fleet_into_store_reports_and_artifacts(
     assert table[0] == list(SUMMARY_COLUMNS)
     assert sorted(r[1] for r in table[1:]) == ["deb-a", "deb-b"]
 
+    with ComplianceStore(store) as cs:  # the run is in the audit trail: who, what, outcome
+        _, audit = cs.query(
+            "SELECT action, run_id, targets, target_count, nodes, non_compliant, outcome, "
+            "prefect_flow_run_id, snapshot_id, len(baselines), baselines[1] FROM audit")
+    assert audit[0][:10] == ("SCAN", run_id, "group:web", 2, 2, 2, "completed", run_id,
+                             "snap-1", 1)
+    assert audit[0][10].startswith("AWS-DebianDefaultPatchBaseline@")
+
     arts = asyncio.run(_artifacts(run_id))
     assert {"patch-nodes", "patch-summary"} <= set(arts)
     data = arts["patch-nodes"].data
