@@ -109,6 +109,39 @@ def source_sql(root: str | os.PathLike[str], table: str,
     return f"{empty}\nUNION ALL BY NAME\nSELECT * FROM read_parquet({where}, {_HIVE_OPTIONS})"
 
 
+_FIRST_SIGHTINGS_SQL: Final = """
+WITH runs AS (
+    SELECT run_id, min(coalesce(collected_at, operation_end_time)) AS seen_at,
+           bool_or(facts_run_id IS NOT NULL) AS has_facts
+    FROM node_summaries WHERE what_if IS NOT TRUE GROUP BY run_id
+),
+apt AS (
+    SELECT run_id, package, unnest(versions) AS v FROM fact_elements WHERE kind = 'candidates'
+),
+notices AS (
+    SELECT run_id, unnest(notice_packages) AS p FROM fact_elements WHERE kind = 'notice'
+),
+offers AS (
+    SELECT run_id, package, v.version AS version FROM apt WHERE len(v.origins) > 0
+    UNION ALL
+    SELECT run_id, package, version FROM fact_elements WHERE kind = 'update'
+    UNION ALL
+    SELECT run_id, p.name,
+           CASE WHEN p.epoch > 0 THEN p.epoch || ':' ELSE '' END || p.version || '-' || p.release
+    FROM notices
+),
+seen AS (
+    SELECT o.package, o.version, r.seen_at FROM offers o JOIN runs r USING (run_id)
+    UNION ALL
+    SELECT p.package, p.available_version, p.scanned_at FROM patch_states p
+    WHERE p.available_version IS NOT NULL
+      AND p.run_id IN (SELECT run_id FROM runs WHERE NOT has_facts)
+)
+SELECT '*', package, version, min(seen_at) FROM seen
+WHERE version IS NOT NULL GROUP BY package, version
+"""
+
+
 class ComplianceStore:
     """An in-memory DuckDB session over one compliance store (read-only): a local folder, or a
     :class:`~patchfleet.store.location.StoreLocation` / ``s3://`` URI of a store on S3."""
@@ -252,21 +285,14 @@ class ComplianceStore:
         ``(node_id, package, version, seen_at)`` rows for
         :func:`patchfleet.domain.firstseen.first_seen` (node_id is ``*``: already aggregated).
 
-        Schema v2 runs say it from their facts (``package_offers``: every version offered,
-        also one below the candidate or a notice's older version, at the facts' collection
-        time); runs stored before facts existed from the versions their verdicts named.
+        Schema v2 runs say it from their facts: every version offered (also one below apt's
+        candidate, or a notice's version below the newest), dated by the run's earliest
+        collection time. Read from ``fact_elements`` (each distinct offer once per run), not
+        per node, so the cost follows the distinct offers of the history, not nodes x runs;
+        a date is at most one run's duration early. Runs stored before facts existed count
+        with the versions their verdicts named.
         """
-        _, rows = self.query(
-            "WITH seen AS ("
-            " SELECT o.package, o.version,"
-            " coalesce(n.collected_at, n.operation_end_time) AS seen_at"
-            " FROM package_offers o JOIN node_summaries n USING (node_id, run_id)"
-            " UNION ALL"
-            " SELECT package, available_version, scanned_at FROM patch_states"
-            " WHERE available_version IS NOT NULL)"
-            " SELECT '*', package, version, min(seen_at) FROM seen"
-            " WHERE version IS NOT NULL GROUP BY package, version"
-        )
+        _, rows = self.query(_FIRST_SIGHTINGS_SQL)
         return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
 
     def pending_installs(self) -> dict[str, tuple[str, set[tuple[str, str]]]]:
