@@ -226,14 +226,10 @@ _RECORD_COLUMNS: tuple[tuple[str, Callable[[PatchRecord], object]], ...] = (
 )
 
 
-def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:
-    """One row per node x record of this run (a FAILED node has no records, so no rows).
-
-    Built column by column: a run can hold millions of records, and a per-row dict is several
-    times slower. Nodes of one image share their record objects (domain.memo), so each
-    distinct record is converted once and the columns are gathered by index in Arrow. Enum
-    members are ``str`` subclasses, which pyarrow takes as they are.
-    """
+def _distinct_records(results: Sequence[NodeResult]) -> tuple[list[PatchRecord], pa.Array]:
+    """Each distinct record object of ``results`` once, and the index of every row's record
+    (nodes in order, records in order): columns are converted per distinct record and
+    gathered with Arrow's ``take``. Nodes of one image share their record objects."""
     where: dict[int, int] = {}
     distinct: list[PatchRecord] = []
     index: list[int] = []
@@ -244,28 +240,40 @@ def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Tab
                 i = where[id(rec)] = len(distinct)
                 distinct.append(rec)
             index.append(i)
-    n = len(index)
-    take = pa.array(index, type=pa.int32())
+    return distinct, pa.array(index, type=pa.int32())
 
-    def per_node(value: Callable[[NodeResult], object]) -> list[object]:
-        column: list[object] = []
-        for result in results:
-            column.extend([value(result)] * len(result.records))
-        return column
 
+def _per_node(results: Sequence[NodeResult], value: Callable[[NodeResult], object]
+              ) -> list[object]:
+    """A node-level value repeated on each of the node's record rows."""
+    column: list[object] = []
+    for result in results:
+        column.extend([value(result)] * len(result.records))
+    return column
+
+
+def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Table:
+    """One row per node x record of this run (a FAILED node has no records, so no rows).
+
+    Built column by column: a run can hold millions of records, and a per-row dict is several
+    times slower (:func:`_distinct_records`). Enum members are ``str`` subclasses, which
+    pyarrow takes as they are.
+    """
+    distinct, take = _distinct_records(results)
+    n = len(take)
     columns: dict[str, object] = {
         name: pa.array([value(r) for r in distinct],
                        type=PATCH_STATES_SCHEMA.field(name).type).take(take)
         for name, value in _RECORD_COLUMNS
     }
     columns.update({
-        "node_id": per_node(lambda r: r.node_id),
+        "node_id": _per_node(results, lambda r: r.node_id),
         "run_id": [ctx.run_id] * n,
         "snapshot_id": [ctx.snapshot_id] * n,
         "operation": [str(ctx.operation)] * n,
         "execution_type": [str(ctx.execution_type)] * n,
-        "baseline_id": per_node(lambda r: r.baseline_id),
-        "scanned_at": per_node(lambda r: utc(r.operation_end_time)),
+        "baseline_id": _per_node(results, lambda r: r.baseline_id),
+        "scanned_at": _per_node(results, lambda r: utc(r.operation_end_time)),
     })
     return pa.table({name: columns[name] for name in PATCH_STATES_SCHEMA.names},
                     schema=PATCH_STATES_SCHEMA)
@@ -274,21 +282,9 @@ def patch_states_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.Tab
 def verdicts_table(results: Sequence[NodeResult]) -> pa.Table:
     """``node_id, package, arch, state`` of every record of ``results`` (what a what-if
     compares with the stored verdicts), built like :func:`patch_states_table`."""
-    where: dict[int, int] = {}
-    distinct: list[PatchRecord] = []
-    index: list[int] = []
-    nodes: list[str] = []
-    for result in results:
-        for rec in result.records:
-            i = where.get(id(rec))
-            if i is None:
-                i = where[id(rec)] = len(distinct)
-                distinct.append(rec)
-            index.append(i)
-        nodes.extend([result.node_id] * len(result.records))
-    take = pa.array(index, type=pa.int32())
+    distinct, take = _distinct_records(results)
     return pa.table({
-        "node_id": pa.array(nodes, _STR),
+        "node_id": pa.array(_per_node(results, lambda r: r.node_id), _STR),
         **{name: pa.array([value(r) for r in distinct], _STR).take(take)
            for name, value in (("package", lambda r: r.package), ("arch", lambda r: r.arch),
                                ("state", lambda r: str(r.state)))},
