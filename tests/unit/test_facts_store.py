@@ -154,3 +154,20 @@ def test_first_sightings_come_from_every_offered_version(tmp_path: Path) -> None
     assert {(p, v) for _, p, v in offers} <= seen
     assert {s for s, _, _ in offers} == {"apt", "update", "notice"}
     assert len(seen) > len(named)
+
+
+def test_what_if_counts_the_nodes_it_cannot_judge(tmp_path: Path) -> None:
+    """A node whose latest result is a FAILED scan (no facts) is not judged, and says so."""
+    from patchfleet.ops.plan import load_override, load_registry
+    from patchfleet.ops.scan import failed_result
+    from patchfleet.ops.what_if import evaluate_stored
+    from patchfleet.store.location import StoreLocation
+
+    results = scan(("apt", "debian12-host"), count=2)
+    gone = Inventory(nodes=[Node(id="gone")]).resolved()[0]
+    write_run(tmp_path, ctx(), [*results, failed_result(gone, T0, "UNREACHABLE: refused")])
+    outcome = evaluate_stored(StoreLocation.resolve(str(tmp_path)),
+                              load_override("example-debian-all-updates", load_registry(None)),
+                              at=T0)
+    assert (len(outcome.results), outcome.without_facts) == (2, 1)
+    assert outcome.patch_flips and not outcome.node_flips  # all-updates: still non-compliant

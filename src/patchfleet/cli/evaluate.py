@@ -36,6 +36,7 @@ def as_json(outcome: WhatIf, store: str) -> dict[str, Any]:
     data.update({
         "what_if": True, "at": outcome.at.isoformat(), "saved": outcome.written is not None,
         "source_runs": outcome.source_runs, "skipped": outcome.skipped,
+        "without_facts": outcome.without_facts,
         "node_changes": [{"node_id": f.node_id, "before": f.before, "after": f.after}
                          for f in outcome.node_flips],
         "patch_changes": [{"node_id": f.node_id, "package": f.package, "arch": f.arch,
@@ -56,6 +57,10 @@ def print_outcome(out: Console, outcome: WhatIf, store: str) -> None:
                   "their OS): " + ", ".join(sorted(outcome.skipped)[:10])
                   + (" ..." if len(outcome.skipped) > 10 else ""), highlight=False,
                   soft_wrap=True)
+    if outcome.without_facts:
+        out.print(f"{outcome.without_facts} node(s) not judged: their latest result holds no "
+                  "facts (a FAILED scan, or a run written before schema v2); scan them again",
+                  highlight=False, soft_wrap=True)
     nodes, patches = outcome.node_flips, outcome.patch_flips
     out.print(f"changes against the stored verdicts: {len(nodes)} node(s) change status, "
               f"{len(patches)} patch(es) change state", highlight=False)

@@ -65,6 +65,9 @@ class WhatIf:
     source_runs: list[str]
     skipped: dict[str, str] = field(default_factory=dict)
     """node id -> why it was not judged (its OS is not covered by the baseline)."""
+    without_facts: int = 0
+    """Nodes whose latest result holds no facts (a FAILED scan, or written before schema v2):
+    not judged."""
     node_flips: list[NodeFlip] = field(default_factory=list)
     patch_flips: list[PatchFlip] = field(default_factory=list)
     written: WrittenRun | None = None
@@ -140,13 +143,20 @@ def _evaluate(root: StoreLocation, baselines: Mapping[str, Baseline], run_id: st
     now = clock.now()
     with ComplianceStore(root) as store:
         stored = load_facts(store, run_id)
+        if run_id:
+            _, missing = store.query("SELECT count(*) FROM node_summaries WHERE run_id = $run "
+                                     "AND facts_run_id IS NULL", {"run": run_id})
+        else:
+            _, missing = store.query("SELECT count(*) FROM latest_node_summaries "
+                                     "WHERE facts_run_id IS NULL")
         by_id = {s.summary["node_id"]: s for s in stored}
         chosen = {n.id: n for n in select_targets([_node(s) for s in stored], targets)}
         seen = first_seen(store.first_sightings())
         pending = {node_id: PendingInstalls(boot_id, frozenset(packages))
                    for node_id, (boot_id, packages) in store.pending_installs().items()}
     outcome = WhatIf(run_id=evaluation_id or f"whatif-{uuid.uuid4()}", at=now, results=[],
-                     source_runs=sorted({by_id[node_id].run_id for node_id in chosen}))
+                     source_runs=sorted({by_id[node_id].run_id for node_id in chosen}),
+                     without_facts=int(missing[0][0]) if missing else 0)
     options = ScanOptions(first_seen=seen, pending=pending, baseline_overrides=dict(baselines),
                           now=now)
     for node_id, node in chosen.items():
