@@ -6,11 +6,16 @@ The store: on day 0 (clock pinned with ``domain.clock.frozen_at``) a scan of deb
 (Debian 12) and rocky-a (Rocky 9, dnf: its advisories name CVEs); on day 1 deb-a's approved set
 is installed (the install of test_store_views_nodes.py). So the trend has two days, time to
 patch has patched and still-missing episodes, and CVE exposure has open CVEs.
+
+With ``PATCHFLEET_TEST_ARTIFACTS`` set, the two-day store's PNGs are copied to
+``$PATCHFLEET_TEST_ARTIFACTS/notebook-figures/`` for a person (or a CI job) to look at.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -118,6 +123,8 @@ def test_notebooks_draw_a_two_day_store(two_day_store: Path, figures: Path,
     assert "2026-03-02" in text["trend_and_time_to_patch"]
     assert "2026-03-03" in text["trend_and_time_to_patch"]
     assert "CVE-" in text["cve_exposure"]
+    if keep := os.environ.get("PATCHFLEET_TEST_ARTIFACTS"):
+        shutil.copytree(figures, Path(keep) / "notebook-figures", dirs_exist_ok=True)
 
 
 def test_notebooks_say_no_data_yet_on_an_empty_store(tmp_path: Path, figures: Path,
