@@ -33,7 +33,7 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 echo "== installing patchfleet and test dependencies (pinned by constraints.txt)"
-.venv/bin/pip install -q -c constraints.txt -e '.[dev]'
+.venv/bin/pip install -q -c constraints.txt -e '.[dev,analyst]'
 
 if [[ $(id -u) -eq 0 ]]; then
   echo "== building test nodes (cached under ${PATCHFLEET_TESTNODES_DIR:-/var/cache/patchfleet-testnodes})"
