@@ -168,6 +168,7 @@ async def _run_request(request: PatchRequest, run_id: str) -> RunSummary:
         reboot_option=request.reboot_option.value if request.install else None,
         execution_type=request.execution_type,
         inventory_source=request.inventory or "local",
+        label=request.label,
     )
     if (shard_of := request.shard_of) is not None:
         return await _run_shard(request, plan, *shard_of)
@@ -248,7 +249,7 @@ async def _run_shard(request: PatchRequest, plan: RunPlan, parent: str,
     ctx = RunContext(run_id=parent, operation=records.Operation.SCAN,
                      started_at=datetime.now(UTC), snapshot_id=request.snapshot_id,
                      execution_type=request.execution_type,
-                     inventory_source=request.inventory or "local")
+                     inventory_source=request.inventory or "local", label=request.label)
     if request.snapshot_id:
         snapshot = load_run_snapshot(plan.store_root, request.snapshot_id)
         plan = replace(plan, options=replace(plan.options, snapshot=snapshot))

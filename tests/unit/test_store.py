@@ -62,7 +62,7 @@ PATCH_EXTENSIONS = ["source_package", "repository", "held", "security"]
 NODE_V2 = ["operating_system", "tags", "inventory_source", "baseline_hash", "what_if",
            "facts_run_id", "product", "package_manager", "os_id", "os_pretty_name",
            "os_codename", "os_id_like", "collected_at", "boot_time", "refresh_attempted",
-           "refresh_ok", "refresh_message", "facts_warnings"]
+           "refresh_ok", "refresh_message", "facts_warnings", "run_label"]
 NODE_EXTENSIONS = ["warnings", "boot_id", "restart_needed", "auto_updaters", "reboot_required",
                    "reboot_required_packages", *NODE_V2]
 

@@ -153,7 +153,8 @@ def build(root: Path) -> None:
         node("e", at(0), (BASH,)),
     ])
     install = RunContext(run_id="run-2", operation=Operation.INSTALL, started_at=at(1),
-                         execution_type=ExecutionType.PATCH_POLICY, reboot_option="NoReboot")
+                         execution_type=ExecutionType.PATCH_POLICY, reboot_option="NoReboot",
+                         label="weekly-web")
     a2 = node("a", at(1), (openssl(S.INSTALLED_PENDING_REBOOT), curl(S.FAILED), BASH),
               boot_id="boot-a", facts=facts_of_a(at(1) - timedelta(hours=6) + timedelta(
                   seconds=30)))
@@ -383,11 +384,12 @@ def test_time_to_patch_without_facts_uses_the_run(tmp_path: Path) -> None:
 
 
 def test_install_outcomes(store: ComplianceStore) -> None:
-    assert rows(store, "SELECT run_id, date, execution_type, reboot_option, nodes, "
-                       "compliant_nodes, non_compliant_nodes, failed_nodes, installed_patches, "
-                       "failed_patches, still_missing_patches, failed_node_ids "
-                       "FROM install_outcomes") == [
-        ("run-2", date(2024, 5, 2), "PATCH_POLICY", "NoReboot", 2, 0, 1, 1, 1, 1, 0, ["b"]),
+    assert rows(store, "SELECT run_id, date, run_label, execution_type, reboot_option, "
+                       "nodes, compliant_nodes, non_compliant_nodes, failed_nodes, "
+                       "installed_patches, failed_patches, still_missing_patches, "
+                       "failed_node_ids FROM install_outcomes") == [
+        ("run-2", date(2024, 5, 2), "weekly-web", "PATCH_POLICY", "NoReboot", 2, 0, 1, 1, 1, 1,
+         0, ["b"]),
     ]
 
 

@@ -31,6 +31,9 @@ class RunContext:
     inventory_source: str | None = None
     """Where the run's nodes came from: the inventory path or ``ec2://`` URL (``local``: the
     embedded local node)."""
+    label: str | None = None
+    """What started the run, when a policy or window did: the policy name, or
+    ``window/task``."""
     what_if: bool = False
     """A what-if evaluation of stored facts (``patchfleet evaluate --save``): kept apart from
     the latest-state views."""

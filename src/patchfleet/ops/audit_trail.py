@@ -49,4 +49,5 @@ def run_entry(ctx: RunContext, summary: RunSummary, *, targets: str, target_coun
         compliant=summary.compliant, non_compliant=summary.non_compliant,
         failed=summary.failed, prefect_flow_run_id=flow_run_id,
         prefect_deployment=deployment,
-        detail=f"execution type {ctx.execution_type}; inventory {ctx.inventory_source}")
+        detail=(f"execution type {ctx.execution_type}; inventory {ctx.inventory_source}"
+                + (f"; started by {ctx.label}" if ctx.label else "")))

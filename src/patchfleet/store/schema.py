@@ -160,6 +160,7 @@ NODE_SUMMARIES_SCHEMA: Final = pa.schema(
         pa.field("refresh_ok", pa.bool_()),
         pa.field("refresh_message", _STR),
         pa.field("facts_warnings", _STRINGS),
+        pa.field("run_label", _STR),
     ]
 )
 
@@ -345,6 +346,7 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
             "baseline_hash": result.baseline_hash,
             "what_if": ctx.what_if,
             "facts_run_id": (result.facts_run_id or ctx.run_id) if facts is not None else None,
+            "run_label": ctx.label,
             **_node_facts(facts),
         }
         for name in NODE_SUMMARIES_SCHEMA.names:

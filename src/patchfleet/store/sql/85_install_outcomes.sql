@@ -1,7 +1,8 @@
 -- install_outcomes: what did each install run achieve?
 -- One row per run with operation INSTALL (a patch-now or a maintenance window's run; what-if
--- evaluations never count): execution_type (COMMAND: an operator's patchfleet install,
--- PATCH_POLICY: a patch policy's scheduled run), reboot_option, its nodes by status,
+-- evaluations never count): run_label (the patch policy's name, or window/task for a
+-- maintenance window's task; empty for a patch-now), execution_type (COMMAND: an operator's
+-- patchfleet install, PATCH_POLICY: a patch policy's scheduled run), reboot_option, its nodes by status,
 -- installed_patches (node x patch rows the run left INSTALLED_PENDING_REBOOT, i.e. installed by
 -- it with no reboot since, or INSTALLED where the node's previous run had them MISSING or
 -- FAILED, i.e. installed and rebooted), failed_patches (rows FAILED: requested but not
@@ -44,6 +45,7 @@ patches AS (
 SELECT
     i.run_id,
     i.date,
+    any_value(i.run_label) AS run_label,
     any_value(i.execution_type) AS execution_type,
     any_value(i.reboot_option) AS reboot_option,
     min(i.operation_start_time) AS started_at,
