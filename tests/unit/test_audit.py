@@ -50,6 +50,8 @@ def test_an_unwritable_store_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "audit").write_text("a file where the folder should be")
     with pytest.raises(StoreError, match="could not append to the audit trail"):
         append_audit(tmp_path, AuditEntry(action="SCAN", run_id="r", outcome="completed"))
+    with pytest.raises(StoreError, match="not a usable run id"):
+        append_audit(tmp_path, AuditEntry(action="SCAN", run_id="../../x", outcome="x"))
     with pytest.raises(ValueError, match="unknown audit action"):
         append_audit(tmp_path, AuditEntry(action="DELETE", run_id="r", outcome="x"))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import getpass
 import io
+import re
 import os
 import secrets
 import socket
@@ -58,6 +59,7 @@ AUDIT_SCHEMA: Final = pa.schema([
     pa.field("detail", _STR),
     pa.field("run_id", _STR, nullable=False),
 ])
+_RUN_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ACTIONS: Final = ("SCAN", "INSTALL", "INSTALL_DRY_RUN", "WHAT_IF", "REPORT", "FINDINGS",
                   "DEPLOYMENTS_APPLY")
 
@@ -106,6 +108,8 @@ def append_audit(root: StoreRoot, entry: AuditEntry) -> str:
     be written (nothing half-written is left)."""
     if entry.action not in ACTIONS:
         raise ValueError(f"unknown audit action {entry.action!r}")
+    if not _RUN_ID.fullmatch(entry.run_id):  # it names a folder
+        raise StoreError(f"audit entry for run {entry.run_id!r}: not a usable run id")
     location = StoreLocation.of(root)
     entry_id = f"{entry.occurred_at.astimezone(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(6)}"
     relative = (f"{AUDIT}/date={entry.occurred_at.astimezone(UTC).date().isoformat()}/"
