@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import getpass
 import io
-import re
 import os
+import re
 import secrets
 import socket
 from collections.abc import Sequence
