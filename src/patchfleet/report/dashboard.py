@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from patchfleet.errors import StoreError
 from patchfleet.report.csv_reports import write_report_file
 from patchfleet.report.svg_charts import (
     COLOURS,
@@ -323,7 +324,13 @@ def render_dashboard(d: Dashboard) -> str:
 
 def write_dashboard(store: ComplianceStore, folder: Path, *,
                     now: datetime | None = None) -> Path:
-    """Write ``folder/dashboard.html`` (atomically) from ``store``; return its path."""
+    """Write ``folder/dashboard.html`` (atomically; the folder is created) from ``store``;
+    return its path."""
     path = Path(folder) / DASHBOARD_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"can't create report folder {path.parent} ({exc.strerror or exc}): "
+                         "choose another report folder or fix its permissions") from exc
     write_report_file(path, render_dashboard(load_dashboard(store, now=now)))
     return path
