@@ -118,7 +118,7 @@ def test_hostile_text_is_escaped_and_neutralised(page: str) -> None:
 
 def test_esc() -> None:
     assert esc(None) == "\u2014"
-    assert esc(-3) == "-3" and esc(2.5) == "2.5"  # numbers are numbers
+    assert esc(-3) == "-3" and esc(2.5) == "2.5" and esc(24.0) == "24"  # numbers are numbers
     assert esc("=1+2") == "&#x27;=1+2"
     assert esc("\tx") == "&#x27;\tx"
     assert esc('a<b>"c"') == "a&lt;b&gt;&quot;c&quot;"

@@ -156,11 +156,12 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 border-radius:6px;padding:10px 16px;min-width:130px}.card .n{font-size:26px;font-weight:600}
 .card .l{font-size:12px;color:#59636e;text-transform:uppercase}
 .compliant .n{color:#2e7d32}.non_compliant .n{color:#c62828}.failed .n{color:#6d4c41}
-.grid{display:flex;gap:24px;flex-wrap:wrap}.grid>section{flex:1 1 520px;min-width:0}
+.grid{display:flex;gap:24px;flex-wrap:wrap}.grid>section{flex:1 1 520px;min-width:0;overflow-x:auto}
 svg{max-width:100%;height:auto}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px solid #d0d7de;
 padding:3px 8px;text-align:left;vertical-align:top}th{background:#f6f8fa}td.num{text-align:right}
-td.reason{max-width:520px;overflow-wrap:anywhere}.empty{color:#59636e;font-style:italic}
+td.reason{max-width:520px;overflow-wrap:anywhere}td:first-child{max-width:240px;
+overflow-wrap:anywhere}.empty{color:#59636e;font-style:italic}
 details{margin:6px 0}summary{cursor:pointer;color:#0969da}
 """
 

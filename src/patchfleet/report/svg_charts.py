@@ -28,7 +28,7 @@ COLOURS: Final = {
     "text": "#1f2328",
 }
 _FONT: Final = 'font-family="system-ui, sans-serif" font-size="12"'
-_LABEL_CHARS: Final = 32
+_LABEL_CHARS: Final = 26
 
 
 def esc(value: object) -> str:
@@ -36,6 +36,8 @@ def esc(value: object) -> str:
     (:func:`~patchfleet.report.csv_safety.safe_cell`), then HTML-escaped (quotes too)."""
     if value is None:
         return "\u2014"
+    if isinstance(value, float):
+        return _num(value)
     return html.escape(str(safe_cell(value) if isinstance(value, str) else value), quote=True)
 
 
@@ -44,7 +46,10 @@ def _short(label: str) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A number as people write it: 24 rather than 24.0, 33.3 as is."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
