@@ -24,6 +24,7 @@ from patchfleet.report.dashboard import (
 )
 from patchfleet.report.svg_charts import esc, line_chart
 from patchfleet.store.query import ComplianceStore
+from tasks.publish import dashboard_line
 
 NOW = datetime(2024, 5, 3, 8, 0, tzinfo=UTC)
 
@@ -159,3 +160,24 @@ def test_cli_report_html(store: ComplianceStore, tmp_path: Path) -> None:
     plain = CliRunner().invoke(app, ["report", "--store", str(store.root), "--out",
                                      str(tmp_path / "plain")])
     assert plain.exit_code == 0 and not (tmp_path / "plain" / DASHBOARD_FILE).exists()
+
+
+def test_cli_default_folder_is_the_one_runs_link(tmp_path: Path) -> None:
+    store = known.build_store(tmp_path / "store")
+    assert "not written yet" in dashboard_line(str(store))
+    result = CliRunner().invoke(app, ["report", "--store", str(store), "--html"])
+    assert result.exit_code == 0, result.output
+    path = store / "reports" / "latest" / DASHBOARD_FILE
+    assert f"wrote {path}" in result.stdout
+    assert dashboard_line(str(store)).startswith(f"- fleet dashboard: `{path}` (written ")
+
+
+def test_run_summary_links_the_fleet_dashboard(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    line = dashboard_line(str(store))
+    path = store / "reports" / "latest" / DASHBOARD_FILE
+    assert line == (f"- fleet dashboard: not written yet; `patchfleet report --html --store "
+                    f"{store}` writes `{path}`\n")
+    path.parent.mkdir(parents=True)
+    path.write_text("<!DOCTYPE html>", encoding="utf-8")
+    assert dashboard_line(str(store)).startswith(f"- fleet dashboard: `{path}` (written 20")
