@@ -2,9 +2,9 @@
 return the run's summary, all from the run's staged node rows.
 
 The summary links the fleet's HTML dashboard (``patchfleet report --html``). Runs don't write
-it: it reads the store's whole history (about 4 s at 2,000 nodes x 30 days, the CSV report of
-a run 0.1 s; see the README's "Dashboard"), so the link says where it is and how fresh, or the
-command that writes it."""
+it: it reads the store's whole history (10 s at 10,000 nodes x 30 days, growing with the days
+kept; a run's CSV report 0.1 s; see the README's "Dashboard"), so the link says where it is and
+how fresh, or the command that writes it."""
 
 from __future__ import annotations
 
