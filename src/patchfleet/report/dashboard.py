@@ -172,7 +172,7 @@ svg{max-width:100%;height:auto}
 table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px solid #d0d7de;
 padding:3px 8px;text-align:left;vertical-align:top}th{background:#f6f8fa}td.num{text-align:right}
 td.reason{max-width:520px;overflow-wrap:anywhere}td:first-child{max-width:240px;
-overflow-wrap:anywhere}.empty{color:#59636e;font-style:italic}
+overflow-wrap:break-word}.empty{color:#59636e;font-style:italic}
 details{margin:6px 0}summary{cursor:pointer;color:#0969da}
 """
 
@@ -247,19 +247,23 @@ def _trend_section(d: Dashboard) -> str:
             f"<details><summary>the numbers, per day</summary>{table}</details></section>")
 
 
+def _nodes(count: int) -> str:
+    return " node" if count == 1 else " nodes"
+
+
 def _top_sections(d: Dashboard) -> str:
     if d.top_missing:
-        missing = hbars([Bar(pkg, nodes, f" \u00b7 {level or 'UNSPECIFIED'}")
+        missing = hbars([Bar(pkg, nodes, f"{_nodes(nodes)} \u00b7 {level or 'UNSPECIFIED'}")
                          for pkg, nodes, level, _ in d.top_missing],
-                        title="Top missing patches (nodes)", unit="nodes")
+                        title="Top missing patches (nodes)")
         missing += _table(["package", "nodes", "compliance level", "CVEs"],
                           [(p, n, lv, ", ".join(c)) for p, n, lv, c in d.top_missing],
                           numeric=(1,))
     else:
         missing = _empty("no patch is missing")
     if d.top_cves:
-        cves = hbars([Bar(cve, nodes) for cve, nodes, _ in d.top_cves],
-                     title="Top open CVEs (nodes)", unit="nodes", colour=COLOURS["non_compliant"])
+        cves = hbars([Bar(cve, nodes, _nodes(nodes)) for cve, nodes, _ in d.top_cves],
+                     title="Top open CVEs (nodes)", colour=COLOURS["non_compliant"])
         cves += _table(["CVE", "nodes", "fixed by"],
                        [(c, n, ", ".join(p)) for c, n, p in d.top_cves], numeric=(1,))
     else:
