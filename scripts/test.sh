@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mmdebstrap debootstrap apt-utils dpkg-dev openssh-client openssh-server gnupg rpm
-              iproute2 util-linux procps)
+              iproute2 util-linux procps chromium)  # chromium: the dashboard's browser test
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -75,6 +75,9 @@ def test_flow_scans_the_fleet_into_store_reports_and_artifacts(
     rows_art = json.loads(data) if isinstance(data, str) else data
     assert sorted(r["node_id"] for r in rows_art) == ["deb-a", "deb-b"]
     assert "2** non-compliant" in str(arts["patch-summary"].data)
+    dashboard = store / "reports" / "latest" / "dashboard.html"  # runs link, never write it
+    assert (f"- fleet dashboard: not written yet; `patchfleet report --html --store {store}` "
+            f"writes `{dashboard}`") in str(arts["patch-summary"].data)
 
 
 def test_cli_scan_then_query_answers_which_nodes_are_non_compliant_and_why(

@@ -234,6 +234,27 @@ def test_cli_report_upload(s3: Any, request: pytest.FixtureRequest, tmp_path: Pa
     assert SECRET not in result.output
 
 
+def test_cli_report_html_is_uploaded_with_the_csvs(
+    s3: Any, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    bucket = _bucket(s3, request)
+    store = tmp_path / "store"
+    write_run(store, RunContext("run-a", Operation.SCAN, T0), results())
+    result = runner.invoke(app, ["report", "--store", str(store), "--out", str(tmp_path / "rep"),
+                                 "--node", results()[0].node_id, "--html",
+                                 "--upload", f"s3://{bucket}/dash"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    uploaded = [line.removeprefix("uploaded ") for line in result.stdout.splitlines()
+                if line.startswith("uploaded ")]  # fmt: skip
+    page = f"s3://{bucket}/dash/dashboard.html"
+    assert page in uploaded and uploaded[-1].endswith(".json")  # manifests still last
+    head = s3.head_object(Bucket=bucket, Key="dash/dashboard.html")
+    assert head["ContentType"] == "text/html; charset=utf-8"
+    body = s3.get_object(Bucket=bucket, Key="dash/dashboard.html")["Body"].read()
+    assert body == (tmp_path / "rep" / "dashboard.html").read_bytes()
+    assert body.startswith(b"<!DOCTYPE html>")
+
+
 def test_cli_report_upload_errors(s3: Any, tmp_path: Path) -> None:
     store = tmp_path / "store"
     write_run(store, RunContext("run-a", Operation.SCAN, T0), results())

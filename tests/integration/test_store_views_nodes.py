@@ -10,6 +10,8 @@ read the same facts back from Parquet through DuckDB).
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +19,13 @@ from typing import Any
 
 import install_runs
 import pytest
+from browser import browse, console_lines
 
 from patchfleet.domain.records import ExecutionType, Operation, PatchState
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.ops.plan import plan_scan
 from patchfleet.ops.scan import scan_nodes
+from patchfleet.report.dashboard import write_dashboard
 from patchfleet.store.query import ComplianceStore
 from patchfleet.store.writer import write_run
 from patchfleet.transport.connector import SSHConnector
@@ -117,3 +121,31 @@ def test_time_to_patch(views: tuple[ComplianceStore, list[NodeResult]]) -> None:
     still = sum(n.summary.missing_count for n in latest) + 1  # + fake-held: FAILED on deb-a
     assert cs.query("SELECT sum(patched), sum(still_missing), max(max_hours) "
                     "FROM time_to_patch")[1] == [(len(SECURITY_APPROVED), still, hours)]
+
+
+def test_dashboard_of_real_scans_in_chromium(views: tuple[ComplianceStore, list[NodeResult]],
+                                             tmp_path: Path) -> None:
+    """The HTML dashboard of this store, rendered by headless Chromium: its numbers are the
+    views' (tests/integration/test_dashboard_browser.py tests the page on known answers)."""
+    cs, latest = views
+    page = write_dashboard(cs, tmp_path)
+    shown = browse(page, tmp_path / "profile", "--dump-dom")
+    assert console_lines(shown.log) == []
+    dom = shown.dom
+    missing = sum(n.summary.missing_count for n in latest)
+    assert dict(re.findall(r'data-count="(\w+)">([^<]*)<', dom)) == {
+        "nodes": "3", "compliant": "0", "non_compliant": "3", "failed": "0", "pct": "0%",
+        "missing": str(missing)}
+    by_os = dom[dom.index('id="by-os"'):dom.index('id="trend"')]
+    assert '<td>DEBIAN</td><td class="num">2</td>' in by_os
+    assert '<td>ROCKY_LINUX</td><td class="num">1</td>' in by_os
+    top = cs.query("SELECT package, nodes FROM top_missing_patches LIMIT 10")[1]
+    for package, nodes in top:
+        assert f'data-label="{package}"' in dom and f"<td>{package}</td>" in dom
+        assert re.search(rf'data-label="{re.escape(package)}">.*?data-value="{nodes}"', dom)
+    patched = cs.query("SELECT sum(patched) FROM time_to_patch")[1][0][0]
+    assert patched == len(SECURITY_APPROVED) and "Failed nodes (0)" in dom
+    shot = tmp_path / "dashboard-real-scans.png"
+    browse(page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000")
+    shutil.copyfile(shot, "/tmp/patchfleet-dashboard-real-scans.png")
+    print(f"dashboard screenshot: {shot} (copied to /tmp/patchfleet-dashboard-real-scans.png)")

@@ -521,15 +521,21 @@ def report(
         "--node", metavar="ID",
         help="Write the single-node reports of this node only (repeatable). Default: every "
              "node's.")] = None,
+    html: Annotated[bool, typer.Option(
+        "--html", help="Also write dashboard.html beside the CSVs: one self-contained page "
+        "(no network needed) of the fleet's latest state, trend, top missing patches and "
+        "CVEs, time to patch and failed nodes; uploaded with the CSVs.")] = False,
 ) -> None:
     """(Re)write the AWS-format CSV compliance reports from the store, and optionally publish
     them to S3 (any S3 endpoint). Runs write only the all-nodes report; single-node reports
-    are written here, on demand."""
+    and the HTML dashboard are written here, on demand."""
     from patchfleet.config.paths import reports_dir
     from patchfleet.domain.uris import normalize_s3_uri
     from patchfleet.report.csv_reports import write_reports_from_store
+    from patchfleet.report.dashboard import write_dashboard
     from patchfleet.report.publish import publish_reports
     from patchfleet.store.location import StoreLocation
+    from patchfleet.store.query import ComplianceStore
 
     uris: list[str] = []
     try:
@@ -539,17 +545,19 @@ def report(
         _require_local_store(root)
         target = Path(out_dir) if out_dir else reports_dir(root.work_dir, run_id or "latest")
         uri_prefix = normalize_s3_uri(upload, "--upload") if upload else None
-        files = write_reports_from_store(root, target, run_id=run_id, uri_prefix=uri_prefix,
-                                         detail_nodes=node or None)
-        for f in files:
+        with ComplianceStore(root) as opened:
+            files = write_reports_from_store(opened, target, run_id=run_id,
+                                             uri_prefix=uri_prefix, detail_nodes=node or None)
+            written = [*files, *([write_dashboard(opened, files.folder)] if html else [])]
+        for f in written:
             out.print(f"wrote {f}", highlight=False)
         if uri_prefix:
-            uris = publish_reports(files.folder, uri_prefix, files=files, source="--upload")
+            uris = publish_reports(files.folder, uri_prefix, files=written, source="--upload")
     except PatchfleetError as e:
         _fail(e)
     for uri in uris:
         out.print(f"uploaded {uri}", highlight=False)
-    _audit("REPORT", run_id or "latest", store, f"wrote {len(list(files))} file(s)"
+    _audit("REPORT", run_id or "latest", store, f"wrote {len(written)} file(s)"
            + (f", uploaded {len(uris)}" if uris else ""), detail=str(files.folder))
 
 

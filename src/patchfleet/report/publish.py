@@ -7,7 +7,8 @@ an instance role for credentials; ``AWS_REGION``/``AWS_DEFAULT_REGION``; ``AWS_M
 ``AWS_RETRY_MODE`` for retries.
 
 Each file becomes the object ``PREFIX/<path in the folder>``: CSVs as ``text/csv;
-charset=utf-8``, manifests as ``application/json``. The manifests must already name those
+charset=utf-8``, manifests as ``application/json``, the dashboard as ``text/html;
+charset=utf-8``. The manifests must already name those
 objects, so the folder is written with ``uri_prefix`` = :func:`normalize_s3_uri` of the target
 (checked before anything is uploaded). Uploads go CSVs first and manifests last, so a manifest
 never names an object this upload failed to write. Objects under the prefix that this upload does
@@ -48,7 +49,8 @@ from patchfleet.report.csv_reports import NODES_DIR
 if TYPE_CHECKING:
     from patchfleet.report.csv_reports import ReportFiles
 
-CONTENT_TYPES: Final = {".csv": "text/csv; charset=utf-8", ".json": "application/json"}
+CONTENT_TYPES: Final = {".csv": "text/csv; charset=utf-8", ".json": "application/json",
+                         ".html": "text/html; charset=utf-8"}
 
 
 
@@ -69,7 +71,8 @@ def run_report_uri(report_uri: str, run_id: str, run_day: date, source: str = "r
 
 def _report_files(folder: Path) -> list[Path]:
     """The report layout only (never everything under the folder: it may be a home directory)."""
-    found = [*folder.glob("*.csv"), *folder.glob("*.json"), *(folder / NODES_DIR).glob("*.csv")]
+    found = [*folder.glob("*.csv"), *folder.glob("*.json"), *folder.glob("*.html"),
+             *(folder / NODES_DIR).glob("*.csv")]
     return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
 
 
@@ -195,10 +198,10 @@ def publish_reports(
     CSVs first, manifests last (the upload order).
 
     ``files`` limits the upload to the files one report wrote (a ``ReportFiles``); without it,
-    the report layout under ``folder`` (``*.csv``, ``*.json``, ``nodes/*.csv``). The folder must
-    have been written with ``uri_prefix=normalize_s3_uri(uri)`` so its manifests name the
-    uploaded objects; otherwise nothing is uploaded. Raises ConfigError for a bad ``uri`` (named
-    by ``source``) and PublishError when S3 fails.
+    the report layout under ``folder`` (``*.csv``, ``*.json``, ``*.html``, ``nodes/*.csv``).
+    The folder must have been written with ``uri_prefix=normalize_s3_uri(uri)`` so its
+    manifests name the uploaded objects; otherwise nothing is uploaded. Raises ConfigError for
+    a bad ``uri`` (named by ``source``) and PublishError when S3 fails.
     """
     bucket, prefix = parse_s3_uri(uri, source)
     base = normalize_s3_uri(uri, source)
@@ -214,7 +217,8 @@ def publish_reports(
         except ValueError:
             raise ValueError(f"{path} is not inside the report folder {folder}") from None
         if path.suffix not in CONTENT_TYPES:
-            raise PublishError(f"{path} is not a report file (.csv or .json); leave it out")
+            raise PublishError(f"{path} is not a report file (.csv, .json or .html); leave it "
+                               "out")
         keys[path] = f"{prefix}/{relative}" if prefix else relative
     manifests = [p for p in paths if p.suffix == ".json"]
     ordered = [p for p in paths if p.suffix != ".json"] + manifests
