@@ -14,6 +14,8 @@ outermost parent group to the innermost child, groups of one depth by name, then
     PatchGroup / patch_group              -> tag ``PatchGroup`` (so ``group:NAME`` targets it)
     patchfleet_os                         -> os (declared AWS OperatingSystem, e.g. DEBIAN,
                                              so ``os:NAME`` targets it without connecting)
+    patchfleet_install_user               -> install_user (the login of installs, reboots
+    patchfleet_install_identity_file      -> install_identity_file   and hooks; scans: user)
     every group the host is in            -> tag ``ansible_group/<group>`` = ``"true"``
       (direct groups and their parent groups, not ``all``/``ungrouped``), targeted with
       ``--targets tag-key:ansible_group/web``
@@ -65,6 +67,8 @@ _ALIASES = {
     "ansible_user": "user", "ansible_ssh_user": "user",
     "ansible_ssh_private_key_file": "identity_file", "ansible_private_key_file": "identity_file",
     "ansible_timeout": "connect_timeout", "ansible_ssh_timeout": "connect_timeout",
+    "patchfleet_install_user": "install_user",
+    "patchfleet_install_identity_file": "install_identity_file",
 }
 
 

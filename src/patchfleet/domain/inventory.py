@@ -90,6 +90,11 @@ class NodeDefaults(_Strict):
     port: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)] = 22
     identity_file: str | None = None
     """Private key file (OpenSSH format). None: use the SSH agent, then ~/.ssh/id_ed25519 etc."""
+    install_user: str | None = None
+    """The login for what changes a node (install, reboot, hooks); None: ``user``. Scans
+    never use it, so the scan identity can be one that may not install."""
+    install_identity_file: str | None = None
+    """The key of ``install_user``; None: ``identity_file``."""
     known_hosts: str = "~/.ssh/known_hosts"
     """known_hosts file the node's host key is verified against. There is no accept-all."""
     host_key_policy: Literal["strict", "accept-new"] = "strict"
@@ -113,6 +118,11 @@ class NodeDefaults(_Strict):
     def _user(cls, v: str) -> str:
         return _check_user(v)
 
+    @field_validator("install_user")
+    @classmethod
+    def _install_user(cls, v: str | None) -> str | None:
+        return None if v is None else _check_user(v)
+
 
 class Node(_Strict):
     """One node. ``host`` defaults to the id; ``local`` is this machine, reached without SSH."""
@@ -122,6 +132,8 @@ class Node(_Strict):
     port: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)] | None = None
     user: str | None = None
     identity_file: str | None = None
+    install_user: str | None = None
+    install_identity_file: str | None = None
     known_hosts: str | None = None
     host_key_policy: Literal["strict", "accept-new"] | None = None
     sudo: bool | None = None
@@ -152,7 +164,7 @@ class Node(_Strict):
             raise ValueError(f"{v!r} is not a host name or IP address")
         return v
 
-    @field_validator("user")
+    @field_validator("user", "install_user")
     @classmethod
     def _user(cls, v: str | None) -> str | None:
         return None if v is None else _check_user(v)
@@ -198,11 +210,22 @@ class ResolvedNode(_Strict):
     local: bool
     os: OperatingSystem | None = None
     """Declared OS (node, else defaults); None: unknown until the node is looked at."""
+    install_user: str | None = None
+    install_identity_file: str | None = None
 
     @field_validator("user")
     @classmethod
     def _user(cls, v: str) -> str:
         return _check_user(v)
+
+    def for_install(self) -> ResolvedNode:
+        """This node as what changes it connects (install, reboot, hooks): with the install
+        identity when one is set; scans use the node as it is."""
+        if self.install_user is None and self.install_identity_file is None:
+            return self
+        return self.model_copy(update={
+            "user": self.install_user or self.user,
+            "identity_file": self.install_identity_file or self.identity_file})
 
     @property
     def patch_group(self) -> str | None:
@@ -253,6 +276,8 @@ class Inventory(_Strict):
             tags=dict(node.tags),
             local=node.is_local,
             os=node.os or d.os,
+            install_user=node.install_user or d.install_user,
+            install_identity_file=node.install_identity_file or d.install_identity_file,
         )
 
     def resolved(self) -> list[ResolvedNode]:

@@ -194,8 +194,9 @@ async def install_node(
     outcome = InstallOutcome(ok=False, reason="not started")
     before: InstalledVersions = {}
     os: OsInfo | None = None
+    installer = node.for_install()  # what changes the node: the install identity, if any
     try:
-        async with connector.open(node) as transport:
+        async with connector.open(installer) as transport:
             os = await collect_os(transport)
             request = replace(request, source=baseline.source_for(os.product))
             before = await _installed(transport, os)
@@ -211,10 +212,11 @@ async def install_node(
         log.warning("%s: install failed: %s", node.id, outcome.reason)
 
     try:
-        async with connector.open(node) as transport:
-            if outcome.unblock_pending and os is not None:
+        if outcome.unblock_pending and os is not None:
+            async with connector.open(installer) as transport:
                 await unblock(transport, os, outcome.unblock_pending, request.lock_timeout)
                 outcome = replace(outcome, unblock_pending=())
+        async with connector.open(node) as transport:  # the rescan: the scan identity
             rescan_os = await collect_os(transport)
             facts = await collect_facts(transport, node.id, node.host, node_sudo=node.sudo,
                                         options=with_source(collect, baseline, rescan_os),

@@ -135,7 +135,7 @@ async def rollout_node(
     hooks: list[HookResult] = []
 
     async def hook(phase: HookPhase) -> HookResult | None:
-        res = await _hook(node, connector, phase, options)
+        res = await _hook(node.for_install(), connector, phase, options)
         if res is not None:
             hooks.append(res)
         return res
@@ -191,7 +191,8 @@ async def rollout_node(
         # at most one reboot per node and run: the boot-loop guard
         elif decision.reboot:
             try:
-                await reboot_and_wait(node, connector, timeout=options.reboot_timeout,
+                await reboot_and_wait(node.for_install(), connector,
+                                      timeout=options.reboot_timeout,
                                       boot_id_before=scanned.boot_id)
                 rebooted = True
                 result, _, _ = await scan_node_full(node, registry, connector,

@@ -47,10 +47,10 @@ _ADDRESS_FIELDS = {
     "public-dns": "PublicDnsName",
 }
 _DEFAULT_OPTIONS = ("user", "port", "identity_file", "known_hosts", "host_key_policy", "sudo",
-                    "connect_timeout")
+                    "connect_timeout", "install_user", "install_identity_file")
 OS_TAG = "patchfleet:os"
 URL_HELP = ("use ec2://REGION?tag:KEY=VALUE&tag-key=KEY&instance-id=i-...&address=private|public"
-            "&user=NAME&identity_file=PATH")
+            "&user=NAME&identity_file=PATH&install_user=NAME&install_identity_file=PATH")
 
 
 @dataclass(frozen=True)
