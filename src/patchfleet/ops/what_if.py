@@ -20,14 +20,14 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from patchfleet.domain import clock
-from patchfleet.domain.baseline import Baseline, baseline_hash
+from patchfleet.domain.baseline import Baseline, OperatingSystem, baseline_hash
 from patchfleet.domain.firstseen import first_seen
 from patchfleet.domain.inventory import Inventory, Node, ResolvedNode
 from patchfleet.domain.pending import PendingInstalls
 from patchfleet.domain.records import Operation
 from patchfleet.domain.results import NodeResult, RunContext
 from patchfleet.domain.selectors import select_targets
-from patchfleet.errors import ConfigError
+from patchfleet.errors import ConfigError, PatchfleetError
 from patchfleet.ops.audit_trail import audit
 from patchfleet.ops.scan import ScanOptions, judge, node_result
 from patchfleet.store.audit import AuditEntry
@@ -98,8 +98,9 @@ def _node(stored: StoredNode) -> ResolvedNode:
     s = stored.summary
     tags = dict(s.get("tags") or {})
     os = s.get("operating_system") or None
+    declared = {"os": os} if os in OperatingSystem.__members__ else {}
     node = Node.model_validate({"id": s["node_id"], "host": s["host"] or s["node_id"],
-                                "tags": tags, **({"os": os} if os else {})})
+                                "tags": tags, **declared})
     return Inventory(nodes=[node]).resolved()[0]
 
 
@@ -167,7 +168,11 @@ def _evaluate(root: StoreLocation, baselines: Mapping[str, Baseline], run_id: st
                 f"runs {item.facts.os.operating_system or 'an unknown OS'}; the baseline "
                 f"covers {', '.join(sorted(baselines))}")
             continue
-        records = judge(item.facts, baseline, node, options, now)
+        try:
+            records = judge(item.facts, baseline, node, options, now)
+        except PatchfleetError as err:  # facts the baseline cannot judge: say so, go on
+            outcome.skipped[node_id] = f"cannot be judged: {err}"
+            continue
         result = replace(node_result(node, item.facts, baseline, records, now),
                          facts_run_id=item.run_id)
         outcome.results.append(result)
