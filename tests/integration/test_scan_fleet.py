@@ -295,7 +295,9 @@ def test_approve_after_days_counts_from_first_seen_on_apt(fleet: Any, tmp_path: 
 
     # the same sightings, as if that scan had run 8 days ago
     past = datetime.now(UTC) - timedelta(days=8)
-    aged = replace(first, operation_start_time=past, operation_end_time=past)
+    assert first.facts is not None  # the sightings are the facts' (their collection time)
+    aged = replace(first, operation_start_time=past, operation_end_time=past,
+                   facts=replace(first.facts, collected_at=past))
     write_run(tmp_path / "store", RunContext(run_id="eight-days-ago", operation=Operation.SCAN,
                                              started_at=past), [aged])
     later = scan(fleet, tmp_path, targets="deb-a", baseline=b)["deb-a"]
