@@ -453,9 +453,7 @@ def evaluate(
         parse_targets(targets)
         baselines = load_override(baseline, load_registry(baselines_dir))
         location = StoreLocation.resolve(store)
-        if not location.is_s3 and not location.local.is_dir():
-            raise InputError(f"--store: there is no compliance store at {location.local}; run "
-                             "a scan first, or pass --store (or PATCHFLEET_STORE)")
+        _require_local_store(location)
         outcome = evaluate_stored(location, baselines, run_id=run_id, targets=targets,
                                   at=when, save=save)
     except PatchfleetError as e:
@@ -481,10 +479,7 @@ def query(
 
     try:
         location = StoreLocation.resolve(store)
-        if not location.is_s3 and not location.local.is_dir():
-            raise InputError(f"--store: there is no compliance store at {location.local}; run "
-                             "a scan first, or pass --store (or PATCHFLEET_STORE) with the "
-                             "store's folder")
+        _require_local_store(location)
         with ComplianceStore(location) as cs:
             columns, rows = cs.query(sql)
             skipped = dict(cs.skipped)
@@ -593,9 +588,7 @@ def findings(
                              "AWS_DEFAULT_REGION is set; pass --region eu-west-1 (say)")
         asff.check_target(account_id, where)
         root = StoreLocation.resolve(store)
-        if not root.is_s3 and not root.local.is_dir():
-            raise InputError(f"--store: there is no compliance store at {root.local}; run a "
-                             "scan first, or pass --store (or PATCHFLEET_STORE)")
+        _require_local_store(root)
         with ComplianceStore(root) as cs:
             nodes = asff.nodes_from_store(cs, run_id)
         found = asff.findings(nodes, account_id, where)
