@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["frozen_at", "now"]
+__all__ = ["frozen_at", "now", "opt_utc", "utc"]
 
 _PINNED: ContextVar[datetime | None] = ContextVar("patchfleet_clock", default=None)
 
@@ -25,11 +25,23 @@ def now() -> datetime:
     return pinned if pinned is not None else datetime.now(UTC)
 
 
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC. A naive datetime is taken to already be UTC (what pyarrow would do)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def opt_utc(value: datetime | None) -> datetime | None:
+    """:func:`utc`, passing None through."""
+    return None if value is None else utc(value)
+
+
 @contextlib.contextmanager
 def frozen_at(when: datetime) -> Iterator[datetime]:
     """Pin :func:`now` to ``when`` (naive: taken as UTC) for this context and the asyncio tasks
     it starts."""
-    pinned = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    pinned = utc(when)
     token = _PINNED.set(pinned)
     try:
         yield pinned

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import pyarrow.compute as pc
 
+from patchfleet.domain.clock import opt_utc
 from patchfleet.domain.facts import (
     NodeFacts,
     OsInfo,
@@ -52,12 +53,6 @@ def _scope_sql(run_id: str | None) -> str:
     return "SELECT * FROM latest_node_summaries WHERE facts_run_id IS NOT NULL"
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _os(row: dict[str, Any]) -> OsInfo:
     return OsInfo(
         id=row["os_id"] or "", version_id=row["platform_version"] or "",
@@ -77,11 +72,11 @@ def _node_facts(row: dict[str, Any], parts: dict[str, tuple[Any, ...]]) -> NodeF
                            if required else ()),
         refresh=RefreshResult(attempted=bool(row["refresh_attempted"]),
                               ok=bool(row["refresh_ok"]), message=row["refresh_message"] or ""),
-        collected_at=_utc(row["collected_at"]) or _utc(row["operation_end_time"])
+        collected_at=opt_utc(row["collected_at"]) or opt_utc(row["operation_end_time"])
         or datetime.now(UTC),
         warnings=tuple(row["facts_warnings"] or ()),
         updates=parts["updates"], advisories=parts["advisories"],
-        boot_time=_utc(row["boot_time"]))
+        boot_time=opt_utc(row["boot_time"]))
 
 
 def load_facts(store: ComplianceStore, run_id: str | None = None,

@@ -38,12 +38,12 @@ analyst's flat form of the offers is the ``package_offers`` view (sql/60).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from patchfleet.domain.clock import opt_utc
 from patchfleet.domain.facts import (
     Advisory,
     AvailableUpdate,
@@ -137,12 +137,6 @@ PACKAGE_FACTS_SCHEMA: Final = pa.schema([
 Row = dict[str, Any]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 # --- facts -> rows ----------------------------------------------------------------------------
 
 
@@ -150,7 +144,7 @@ def _installed_row(p: InstalledPackage) -> Row:
     return {"kind": INSTALLED, "package": p.name, "arch": p.arch, "version": p.version,
             "source_package": p.source_name, "source_version": p.source_version,
             "status": p.status, "held": p.held, "priority": p.priority, "section": p.section,
-            "install_time": _utc(p.install_time)}
+            "install_time": opt_utc(p.install_time)}
 
 
 def _origin(o: PackageOrigin) -> Row:
@@ -179,12 +173,12 @@ def _ref(r: RpmRef) -> Row:
 def _update_row(u: AvailableUpdate) -> Row:
     return {"kind": UPDATE, "package": u.package.name, "arch": u.package.arch,
             "version": u.package.evr, "installed_version": u.installed_evr,
-            "repository": u.repository, "build_time": _utc(u.build_time)}
+            "repository": u.repository, "build_time": opt_utc(u.build_time)}
 
 
 def _notice_row(a: Advisory) -> Row:
     return {"kind": NOTICE, "notice_id": a.id, "notice_type": a.type, "severity": a.severity,
-            "title": a.title, "issued": _utc(a.issued), "updated": _utc(a.updated),
+            "title": a.title, "issued": opt_utc(a.issued), "updated": opt_utc(a.updated),
             "cve_ids": list(a.cves), "bugzilla_ids": list(a.bugzillas),
             "reboot_suggested": a.reboot_suggested, "interactive": a.interactive,
             "notice_installed": a.installed, "notice_packages": [_ref(r) for r in a.packages]}

@@ -28,11 +28,12 @@ in each file's key-value metadata, so a file copied out of its folder still says
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Final
 
 import pyarrow as pa
 
+from patchfleet.domain.clock import opt_utc, utc
 from patchfleet.domain.facts import NodeFacts
 from patchfleet.domain.records import PatchRecord
 from patchfleet.domain.results import NodeResult, RunContext
@@ -186,20 +187,9 @@ def file_schema(table: str, run_id: str | None = None) -> pa.Schema:
     return schema.with_metadata(metadata)
 
 
-def utc(value: datetime) -> datetime:
-    """``value`` in UTC. A naive datetime is taken to already be UTC (what pyarrow would do)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def run_date(ctx: RunContext) -> date:
     """The ``date=`` partition of a run: the UTC calendar day it started."""
     return utc(ctx.started_at).date()
-
-
-def _opt_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else utc(value)
 
 
 def _str(value: object | None) -> str | None:
@@ -218,7 +208,7 @@ _RECORD_COLUMNS: tuple[tuple[str, Callable[[PatchRecord], object]], ...] = (
     ("section", lambda r: r.section),
     ("advisory_ids", lambda r: r.advisory_ids),
     ("cve_ids", lambda r: r.cve_ids),
-    ("release_date", lambda r: _opt_utc(r.release_date)),
+    ("release_date", lambda r: opt_utc(r.release_date)),
     ("compliance_level", lambda r: r.compliance_level),
     ("source_package", lambda r: r.source_package),
     ("repository", lambda r: r.repository),
@@ -301,7 +291,7 @@ def _node_facts(facts: NodeFacts | None) -> dict[str, object]:
         "product": os.product, "package_manager": str(os.package_manager), "os_id": os.id,
         "os_pretty_name": os.pretty_name, "os_codename": os.version_codename,
         "os_id_like": list(os.id_like), "collected_at": utc(facts.collected_at),
-        "boot_time": _opt_utc(facts.boot_time), "refresh_attempted": facts.refresh.attempted,
+        "boot_time": opt_utc(facts.boot_time), "refresh_attempted": facts.refresh.attempted,
         "refresh_ok": facts.refresh.ok, "refresh_message": facts.refresh.message,
         "facts_warnings": list(facts.warnings),
     }
@@ -328,7 +318,7 @@ def node_summaries_table(ctx: RunContext, results: Sequence[NodeResult]) -> pa.T
             "operation_start_time": utc(result.operation_start_time),
             "operation_end_time": utc(result.operation_end_time),
             "reboot_option": ctx.reboot_option,
-            "last_no_reboot_install_operation_time": _opt_utc(
+            "last_no_reboot_install_operation_time": opt_utc(
                 result.last_no_reboot_install_operation_time
             ),
             "run_id": ctx.run_id,
