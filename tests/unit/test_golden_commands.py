@@ -229,22 +229,26 @@ def test_sourced_updateinfo_readers_read_the_source() -> None:
 
 def test_sourced_install_commands() -> None:
     a = apt.SOURCE_LAYOUT.rewrite(SOURCE_DIR)
-    assert a(apt.apt_install([DEB_SPEC], 60)).render(sudo=True) == (
-        f"sudo -n -- {APT_ENV} apt-get {APT_DIR_OPTIONS} -y -q -o DPkg::Lock::Timeout=60 "
+    sudo_env = APT_ENV.removeprefix("env ").replace(" DEBIAN_FRONTEND=noninteractive", "")
+    sourced = a(apt.apt_install([DEB_SPEC], 60))
+    assert sourced.render(sudo=True) == (
+        f"sudo -n {sudo_env} -- apt-get {APT_DIR_OPTIONS} -y -q -o DPkg::Lock::Timeout=60 "
         "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install "
-        "--only-upgrade --no-install-recommends fake-app:all=1.1")
+        "--only-upgrade --no-install-recommends -- fake-app:all=1.1")
+    assert sourced.variable_from is not None
+    assert sourced.argv[sourced.variable_from:] == ("--", "fake-app:all=1.1")
     assert a(apt.apt_mark("hold", ["fake-app"])).render(sudo=False) == (
-        f"{APT_ENV} apt-mark {APT_DIR_OPTIONS} hold fake-app")
+        f"{APT_ENV} apt-mark {APT_DIR_OPTIONS} hold -- fake-app")
     assert a(apt.APT_SHOWHOLD).render(sudo=False) == (
         f"{APT_ENV} apt-mark {APT_DIR_OPTIONS} showhold")
     d = dnf.SOURCE_LAYOUT.rewrite(SOURCE_DIR)
     assert d(dnf.dnf_upgrade([SPEC], ["fake-x"])).render(sudo=False) == (
         f"{ENV} dnf {DNF_DIR_OPTIONS} -y --setopt=exit_on_lock=True "
-        "--setopt=install_weak_deps=False --exclude=fake-x upgrade fake-app-0:1.1-1.noarch")
+        "--setopt=install_weak_deps=False upgrade --exclude=fake-x -- fake-app-0:1.1-1.noarch")
     z = zypper.SOURCE_LAYOUT.rewrite(SOURCE_DIR)
     assert z(zypper.zypper_update([SPEC], 60)).render(sudo=False) == (
         f"{ENV} ZYPP_LOCK_TIMEOUT=60 zypper {ZYPPER_DIR_OPTIONS} --non-interactive "
-        "--no-refresh update --no-recommends --auto-agree-with-licenses "
+        "--no-refresh update --no-recommends --auto-agree-with-licenses -- "
         "fake-app.noarch=1.1-1")
 
 

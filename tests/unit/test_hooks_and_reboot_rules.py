@@ -11,7 +11,7 @@ import pytest
 from patchfleet.config.hooks import Hooks, HookSpec, load_hooks, load_hooks_file
 from patchfleet.errors import ConfigError
 from patchfleet.ops.hooks import hook_env, hook_plan, plan_names
-from patchfleet.ops.reboot import MAX_REBOOTS_PER_RUN, decide_reboot, reboot_command, should_reboot
+from patchfleet.ops.reboot import MAX_REBOOTS_PER_RUN, decide_reboot, reboot_commands, should_reboot
 from patchfleet.transport.base import Command
 
 # -- decide_reboot: option, installed, pending, os_says -> reboot ---------------------------
@@ -62,13 +62,15 @@ def test_should_reboot_boot_loop_guard() -> None:
     assert should_reboot([1.0] * 4, limit=5).reboot
 
 
-def test_reboot_command_is_detached_and_quoted() -> None:
-    cmd = reboot_command()
-    assert cmd.privileged
-    body = cmd.argv[2]
-    assert body.index("systemctl reboot") < body.index("|| reboot") < body.index("shutdown -r")
-    assert "nohup" in body and body.rstrip().endswith("&")
-    assert cmd.argv[-1] == "/run/patchfleet-reboot.log"  # passed as $1, not spliced
+def test_reboot_commands_are_plain_programs_in_osconfigs_order() -> None:
+    """Each reboot command is one privileged program with fixed arguments (sudoers can name
+    it): no shell, tried in osconfig's order."""
+    cmds = reboot_commands()
+    assert [c.argv for c in cmds] == [("systemctl", "reboot"), ("reboot",),
+                                      ("shutdown", "-r", "now")]
+    assert all(c.privileged and c.variable_from is None for c in cmds)
+    assert all(c.render(sudo=True).startswith("sudo -n LC_ALL=C ") for c in cmds)
+    assert cmds[0].render(sudo=True).endswith(" -- systemctl reboot")
 
 
 # -- Hooks model -----------------------------------------------------------------------------

@@ -25,12 +25,13 @@ def test_apt_install_argv() -> None:
     assert cmd.argv == (
         "apt-get", "-y", "-q", "-o", "DPkg::Lock::Timeout=30",
         "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-        "install", "--only-upgrade", "--no-install-recommends",
+        "install", "--only-upgrade", "--no-install-recommends", "--",
         "libfakessl3:amd64=1.1", "fake-tzdata:all=1:1.1-2~deb12u1",
     )
+    assert cmd.argv[cmd.variable_from or 0] == "--"
     assert cmd.privileged
     assert "dist-upgrade" not in cmd.argv
-    assert apt_mark("hold", ["libfakessl3"]).argv == ("apt-mark", "hold", "libfakessl3")
+    assert apt_mark("hold", ["libfakessl3"]).argv == ("apt-mark", "hold", "--", "libfakessl3")
 
 
 def test_dnf_upgrade_argv() -> None:
@@ -38,7 +39,7 @@ def test_dnf_upgrade_argv() -> None:
                        PackageSpec("fake-curl", "x86_64", "1.1-1")], exclude=["fake-sudo"])
     assert cmd.argv == (
         "dnf", "-y", "--setopt=exit_on_lock=True", "--setopt=install_weak_deps=False",
-        "--exclude=fake-sudo", "upgrade",
+        "upgrade", "--exclude=fake-sudo", "--",
         "fake-openssl-libs-1:1.1-1.x86_64", "fake-curl-0:1.1-1.x86_64",
     )
 
@@ -46,11 +47,11 @@ def test_dnf_upgrade_argv() -> None:
 def test_zypper_argv() -> None:
     cmd = zypper_update([PackageSpec("fake-openssl-libs", "x86_64", "1:1.1-1")], 10)
     assert cmd.argv == ("zypper", "--non-interactive", "--no-refresh", "update",
-                        "--no-recommends", "--auto-agree-with-licenses",
+                        "--no-recommends", "--auto-agree-with-licenses", "--",
                         "fake-openssl-libs.x86_64=1:1.1-1")
     assert ("ZYPP_LOCK_TIMEOUT", "10") in cmd.env
     assert cmd.ok_exit == {0, 102, 103}
-    assert zypper_lock("addlock", ["a", "b"], 5).argv[-3:] == ("addlock", "a", "b")
+    assert zypper_lock("addlock", ["a", "b"], 5).argv[-4:] == ("addlock", "--", "a", "b")
 
 
 @pytest.mark.parametrize("spec", [

@@ -202,7 +202,9 @@ def _result(status: int, stderr: str) -> CommandResult:
 
 
 def test_sudo_renders_non_interactive_prefix() -> None:
-    assert PRIV.render(sudo=True).startswith("sudo -n -- env LC_ALL=C ")
+    rendered = PRIV.render(sudo=True)
+    assert rendered.startswith("sudo -n LC_ALL=C ") and rendered.endswith(" -- apt-get update")
+    assert "DEBIAN_FRONTEND" not in rendered  # debconf evaluates it: never through sudo
     assert PRIV.render(sudo=False).startswith("env LC_ALL=C ")
     unprivileged = Command(("dpkg-query", "-W"))
     assert not unprivileged.render(sudo=True).startswith("sudo")
@@ -214,6 +216,7 @@ def test_sudo_password_required_is_an_auth_error_with_the_fix() -> None:
                    user="deploy", node_id="n1")  # fmt: skip
     message = str(info.value)
     assert "NOPASSWD" in message and "'deploy'" in message and "sudo -n" in message
+    assert "patchfleet sudoers" in message and "'apt-get update'" in message
     assert info.value.node_id == "n1"
 
 

@@ -87,7 +87,7 @@ async def test_sudo_password_prompt_is_mapped_like_a_real_node() -> None:
         sudo=True,
         user="deploy",
     )
-    with pytest.raises(AuthError, match=r"NOPASSWD for 'deploy'"):
+    with pytest.raises(AuthError, match=r"NOPASSWD rule.*'deploy ALL=\(root\) NOPASSWD: ALL'"):
         await t.run(update)
     assert t.calls[0] is update
 
@@ -96,7 +96,8 @@ async def test_sudo_renders_for_non_root_replays() -> None:
     update = apt.apt_update()
     t = ReplayTransport("n", {update.name: Recorded()}, is_root=False, sudo=True, user="deploy")
     result = await t.run(update)
-    assert result.command.startswith("sudo -n -- env ")
+    assert result.command.startswith("sudo -n LC_ALL=C ")
+    assert result.command.endswith(" -- apt-get -q -o DPkg::Lock::Timeout=60 update")
 
 
 def test_missing_parts_default(tmp_path: Path) -> None:

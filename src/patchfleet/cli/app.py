@@ -609,6 +609,54 @@ def findings(
               if imported is not None else ""), nodes=len(nodes), detail=str(target))
 
 
+@app.command()
+def sudoers(
+    scan_user: Annotated[str, typer.Option(
+        "--scan-user", help="The user scans log in as (the inventory's user).")
+    ] = "patchfleet-scan",
+    install_user: Annotated[str, typer.Option(
+        "--install-user", help="The user installs log in as (the inventory's install_user; "
+        "the same name as --scan-user gives one user both sets).")] = "patchfleet-install",
+    family: Annotated[list[str] | None, typer.Option(
+        "--family", help="Package managers of the nodes: apt, dnf, zypper (repeat; default "
+        "all three).")] = None,
+    hooks_file: Annotated[Path | None, typer.Option(
+        "--hooks", help="Also allow the install user exactly the hooks of this hooks file "
+        "(command hooks; a script hook is refused).")] = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write the rules to this file (default: print them).")] = None,
+) -> None:
+    """Print the sudoers rules that let the scan user and the install user run, as root,
+    exactly the commands patchfleet runs as root (and nothing else): install them on each node
+    in /etc/sudoers.d/patchfleet (sudo >= 1.9.10)."""
+    from patchfleet.config.hooks import load_hooks_file
+    from patchfleet.ops.sudoers import FAMILIES, render_sudoers
+
+    _refuse_empty(("--scan-user", scan_user), ("--install-user", install_user),
+                  ("--family", family))
+    try:
+        hooks = load_hooks_file(hooks_file) if hooks_file else None
+        line = " ".join(["patchfleet sudoers", f"--scan-user {scan_user}",
+                         f"--install-user {install_user}",
+                         *(f"--family {f}" for f in family or ()),
+                         *([f"--hooks {hooks_file}"] if hooks_file else [])])
+        text = render_sudoers(scan_user=scan_user, install_user=install_user,
+                              families=tuple(family or FAMILIES), hooks=hooks,
+                              command_line=line)
+    except PatchfleetError as e:
+        _fail(e)
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    try:
+        write_atomic(out_file, text)
+    except OSError as e:
+        _fail(InputError(f"--out {out_file}: cannot write it ({e.strerror}); pick a writable "
+                         "path"))
+    out.print(f"wrote the sudoers rules to {out_file}; check them with 'visudo -c -f "
+              f"{out_file}'", highlight=False, soft_wrap=True)
+
+
 @baseline_app.command("validate")
 def baseline_validate(
     files: Annotated[list[Path], typer.Argument(help="Baseline YAML or AWS JSON files.")],

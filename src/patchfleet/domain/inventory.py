@@ -219,8 +219,8 @@ class ResolvedNode(_Strict):
         return _check_user(v)
 
     def for_install(self) -> ResolvedNode:
-        """This node as what changes it connects (install, reboot, hooks): with the install
-        identity when one is set; scans use the node as it is."""
+        """This node as an Install operation connects (its scans, the install, hooks, reboot):
+        with the install identity when one is set; Scan operations use the node as it is."""
         if self.install_user is None and self.install_identity_file is None:
             return self
         return self.model_copy(update={

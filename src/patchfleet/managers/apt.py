@@ -47,6 +47,7 @@ from patchfleet.managers.base import (
 )
 from patchfleet.managers.common import (
     OS_RELEASE,
+    PACKAGE_WORDS,
     arch_part,
     command_failure,
     held_reason,
@@ -195,18 +196,19 @@ SHOW: Probe[dict[tuple[str, str], tuple[str, str]]] = Probe(
 
 # needrestart's batch mode (post-install): NEEDRESTART-SVC (services to restart), -KSTA (kernel
 # status 0 unknown, 1 current, 2 ABI-compatible upgrade, 3 version upgrade) ... The global
-# NEEDRESTART_SUSPEND=1 only silences needrestart's apt hook; unset it anyway for this call.
-# Prints "needrestart: absent" when it is not installed.
+# NEEDRESTART_SUSPEND=1 only silences needrestart's apt hook; it is left out for this call. Run
+# as itself (sudoers names it): when it is not installed, env exits 127 and sudo says "command
+# not found" (exit 1), which the parser reads as absent.
 NEEDRESTART_BATCH: Probe[RestartState | None] = Probe(
     Command(
-        script(
-            "if command -v needrestart >/dev/null 2>&1; then unset NEEDRESTART_SUSPEND; "
-            "exec needrestart -b -r l; else echo 'needrestart: absent'; fi"
-        ),
+        ("needrestart", "-b", "-r", "l"),
         privileged=True,
+        ok_exit=frozenset({0, 1, 127}),
+        drop_env=frozenset({"NEEDRESTART_SUSPEND"}),
         name="needrestart-batch",
     ),
-    on_stdout(restarts.parse_needrestart),
+    lambda r, _o: restarts.parse_needrestart_result(r.exit_status, r.stdout, r.stderr),
+    judges_exit=True,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -282,13 +284,16 @@ def apt_install(specs: Iterable[PackageSpec], lock_timeout: int) -> Command:
     A held package is refused by apt ("Held packages were changed"), so callers leave held
     packages out (:meth:`AptSupport.install`)."""
     args = nonempty([apt_spec(s) for s in specs], "apt_install")
+    fixed = ("apt-get", "-y", "-q", "-o", f"DPkg::Lock::Timeout={int(lock_timeout)}",
+             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+             "install", "--only-upgrade", "--no-install-recommends", "--")
     return Command(
-        ("apt-get", "-y", "-q", "-o", f"DPkg::Lock::Timeout={int(lock_timeout)}",
-         "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-         "install", "--only-upgrade", "--no-install-recommends", *args),
+        (*fixed, *args),
         privileged=True,
         timeout=INSTALL_TIMEOUT + lock_timeout,
         name="apt-get-install",
+        variable_from=len(fixed) - 1,
+        variable_pattern=PACKAGE_WORDS,
     )
 
 
@@ -300,7 +305,9 @@ def apt_mark(action: str, names: Iterable[str]) -> Command:
     if action not in ("hold", "unhold"):
         raise ValueError(f"apt-mark action {action!r}")
     args = nonempty([_deb_name(n) for n in names], f"apt_mark {action}")
-    return Command(("apt-mark", action, *args), privileged=True, name=f"apt-mark-{action}")
+    fixed = ("apt-mark", action, "--")
+    return Command((*fixed, *args), privileged=True, name=f"apt-mark-{action}",
+                   variable_from=len(fixed) - 1, variable_pattern=PACKAGE_WORDS)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,6 +201,14 @@ def arch_part(arch: str) -> str:
     return arch
 
 
+PACKAGE_WORD = r"[A-Za-z0-9_+][A-Za-z0-9._+~^:=-]*"
+"""One package word as the install builders write it (a Debian ``name:arch=version``, an rpm
+NEVRA, a zypper ``name.arch=E:V-R``, a bare name): never an option, never a path."""
+PACKAGE_WORDS = rf"--( {PACKAGE_WORD})+"
+"""The variable tail of an install command: ``--`` (the end of the package manager's options)
+and one or more package words. The sudoers rules match it with this regular expression."""
+
+
 def nonempty(parts: Sequence[str], what: str) -> Sequence[str]:
     if not parts:
         raise ValueError(f"{what} needs at least one package")

@@ -47,6 +47,8 @@ from patchfleet.managers.base import (
 )
 from patchfleet.managers.common import (
     OS_RELEASE,
+    PACKAGE_WORD,
+    PACKAGE_WORDS,
     arch_part,
     check_result,
     nonempty,
@@ -272,6 +274,10 @@ def dnf_nevra(spec: PackageSpec) -> str:
     return f"{rpm.rpm_name(spec.name)}-{evr}.{arch_part(spec.arch)}"
 
 
+DNF_UPGRADE_TAIL = rf"(--exclude={PACKAGE_WORD} )*{PACKAGE_WORDS}"
+"""What follows ``upgrade``: the rejected names under BLOCK, then ``--`` and the NEVRAs."""
+
+
 def dnf_upgrade(specs: Iterable[PackageSpec], exclude: Iterable[str] = ()) -> Command:
     """Upgrade to exactly these NEVRAs (install-only packages such as kernel are installed
     beside the running one). ``exclude`` hides names from the resolver, so anything needing
@@ -279,10 +285,13 @@ def dnf_upgrade(specs: Iterable[PackageSpec], exclude: Iterable[str] = ()) -> Co
     once on a held lock; the install retries."""
     args = nonempty([dnf_nevra(s) for s in specs], "dnf_upgrade")
     excludes = tuple(f"--exclude={rpm.rpm_name(n)}" for n in sorted(set(exclude)))
+    fixed = ("dnf", "-y", "--setopt=exit_on_lock=True", "--setopt=install_weak_deps=False",
+             "upgrade")
     return Command(
-        ("dnf", "-y", "--setopt=exit_on_lock=True", "--setopt=install_weak_deps=False",
-         *excludes, "upgrade", *args),
+        (*fixed, *excludes, "--", *args),
         privileged=True,
+        variable_from=len(fixed),
+        variable_pattern=DNF_UPGRADE_TAIL,
         timeout=INSTALL_TIMEOUT,
         name="dnf-upgrade",
     )

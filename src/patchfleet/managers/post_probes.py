@@ -12,28 +12,22 @@ from patchfleet.parsers import restarts
 from patchfleet.parsers.restarts import AutoUpdaters, RestartState
 from patchfleet.transport.base import Command, script
 
-# Processes that still map a file that was deleted or replaced (an upgraded binary or library):
-# one "PID<TAB>COMM<TAB>PATH" line per process and file. Works on every family and on overlayfs,
-# where `dnf needs-restarting` sees nothing. Anonymous and special mappings (memfd, /dev/shm,
-# SysV shm) are not package files and are left out. A process that exits mid-scan is skipped.
-_PROC_MAPS_SH = r"""
-for d in /proc/[0-9]*; do
-  pid=${d#/proc/}
-  [ "$pid" = "$$" ] && continue
-  comm=$(cat "$d/comm" 2>/dev/null) || continue
-  C="$comm" awk -v pid="$pid" '
-    $NF == "(deleted)" && $6 ~ /^\// {
-      line = $0
-      for (i = 1; i <= 5; i++) sub(/^[^ ]+ +/, "", line)
-      sub(/ \(deleted\)$/, "", line)
-      if (line ~ /^\/(dev|memfd:|SYSV|run\/user)/) next
-      print pid "\t" ENVIRON["C"] "\t" line
-    }' "$d/maps" 2>/dev/null
-done | sort -u -n
-echo "end"
-"""
+# Processes that still map a file that was deleted or replaced (an upgraded binary or library).
+# Works on every family and on overlayfs, where `dnf needs-restarting` sees nothing. One
+# program with fixed arguments (no shell, so sudoers can name it exactly): find prints, through
+# grep -H, every process's /proc/PID/comm line and the /proc/PID/maps lines ending in
+# "(deleted)"; the parser pairs them by pid and leaves out special mappings. Root reads every
+# process's maps. grep exits 1 for a batch without a match and processes vanish mid-read, so
+# find's exit 1 is normal.
 RESTART_PROC_MAPS: Probe[RestartState | None] = Probe(
-    Command(script(_PROC_MAPS_SH), privileged=True, name="restart-proc-maps"),
+    Command(
+        ("find", "/proc", "-mindepth", "2", "-maxdepth", "2",
+         "(", "-name", "comm", "-exec", "grep", "-s", "-H", "-e", "^", "{}", "+", ")", "-o",
+         "(", "-name", "maps", "-exec", "grep", "-s", "-H", "-e", "(deleted)$", "{}", "+", ")"),
+        privileged=True,
+        ok_exit=frozenset({0, 1}),
+        name="restart-proc-maps",
+    ),
     on_stdout(restarts.parse_proc_maps),
 )
 

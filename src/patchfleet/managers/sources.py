@@ -87,7 +87,9 @@ def cleanup_command(path: str) -> Command:
 
 def insert_after_program(command: Command, options: tuple[str, ...]) -> Command:
     """``command`` with ``options`` right after the program name (global options)."""
-    return replace(command, argv=(command.argv[0], *options, *command.argv[1:]))
+    shifted = None if command.variable_from is None else command.variable_from + len(options)
+    return replace(command, argv=(command.argv[0], *options, *command.argv[1:]),
+                   variable_from=shifted)
 
 
 class SourcedTransport:

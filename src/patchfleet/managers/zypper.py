@@ -47,6 +47,7 @@ from patchfleet.managers.base import (
 )
 from patchfleet.managers.common import (
     OS_RELEASE,
+    PACKAGE_WORDS,
     arch_part,
     check_result,
     held_reason,
@@ -267,14 +268,17 @@ def zypper_update(specs: Iterable[PackageSpec], lock_timeout: int) -> Command:
     """Update installed packages to exactly these versions (``update`` skips names that are
     not installed; multiversion packages such as the kernel are installed beside)."""
     args = nonempty([zypper_spec(s) for s in specs], "zypper_update")
+    fixed = ("zypper", "--non-interactive", "--no-refresh", "update", "--no-recommends",
+             "--auto-agree-with-licenses", "--")
     return Command(
-        ("zypper", "--non-interactive", "--no-refresh", "update", "--no-recommends",
-         "--auto-agree-with-licenses", *args),
+        (*fixed, *args),
         privileged=True,
         ok_exit=ZYPPER_OK_EXIT,
         timeout=INSTALL_TIMEOUT + lock_timeout,
         env=_zypper_env(lock_timeout),
         name="zypper-update",
+        variable_from=len(fixed) - 1,
+        variable_pattern=PACKAGE_WORDS,
     )
 
 
@@ -288,8 +292,10 @@ def zypper_lock(action: str, names: Iterable[str], lock_timeout: int) -> Command
     if action not in ("addlock", "removelock"):
         raise ValueError(f"zypper lock action {action!r}")
     args = nonempty([rpm.rpm_name(n) for n in names], f"zypper {action}")
-    return Command(("zypper", "--non-interactive", action, *args), privileged=True,
-                   env=_zypper_env(lock_timeout), name=f"zypper-{action}")
+    fixed = ("zypper", "--non-interactive", action, "--")
+    return Command((*fixed, *args), privileged=True, env=_zypper_env(lock_timeout),
+                   name=f"zypper-{action}", variable_from=len(fixed) - 1,
+                   variable_pattern=PACKAGE_WORDS)
 
 
 _LOCK_ROW = re.compile(r"^\s*\d+\s*\|\s*(?P<name>\S+)\s*\|\s*(?P<type>\S+)\s*\|")

@@ -186,8 +186,8 @@ async def install_node(
 ) -> InstallNodeResult:
     """Install ``request`` on ``node``, rescan and judge it as a scan with ``options`` would
     (first-seen dates, pending reboots, snapshot). The baseline's alternative source for the
-    node's product, if any, serves both the install and the rescan. Never raises for a node
-    problem."""
+    node's product, if any, serves both the install and the rescan. Every connection uses the
+    install identity, when the inventory sets one. Never raises for a node problem."""
     started = datetime.now(UTC)
     options = options or ScanOptions(collect=collect or CollectOptions())
     collect = options.collect
@@ -216,7 +216,7 @@ async def install_node(
             async with connector.open(installer) as transport:
                 await unblock(transport, os, outcome.unblock_pending, request.lock_timeout)
                 outcome = replace(outcome, unblock_pending=())
-        async with connector.open(node) as transport:  # the rescan: the scan identity
+        async with connector.open(installer) as transport:  # the rescan, part of the install
             rescan_os = await collect_os(transport)
             facts = await collect_facts(transport, node.id, node.host, node_sudo=node.sudo,
                                         options=with_source(collect, baseline, rescan_os),

@@ -21,14 +21,13 @@ Reboot options (AWS Patch Manager section 2.3, plus one extension):
   needs-rebooting`` exit 102).
 
 How a reboot is done (``reboot_and_wait``): the boot id (``/proc/sys/kernel/random/boot_id``) is
-read, then one privileged command starts a detached ``sleep 1; systemctl reboot || reboot ||
-shutdown -r now`` (osconfig's order, without its ``shutdown -r -t 0``, which Linux shutdown does
-not take) and returns at once, so the reply arrives before sshd goes down; a connection lost
-while sending it counts as the reboot starting. Then new connections are tried, with backoff
-from ``poll`` up to :data:`MAX_POLL`, until a *different* boot id answers (Ansible's reboot module
-does the same). A node that answers with the old boot id and whose reboot commands all failed
-(they leave ``/run/patchfleet-reboot.log`` ending in ``FAILED``) fails at once instead of waiting
-for the timeout.
+read, then :data:`REBOOT_COMMANDS` are tried in osconfig's order (``systemctl reboot``, ``reboot``,
+``shutdown -r now``; without osconfig's ``shutdown -r -t 0``, which Linux shutdown does not take)
+until one is accepted. Each is one privileged program with fixed arguments, so sudoers can name
+it (``patchfleet sudoers``); each asks init to reboot and returns, and a connection lost while
+sending it counts as the reboot starting. When all three fail the node fails at once with their
+errors. Then new connections are tried, with backoff from ``poll`` up to :data:`MAX_POLL`, until
+a *different* boot id answers (Ansible's reboot module does the same).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from typing import Literal, NamedTuple
 
 from patchfleet.domain.inventory import ResolvedNode
 from patchfleet.errors import CommandError, ConfigError, NodeError
-from patchfleet.transport.base import Command, Connector, script
+from patchfleet.transport.base import Command, Connector
 
 RebootOption = Literal["RebootIfNeeded", "NoReboot", "RebootIfRequired"]
 REBOOT_OPTIONS: tuple[str, ...] = ("RebootIfNeeded", "NoReboot", "RebootIfRequired")
@@ -55,15 +54,10 @@ before install, as osconfig does, and one after install); the third is a spare. 
 MAX_POLL = 15.0
 """Longest wait between two reconnect attempts."""
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
-REBOOT_LOG = "/run/patchfleet-reboot.log"
-REBOOT_CHAIN = "systemctl reboot || reboot || shutdown -r now"
-_REBOOT_SCRIPT = (
-    'rm -f "$1"; '
-    "nohup sh -c 'sleep 1; "
-    f'if ! {{ {REBOOT_CHAIN}; }} >"$0" 2>&1; then echo FAILED >>"$0"; fi\' "$1" '
-    "</dev/null >/dev/null 2>&1 &"
-)
-_PROBE_SCRIPT = f'cat {BOOT_ID_PATH}; if [ -r "$1" ]; then cat "$1"; fi'
+REBOOT_COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("systemctl", "reboot"), ("reboot",), ("shutdown", "-r", "now"))
+"""Tried in this order until one exits 0 (osconfig's order)."""
+REBOOT_CHAIN = " || ".join(" ".join(c) for c in REBOOT_COMMANDS)
 
 
 class RebootDecision(NamedTuple):
@@ -155,20 +149,19 @@ def should_reboot(
     return RebootDecision(True, f"reboot {done + 1} of at most {limit} in this run")
 
 
-def reboot_command() -> Command:
-    """The detached reboot, privileged; returns before the node goes down."""
-    return Command(
-        script(_REBOOT_SCRIPT, REBOOT_LOG), privileged=True, timeout=30, name="reboot"
-    )
+def reboot_commands() -> tuple[Command, ...]:
+    """The reboot commands, privileged, in the order they are tried."""
+    return tuple(Command(argv, privileged=True, timeout=30, name="reboot")
+                 for argv in REBOOT_COMMANDS)
 
 
 def _probe_command(timeout: float) -> Command:
-    return Command(script(_PROBE_SCRIPT, REBOOT_LOG), timeout=timeout, name="boot-id")
+    return Command(("cat", BOOT_ID_PATH), timeout=timeout, name="boot-id")
 
 
 async def _read_boot(node: ResolvedNode, connector: Connector, timeout: float
-                     ) -> tuple[str, str]:
-    """(boot id, reboot log) from a fresh connection."""
+                     ) -> str:
+    """The boot id, from a fresh connection."""
     async with connector.open(node) as t:
         res = await t.run(_probe_command(timeout))
     if res.exit_status != 0:
@@ -177,11 +170,10 @@ async def _read_boot(node: ResolvedNode, connector: Connector, timeout: float
             f"{res.stderr.strip()[-300:]}",
             node.id,
         )
-    boot_id, _, log = res.stdout.partition("\n")
-    boot_id = boot_id.strip()
+    boot_id = res.stdout.strip()
     if not boot_id:
         raise CommandError(f"{node.id} printed no boot id from {BOOT_ID_PATH}", node.id)
-    return boot_id, log
+    return boot_id
 
 
 async def reboot_and_wait(
@@ -196,18 +188,21 @@ async def reboot_and_wait(
     from sending the reboot). Raises :class:`RebootTimeout`, :class:`RebootFailed`, or the
     transport's terminal errors (auth, host key) as they come."""
     if boot_id_before is None:
-        boot_id_before, _ = await _read_boot(node, connector, min(30.0, timeout))
+        boot_id_before = await _read_boot(node, connector, min(30.0, timeout))
     sent = time.monotonic()
     deadline = sent + timeout
     try:
         async with connector.open(node) as t:
-            res = await t.run(reboot_command())
-        if res.exit_status != 0:
-            raise RebootFailed(
-                f"the reboot command failed on {node.id} (exit {res.exit_status}): "
-                f"{(res.stdout + res.stderr).strip()[-300:]}",
-                node.id,
-            )
+            failures: list[str] = []
+            for command in reboot_commands():
+                res = await t.run(command)
+                if res.exit_status == 0:
+                    break
+                failures.append(f"{' '.join(command.argv)}: exit {res.exit_status}: "
+                                f"{(res.stdout + res.stderr).strip()[-200:]}")
+            else:
+                raise RebootFailed(f"{node.id} could not be rebooted: {'; '.join(failures)}",
+                                   node.id)
     except NodeError as err:
         if not err.transient:  # lost connection / timeout: the node is going down, expected
             raise
@@ -225,7 +220,7 @@ async def reboot_and_wait(
             )
         attempts += 1
         try:
-            boot_id, log = await asyncio.wait_for(
+            boot_id = await asyncio.wait_for(
                 _read_boot(node, connector, max(1.0, min(30.0, left))), timeout=max(1.0, left)
             )
         except (NodeError, TimeoutError) as err:
@@ -240,12 +235,6 @@ async def reboot_and_wait(
                     boot_id_after=boot_id,
                     downtime=time.monotonic() - sent,
                     attempts=attempts,
-                )
-            if log.rstrip().endswith("FAILED"):
-                raise RebootFailed(
-                    f"{node.id} could not be rebooted: {REBOOT_CHAIN!r} failed: "
-                    f"{log.strip()[-400:]}",
-                    node.id,
                 )
             last_error = "still on the old boot id"
         await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))

@@ -121,8 +121,13 @@ async def rollout_node(
     scan_options: ScanOptions,
     options: InstallOptions,
 ) -> RolloutNodeResult:
-    """Scan and install one node. Every expected failure is recorded, never raised."""
+    """Scan and install one node. Every expected failure is recorded, never raised.
+
+    Every connection of the run uses the install identity (when the inventory sets one): the
+    scans before and after are part of the Install operation, so a worker that installs needs
+    only the install key, and a scan worker never holds it."""
     started = datetime.now(UTC)
+    node = node.for_install()
     scanned, facts, baseline = await scan_node_full(node, registry, connector, scan_options)
     if facts is None or baseline is None:
         return RolloutNodeResult(scanned)
@@ -135,7 +140,7 @@ async def rollout_node(
     hooks: list[HookResult] = []
 
     async def hook(phase: HookPhase) -> HookResult | None:
-        res = await _hook(node.for_install(), connector, phase, options)
+        res = await _hook(node, connector, phase, options)
         if res is not None:
             hooks.append(res)
         return res
@@ -191,7 +196,7 @@ async def rollout_node(
         # at most one reboot per node and run: the boot-loop guard
         elif decision.reboot:
             try:
-                await reboot_and_wait(node.for_install(), connector,
+                await reboot_and_wait(node, connector,
                                       timeout=options.reboot_timeout,
                                       boot_id_before=scanned.boot_id)
                 rebooted = True

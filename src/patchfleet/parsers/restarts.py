@@ -59,22 +59,38 @@ class AutoUpdaters:
 
 # --- restart-proc-maps -------------------------------------------------------------------------
 
-_MAPS_LINE = re.compile(r"^(?P<pid>[1-9][0-9]*)\t(?P<comm>[^\t]{1,64})\t(?P<file>/[^\t]*)$")
+_GREP_LINE = re.compile(r"^/proc/(?P<pid>[^/]+)/(?P<what>comm|maps):(?P<text>.*)$")
+# /proc/PID/maps: address perms offset dev inode [path]; the path may contain spaces.
+_MAPS_FIELDS = re.compile(r"^\S+ +\S+ +\S+ +\S+ +\S+ +(?P<file>/.*) \(deleted\)$")
+_NOT_PACKAGE_FILE = ("/dev/", "/memfd:", "/SYSV", "/run/user/")
 
 
 def parse_proc_maps(text: str) -> RestartState:
-    """``PID<TAB>COMM<TAB>PATH`` lines, then ``end`` (a missing ``end`` means truncated)."""
-    lines = text.splitlines()
-    if not lines or lines[-1] != "end":
-        raise ParseError("output does not end with 'end' (truncated?)", "restart-proc-maps")
-    procs: list[StaleProcess] = []
-    for no, raw in enumerate(lines[:-1], 1):
-        m = _MAPS_LINE.match(raw)
+    """``grep -H`` lines of ``/proc/PID/comm`` (every process's name) and ``/proc/PID/maps``
+    (mappings ending in ``(deleted)``), in any order: the processes that still map a deleted
+    or replaced file, by pid. Mappings of special files (memfd, /dev/shm, SysV shm, /run/user)
+    are not package files and are left out; a process whose name was not read (it exited
+    between the two reads) is left out too."""
+    names: dict[int, str] = {}
+    stale: list[tuple[int, str]] = []
+    for no, raw in enumerate(text.splitlines(), 1):
+        m = _GREP_LINE.match(raw)
         if not m:
-            raise ParseError("expected PID<TAB>COMMAND<TAB>FILE", "restart-proc-maps", no, raw)
-        proc = StaleProcess(int(m["pid"]), m["comm"], m["file"])
-        if proc not in procs:
-            procs.append(proc)
+            raise ParseError("expected /proc/PID/comm:NAME or /proc/PID/maps:LINE",
+                             "restart-proc-maps", no, raw)
+        if not m["pid"].isdigit():  # /proc/self, /proc/thread-self: the probe itself
+            continue
+        pid = int(m["pid"])
+        if m["what"] == "comm":
+            names[pid] = m["text"][:64]
+            continue
+        mapped = _MAPS_FIELDS.match(m["text"])
+        if mapped and not mapped["file"].startswith(_NOT_PACKAGE_FILE):
+            stale.append((pid, mapped["file"]))
+    procs: list[StaleProcess] = []
+    for pid, file in sorted(set(stale)):
+        if pid in names:
+            procs.append(StaleProcess(pid, names[pid], file))
     return RestartState(processes=tuple(procs))
 
 
@@ -84,6 +100,21 @@ _NR_LINE = re.compile(r"^NEEDRESTART-(?P<key>[A-Z]+):\s*(?P<value>.*)$")
 _NR_KNOWN = {"VER", "KCUR", "KEXP", "KSTA", "UCSTA", "UCCUR", "UCEXP", "SVC", "CONT", "SESS",
              "PID"}
 _SERVICE = re.compile(r"^[A-Za-z0-9@._:\\-]+$")
+
+
+_NR_ABSENT = ("needrestart: command not found", "'needrestart': No such file or directory")
+
+
+def parse_needrestart_result(exit_status: int, stdout: str, stderr: str
+                             ) -> RestartState | None:
+    """The needrestart probe's result: None when needrestart is not installed (env exits 127;
+    through sudo, sudo says "command not found"), else :func:`parse_needrestart`."""
+    if exit_status != 0:
+        if any(s in stderr for s in _NR_ABSENT):
+            return None
+        tail = " | ".join((stderr.strip() or stdout.strip()).splitlines()[-2:])[:200]
+        raise ParseError(f"needrestart exited {exit_status}: {tail}", "needrestart-batch")
+    return parse_needrestart(stdout)
 
 
 def parse_needrestart(text: str) -> RestartState | None:

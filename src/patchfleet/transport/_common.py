@@ -15,6 +15,7 @@ _SUDO_DENIED = (
     "is not allowed to run sudo",
     "may not run sudo",
 )
+_SUDO_ENV = "you are not allowed to set the following environment variables"
 _SUDO_MISSING = ("sudo: not found", "sudo: command not found", "sudo: No such file")
 
 
@@ -96,16 +97,25 @@ def check_sudo(
     err = result.stderr
     if any(s in err for s in _SUDO_PASSWORD):
         raise AuthError(
-            f"sudo asked user {user!r} for a password while running {command.label}, and "
-            f"patchfleet runs sudo non-interactively (sudo -n); grant NOPASSWD for {user!r}, "
-            f"e.g. echo '{user} ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/patchfleet on the "
-            "node (commands run as 'sudo -n -- env ...'), or connect as root",
+            f"sudo refused to run {command.label} for user {user!r} without a password "
+            f"(patchfleet runs 'sudo -n'): sudoers has no NOPASSWD rule for exactly "
+            f"{_wanted(command)}; install the rules 'patchfleet sudoers' prints on the node "
+            f"(or grant '{user} ALL=(root) NOPASSWD: ALL'), or connect as root"
+            f"{_root_only(command)}",
             node_id,
         )
     if any(s in err for s in _SUDO_DENIED):
         raise AuthError(
-            f"user {user!r} may not use sudo to run {command.label}; grant it in "
-            f"/etc/sudoers.d/patchfleet ('{user} ALL=(root) NOPASSWD: ALL'), or connect as root",
+            f"user {user!r} may not use sudo to run {command.label}; install the rules "
+            "'patchfleet sudoers' prints in /etc/sudoers.d/patchfleet on the node, or connect "
+            f"as root{_root_only(command)}",
+            node_id,
+        )
+    if _SUDO_ENV in err:
+        raise AuthError(
+            f"sudo would not pass patchfleet's environment to {command.label} for user "
+            f"{user!r} ({err.strip().splitlines()[-1][:200]}); the sudoers rules from "
+            "'patchfleet sudoers' keep those variables (env_keep): install them on the node",
             node_id,
         )
     if result.exit_status == 127 and any(s in err for s in _SUDO_MISSING):
@@ -114,3 +124,19 @@ def check_sudo(
             "install sudo on the node, or connect as root",
             node_id,
         )
+
+
+_ROOT_ONLY = {"source-prepare", "source-cleanup"}
+"""Commands no sudoers rule can name: a baseline's alternative source writes repository
+configuration as root, which is root-equivalent whatever the rule."""
+
+
+def _wanted(command: Command) -> str:
+    return repr(" ".join(command.argv[:command.variable_from])[:200])
+
+
+def _root_only(command: Command) -> str:
+    if command.name in _ROOT_ONLY:
+        return (" (a baseline's alternative sources need root or unrestricted sudo: 'patchfleet "
+                "sudoers' cannot grant them)")
+    return ""

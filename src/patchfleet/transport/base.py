@@ -1,9 +1,15 @@
 """What every transport offers: run one command on one node and return its output.
 
 A :class:`Command` is an argv of validated parts. It is rendered to one shell string with
-:func:`shlex.join`, always behind ``env LC_ALL=C LANG=C LANGUAGE=`` so that what parsers read is
-English and stable, and behind ``sudo -n --`` when the command needs root and the node's user
-is not root. Nothing else ever reaches a node's shell.
+:func:`shlex.join`, always with ``LC_ALL=C LANG=C LANGUAGE=C`` (and the rest of
+:data:`COMMAND_ENV`) so that what parsers read is English and stable. Nothing else ever reaches
+a node's shell.
+
+A privileged command for a user who is not root becomes ``sudo -n VAR=value... -- PROGRAM
+ARGS``: sudo itself sets the environment (so sudoers sees and can name ``PROGRAM ARGS``
+exactly, no ``env`` or ``sh -c`` in between; the variables must be in the sudoers
+``env_keep`` list, which ``patchfleet sudoers`` prints), and the program is found on sudo's
+``secure_path``. :data:`SUDO_UNSAFE_ENV` is never passed through sudo.
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ COMMAND_ENV: tuple[tuple[str, str], ...] = (
     ("COLUMNS", "1000"),
     ("TZ", "UTC"),
 )
+SUDO_UNSAFE_ENV = frozenset({"DEBIAN_FRONTEND"})
+"""Variables a restricted sudo must not let its caller set: debconf evaluates
+``DEBIAN_FRONTEND`` as Perl (``use Debconf::FrontEnd::$type``), so keeping it in env_keep would
+make the install user root. Under sudo, debconf falls back to its Teletype frontend and, with
+stdin closed, takes every question's default: the answers ``noninteractive`` gives."""
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -50,6 +61,16 @@ class Command:
     timeout: float | None = None
     env: tuple[tuple[str, str], ...] = field(default=())
     name: str = ""
+    drop_env: frozenset[str] = frozenset()
+    """Names of :data:`COMMAND_ENV` left out for this command (needrestart must not see
+    ``NEEDRESTART_SUSPEND``)."""
+    variable_from: int | None = None
+    """Index in ``argv`` where the words that change from run to run begin (package specs,
+    lock names); None: the whole argv is fixed. ``patchfleet sudoers`` names the fixed part
+    exactly and matches the rest by :attr:`variable_pattern`."""
+    variable_pattern: str = ""
+    """The regular expression that ``argv[variable_from:]`` joined by single spaces matches
+    (the variable words are validated by the builders; sudoers checks them again)."""
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -61,13 +82,17 @@ class Command:
             if not _ENV_NAME.match(key):
                 raise ConfigError(f"{key!r} is not a valid environment variable name")
 
+    def environment(self, *, sudo: bool) -> tuple[tuple[str, str], ...]:
+        """The variables the program runs with (through sudo: without the unsafe ones)."""
+        drop = self.drop_env | (SUDO_UNSAFE_ENV if sudo and self.privileged else frozenset())
+        return tuple((k, v) for k, v in (*COMMAND_ENV, *self.env) if k not in drop)
+
     def render(self, *, sudo: bool) -> str:
         """The exact string sent to the node's shell."""
-        env = [f"{k}={v}" for k, v in (*COMMAND_ENV, *self.env)]
-        parts: list[str] = ["env", *env, *self.argv]
+        env = [f"{k}={v}" for k, v in self.environment(sudo=sudo)]
         if sudo and self.privileged:
-            parts = ["sudo", "-n", "--", *parts]
-        return shlex.join(parts)
+            return shlex.join(["sudo", "-n", *env, "--", *self.argv])
+        return shlex.join(["env", *env, *self.argv])
 
     @property
     def label(self) -> str:

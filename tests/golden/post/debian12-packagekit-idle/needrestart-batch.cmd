@@ -1,1 +1,1 @@
-env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none NEEDRESTART_SUSPEND=1 COLUMNS=1000 TZ=UTC sh -c 'if command -v needrestart >/dev/null 2>&1; then unset NEEDRESTART_SUSPEND; exec needrestart -b -r l; else echo '"'"'needrestart: absent'"'"'; fi' patchfleet
+env LC_ALL=C LANG=C LANGUAGE=C DEBIAN_FRONTEND=noninteractive APT_LISTCHANGES_FRONTEND=none COLUMNS=1000 TZ=UTC needrestart -b -r l
