@@ -1,5 +1,6 @@
 """Separate identities on a real node (issue 16): a scan logs in as the scan user, an install
-as the install user (and its rescan as the scan user again), as sshd's own log shows."""
+as the install user for every connection (its rescan too: a worker that installs needs only the
+install key), as sshd's own log shows."""
 
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ def test_scans_use_the_scan_identity_and_installs_the_install_identity(
 
     scan_logins, install_logins, done = asyncio.run(scan_then_install())
     assert scan_logins and set(scan_logins) == {"scanner"}
-    assert install_logins[0] == "root"  # the install's own connection
-    assert install_logins[-1] == "scanner"  # the rescan
+    assert install_logins and set(install_logins) == {"root"}  # install, rescan included
     # installed as root (fake-held stays held: patchfleet never lifts an operator's hold)
     assert {name for name, _, _ in done.installed} >= {"fake-curl", "libfakessl3"}
     assert done.outcome.ok or done.outcome.reason.startswith("HELD: "), done.outcome.reason
