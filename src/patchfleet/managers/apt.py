@@ -209,6 +209,7 @@ NEEDRESTART_BATCH: Probe[RestartState | None] = Probe(
     ),
     lambda r, _o: restarts.parse_needrestart_result(r.exit_status, r.stdout, r.stderr),
     judges_exit=True,
+    needs_package="needrestart",
 )
 
 # ---------------------------------------------------------------------------------------------

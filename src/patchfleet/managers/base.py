@@ -37,6 +37,9 @@ class Probe(Generic[T]):
     """The parser reads the exit status itself (refreshes: a failed one is only a warning)."""
     scanned: bool = True
     """False: captured on the test nodes for the golden files, but not sent by a scan."""
+    needs_package: str = ""
+    """Sent only to nodes where this package is installed (when the caller knows what is):
+    needrestart, whose absence a restricted sudo cannot tell from a refusal."""
 
     def __post_init__(self) -> None:
         if not self.command.name:

@@ -14,6 +14,7 @@ Auto-updaters of another family (apt-daily timers on a dnf node) are left out.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -55,11 +56,18 @@ def _own_family(found: tuple[tuple[str, str], ...], foreign: frozenset[str]) -> 
     return tuple(item for item in found if item[0] not in foreign)
 
 
-async def collect_post_install(transport: Transport, os: OsInfo) -> PostInstallState:
+async def collect_post_install(transport: Transport, os: OsInfo,
+                               installed: Collection[str] | None = None) -> PostInstallState:
+    """The restart report and the competing auto-updaters of the node behind ``transport``.
+    ``installed`` (package names, when the scan read them) skips probes of tools the node
+    does not have (needrestart)."""
     support = support_for(os.package_manager, os.pretty_name)
     warnings: list[str] = []
     states: list[RestartState | None] = []
     for probe in support.restart_probes:
+        if probe.needs_package and installed is not None \
+                and probe.needs_package not in installed:
+            continue
         states.append(await _probe(transport, probe, warnings))
     au = await _probe(transport, AUTO_UPDATERS, warnings) or AutoUpdaters()
     foreign = foreign_updaters(os.package_manager)

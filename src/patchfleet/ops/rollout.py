@@ -212,7 +212,9 @@ async def rollout_node(
             async with connector.open(node) as transport:
                 os_info = facts.os
                 result = with_post_state(replace(result, restart_needed=(), auto_updaters=()),
-                                         await collect_post_install(transport, os_info))
+                                         await collect_post_install(
+                                             transport, os_info,
+                                             {p.name for p in facts.installed}))
         except NodeError as err:
             result = replace(result, warnings=(*result.warnings,
                                                f"post-install report: {err.reason}"))

@@ -165,8 +165,9 @@ async def scan_node_full(
             facts = await collect_facts(transport, node.id, node.host, node_sudo=node.sudo,
                                         options=with_source(options.collect, baseline, os),
                                         os=os)
-            post = await collect_post_install(transport, facts.os) if options.post_state \
-                else None
+            post = await collect_post_install(
+                transport, facts.os, {p.name for p in facts.installed}) \
+                if options.post_state else None
         records = judge(facts, baseline, node, options, now)
     except NodeError as err:
         return failed_result(node, started, err.reason, facts, os=os,

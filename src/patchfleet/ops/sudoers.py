@@ -80,7 +80,8 @@ class Privileged:
 
 def privileged_commands(families: Iterable[str] = FAMILIES) -> tuple[Privileged, ...]:
     """Everything patchfleet runs as root on nodes of ``families``, with the reason. A scan
-    without refresh runs nothing as root."""
+    runs as root only its refresh (writes the package manager's caches) and the read-only
+    restart report (other users' /proc maps); an install adds what changes the node."""
     wanted = set(families)
     out: list[Privileged] = []
 
@@ -100,8 +101,9 @@ def privileged_commands(families: Iterable[str] = FAMILIES) -> tuple[Privileged,
         "holds a rejected package for the install (rejected-patches action BLOCK)")
     add("PATCHFLEET_APT_UNHOLD", "install", "apt", apt.apt_mark("unhold", ["pkg"]),
         "lifts the hold patchfleet set, after the install")
-    add("PATCHFLEET_NEEDRESTART", "install", "apt", apt.NEEDRESTART_BATCH.command,
-        "needrestart reads every process's memory maps to list services to restart")
+    add("PATCHFLEET_NEEDRESTART", "scan", "apt", apt.NEEDRESTART_BATCH.command,
+        "read-only restart report: needrestart -b reads every process's memory maps to list "
+        "services to restart")
     add("PATCHFLEET_DNF_INSTALL", "install", "dnf", dnf.dnf_upgrade(_SAMPLE, ["pkg"]),
         "installs the approved versions (--exclude: rejected packages under BLOCK)")
     add("PATCHFLEET_ZYPPER_INSTALL", "install", "zypper", zypper.zypper_update(_SAMPLE, 0),
@@ -110,11 +112,12 @@ def privileged_commands(families: Iterable[str] = FAMILIES) -> tuple[Privileged,
         "locks a rejected package for the install (rejected-patches action BLOCK)")
     add("PATCHFLEET_ZYPPER_REMOVELOCK", "install", "zypper",
         zypper.zypper_lock("removelock", ["pkg"], 0), "lifts the lock patchfleet set")
-    add("PATCHFLEET_ZYPPER_PS", "install", "zypper", zypper.PS.command,
-        "zypper ps reads every process's memory maps (processes using deleted files)")
-    add("PATCHFLEET_PROC_MAPS", "install", "all", RESTART_PROC_MAPS.command,
-        "reads /proc/PID/maps of every process (other users' maps are root only) to find "
-        "processes still running replaced files")
+    add("PATCHFLEET_ZYPPER_PS", "scan", "zypper", zypper.PS.command,
+        "read-only restart report: zypper ps reads every process's memory maps (processes "
+        "using deleted files)")
+    add("PATCHFLEET_PROC_MAPS", "scan", "all", RESTART_PROC_MAPS.command,
+        "read-only restart report: reads /proc/PID/maps of every process (other users' maps "
+        "are root only) to find processes still running replaced files")
     for command in reboot_commands():
         add(f"PATCHFLEET_REBOOT_{command.argv[0].upper()}", "install", "all", command,
             "reboots after the install (RebootIfNeeded / RebootIfRequired), tried in order: "

@@ -5,6 +5,8 @@ import dnf, dnf.rpm
 base = dnf.Base()
 conf = base.conf
 conf.read()
+if os.geteuid() != 0:  # a user reads root'"'"'s cache, as `dnf -C` does (not a per-user one)
+    conf.cachedir = conf.system_cachedir
 conf.substitutions["releasever"] = dnf.rpm.detect_releasever(conf.installroot)
 try:
     conf.substitutions.update_from_etc(conf.installroot, varsdir=conf.varsdir)
