@@ -144,7 +144,7 @@ def test_reboot_and_wait(rb: Any, name: str) -> None:
         keys.close()
     assert result.boot_id_before == before
     assert result.boot_id_after == boot_id(rb, name) != before
-    assert 1 <= result.downtime < 10
+    assert 0 < result.downtime < 10  # the reboot starts at once (no detached sleep)
     assert rb.ssh(name, "test -e /run/reboot-required").returncode == 1
 
 

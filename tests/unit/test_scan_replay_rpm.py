@@ -132,7 +132,7 @@ def test_malformed_date_is_a_warning_and_no_notice() -> None:
 
 def test_dnf_lock_retries_with_backoff_then_fails_the_node(no_waiting: list[float]) -> None:
     transport = replay("dnf", "rocky9-locked")
-    with pytest.raises(LockError, match=r"locked by dnf \(pid 63\) for 10 s"):
+    with pytest.raises(LockError, match=r"locked by dnf \(pid 66\) for 10 s"):
         collect(transport, lock_timeout=10)
     assert no_waiting == [1, 2, 4, 3, 1, 2, 4, 3]  # the refresh, then the first query
     names = [c.name for c in transport.calls]
@@ -144,7 +144,7 @@ def test_dnf_lock_during_refresh_only_is_a_warning() -> None:
     facts = facts_of("dnf", "rocky9-fresh", **{"dnf-makecache": locked["dnf-makecache"]})
     assert not facts.refresh.ok
     assert facts.warnings[0].startswith(
-        "repository metadata not refreshed: the package manager is locked by process 63")
+        "repository metadata not refreshed: the package manager is locked by process 66")
     assert len(facts.updates) == 11
 
 
