@@ -73,11 +73,11 @@ def as_user(fleet: Any, node: str, user: str, command: str) -> subprocess.Comple
     return fleet.ssh(node, f"su {user} -c {shlex.quote(command)}")
 
 
-def inventory(fleet: Any, node: str, tmp: Path) -> Path:
-    path = tmp / "inv.yaml"
+def inventory(fleet: Any, node: str, tmp: Path, sudo: bool = True) -> Path:
+    path = tmp / f"inv-{sudo}.yaml"
     path.write_text(
         f"defaults: {{known_hosts: {fleet.known_hosts}, identity_file: {fleet.identity_file}, "
-        f"user: {SCAN}, install_user: {INSTALL}, sudo: true}}\n"
+        f"user: {SCAN}, install_user: {INSTALL}, sudo: {str(sudo).lower()}}}\n"
         f"nodes:\n  - {{id: {node}, host: 127.0.0.1, port: {fleet.ports[node]}}}\n")
     return path
 
@@ -108,6 +108,18 @@ def scan_and_install(fleet: Any, node: str, tmp: Path, options: InstallOptions
     return asyncio.run(go())
 
 
+def scan_without_root(fleet: Any, node: str, tmp: Path) -> Any:
+    """A scan with --no-refresh as the scan user, never through sudo (``sudo: false``)."""
+    plan = plan_scan(inventory=str(inventory(fleet, node, tmp, sudo=False)),
+                     store=str(tmp / "store-plain"), refresh=False)
+
+    async def go() -> Any:
+        with SSHConnector() as connector:
+            return await scan_node(plan.nodes[0], plan.registry, connector, plan.options)
+
+    return asyncio.run(go())
+
+
 def _refused(result: subprocess.CompletedProcess[str]) -> bool:
     return result.returncode != 0 and "sudo:" in result.stderr
 
@@ -124,6 +136,8 @@ def test_debian_node_scans_installs_reboots_and_refuses_the_rest(
     rules = render_sudoers(scan_user=SCAN, install_user=INSTALL, families=("apt",),
                            hooks=hooks)
     restrict(clean, node, sudo_deb, rules, tmp_path)
+    plain = scan_without_root(clean, node, tmp_path)
+    assert not plain.failed and not plain.warnings, (plain.failure_reason, plain.warnings)
     scanned, done, scan_logins, install_logins = scan_and_install(
         clean, node, tmp_path, InstallOptions(reboot_option="RebootIfNeeded", hooks=hooks,
                                               run_id="run-16"))
@@ -171,6 +185,9 @@ def test_rpm_nodes_scan_and_install_with_only_their_rules(
         clean_rpm: Any, sudo_deb: Path, tmp_path: Path, node: str, family: str) -> None:
     rules = render_sudoers(scan_user=SCAN, install_user=INSTALL, families=(family,))
     restrict(clean_rpm, node, sudo_deb, rules, tmp_path)
+    plain = scan_without_root(clean_rpm, node, tmp_path)  # no root needed without refresh
+    assert not plain.failed, plain.failure_reason
+    assert plain.summary.missing_count > 0
     scanned, done, scan_logins, install_logins = scan_and_install(
         clean_rpm, node, tmp_path, InstallOptions(reboot_option="NoReboot", run_id="run-16"))
     assert not scanned.failed, scanned.failure_reason
