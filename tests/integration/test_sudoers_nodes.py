@@ -73,11 +73,11 @@ def as_user(fleet: Any, node: str, user: str, command: str) -> subprocess.Comple
     return fleet.ssh(node, f"su {user} -c {shlex.quote(command)}")
 
 
-def inventory(fleet: Any, node: str, tmp: Path, sudo: bool = True) -> Path:
-    path = tmp / f"inv-{sudo}.yaml"
+def inventory(fleet: Any, node: str, tmp: Path, sudo: bool = True, user: str = SCAN) -> Path:
+    path = tmp / f"inv-{user}-{sudo}.yaml"
     path.write_text(
         f"defaults: {{known_hosts: {fleet.known_hosts}, identity_file: {fleet.identity_file}, "
-        f"user: {SCAN}, install_user: {INSTALL}, sudo: {str(sudo).lower()}}}\n"
+        f"user: {user}, install_user: {INSTALL}, sudo: {str(sudo).lower()}}}\n"
         f"nodes:\n  - {{id: {node}, host: 127.0.0.1, port: {fleet.ports[node]}}}\n")
     return path
 
@@ -108,10 +108,11 @@ def scan_and_install(fleet: Any, node: str, tmp: Path, options: InstallOptions
     return asyncio.run(go())
 
 
-def scan_without_root(fleet: Any, node: str, tmp: Path) -> Any:
-    """A scan with --no-refresh as the scan user, never through sudo (``sudo: false``)."""
-    plan = plan_scan(inventory=str(inventory(fleet, node, tmp, sudo=False)),
-                     store=str(tmp / "store-plain"), refresh=False)
+def scan_as(fleet: Any, node: str, tmp: Path, *, sudo: bool, user: str = SCAN) -> Any:
+    """A scan as ``user``: through sudo with refresh, or never through sudo (``sudo: false``)
+    with --no-refresh."""
+    plan = plan_scan(inventory=str(inventory(fleet, node, tmp, sudo=sudo, user=user)),
+                     store=str(tmp / f"store-{user}-{sudo}"), refresh=sudo)
 
     async def go() -> Any:
         with SSHConnector() as connector:
@@ -136,7 +137,7 @@ def test_debian_node_scans_installs_reboots_and_refuses_the_rest(
     rules = render_sudoers(scan_user=SCAN, install_user=INSTALL, families=("apt",),
                            hooks=hooks)
     restrict(clean, node, sudo_deb, rules, tmp_path)
-    plain = scan_without_root(clean, node, tmp_path)
+    plain = scan_as(clean, node, tmp_path, sudo=False)
     assert not plain.failed and not plain.warnings, (plain.failure_reason, plain.warnings)
     scanned, done, scan_logins, install_logins = scan_and_install(
         clean, node, tmp_path, InstallOptions(reboot_option="RebootIfNeeded", hooks=hooks,
@@ -178,6 +179,14 @@ def test_debian_node_scans_installs_reboots_and_refuses_the_rest(
     own = as_user(clean, node, SCAN, "sudo -n LC_ALL=C TZ=UTC -- apt-get -q -o "
                   "DPkg::Lock::Timeout=60 update")
     assert own.returncode == 0, own.stderr
+    # the usual unrestricted sudo takes the same command lines (sudo sets the environment)
+    clean.ssh(node, "useradd -m pf-all && install -d -o pf-all -m 700 /home/pf-all/.ssh && "
+              "install -o pf-all -m 600 /root/.ssh/authorized_keys /home/pf-all/.ssh/ && "
+              "echo 'pf-all ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/all && "
+              "chmod 0440 /etc/sudoers.d/all", check=True)
+    unrestricted = scan_as(clean, node, tmp_path, sudo=True, user="pf-all")
+    assert not unrestricted.failed, unrestricted.failure_reason
+    assert not [w for w in unrestricted.warnings if "refresh" in w.lower()]
 
 
 @pytest.mark.parametrize(("node", "family"), [("rocky-a", "dnf"), ("sles-a", "zypper")])
@@ -185,7 +194,7 @@ def test_rpm_nodes_scan_and_install_with_only_their_rules(
         clean_rpm: Any, sudo_deb: Path, tmp_path: Path, node: str, family: str) -> None:
     rules = render_sudoers(scan_user=SCAN, install_user=INSTALL, families=(family,))
     restrict(clean_rpm, node, sudo_deb, rules, tmp_path)
-    plain = scan_without_root(clean_rpm, node, tmp_path)  # no root needed without refresh
+    plain = scan_as(clean_rpm, node, tmp_path, sudo=False)  # no root without refresh
     assert not plain.failed, plain.failure_reason
     assert plain.summary.missing_count > 0
     scanned, done, scan_logins, install_logins = scan_and_install(

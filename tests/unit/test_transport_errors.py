@@ -13,6 +13,7 @@ import asyncssh.sftp
 import pytest
 
 from patchfleet.config.ansible_inventory import parse_ansible_ini
+from patchfleet.domain.baseline import PatchSource
 from patchfleet.domain.inventory import parse_inventory
 from patchfleet.errors import (
     AuthError,
@@ -23,6 +24,8 @@ from patchfleet.errors import (
     HostKeyError,
     NodeError,
 )
+from patchfleet.managers import apt, sources
+from patchfleet.managers.base import PackageSpec
 from patchfleet.transport._common import check_sudo
 from patchfleet.transport._errors import ERROR_MAP, ErrorContext, map_exception
 from patchfleet.transport.base import Command, CommandResult
@@ -232,6 +235,25 @@ def test_sudo_password_required_is_an_auth_error_with_the_fix() -> None:
 def test_other_sudo_failures(stderr: str, status: int, expected: type[NodeError]) -> None:
     with pytest.raises(expected):
         check_sudo(PRIV, _result(status, stderr), sudo_used=True, user="deploy", node_id="n1")
+
+
+def test_sudo_refusals_name_the_fix() -> None:
+    """A refused environment points at env_keep; a refused source setup says sources need
+    root (no sudoers rule can grant them); the command named is its fixed part."""
+    with pytest.raises(AuthError, match="env_keep"):
+        check_sudo(PRIV, _result(1, "sudo: sorry, you are not allowed to set the following "
+                                    "environment variables: TZ\n"),
+                   sudo_used=True, user="d", node_id="n1")
+    source = sources.prepare_command(apt.SOURCE_LAYOUT, PatchSource(
+        name="vendor", products=("*",), configuration="deb file:/srv/x ./"))
+    with pytest.raises(AuthError, match="alternative sources need root or unrestricted sudo"):
+        check_sudo(source, _result(1, "sudo: a password is required\n"), sudo_used=True,
+                   user="d", node_id="n1")
+    install = apt.apt_install([PackageSpec("fake-curl", "amd64", "1.1")], 60)
+    with pytest.raises(AuthError) as info:
+        check_sudo(install, _result(1, "sudo: a password is required\n"), sudo_used=True,
+                   user="d", node_id="n1")
+    assert "--no-install-recommends'" in str(info.value) and "fake-curl" not in str(info.value)
 
 
 def test_sudo_check_ignores_success_unprivileged_and_sudo_less_runs() -> None:
