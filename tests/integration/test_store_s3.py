@@ -69,6 +69,19 @@ def _objects(s3: Any, bucket: str) -> dict[str, bytes]:
 
 
 
+def test_listing_follows_continuation_tokens(s3: Any, bucket: str) -> None:
+    """Commit markers, audit entries and shard keys are listed page by page: every key of a
+    prefix comes back, across pages, and none of a neighbouring prefix."""
+    for i in range(7):
+        s3.put_object(Bucket=bucket, Key=f"store/_commits/k{i}", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="store/_commitsX/other", Body=b"x")
+    pages = list(StoreBucket(StoreLocation.resolve(f"s3://{bucket}/store"))
+                 .list_pages("read", "store/_commits/", page_size=3))
+    assert [len(p.get("Contents", [])) for p in pages] == [3, 3, 1]
+    assert sorted(o["Key"] for p in pages for o in p["Contents"]) == [
+        f"store/_commits/k{i}" for i in range(7)]
+
+
 def _two_runs(root: str | Path) -> None:
     write_run(root, RUN_A, results())
     write_run(root, RUN_B, results()[:2])

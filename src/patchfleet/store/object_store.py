@@ -222,17 +222,12 @@ def committed_runs(bucket: StoreBucket) -> tuple[list[CommitMarker], str | None]
     folder = location.key(f"{COMMITS_DIR}/")
     keys: dict[str, str] = {}  # key -> the run id it names
     region: str | None = None
-    token: dict[str, str] = {}
-    while True:
-        page = bucket.call("read", "list_objects_v2", Prefix=folder, **token)
+    for page in bucket.list_pages("read", folder):
         headers = page.get("ResponseMetadata", {}).get("HTTPHeaders", {})
         region = region or headers.get("x-amz-bucket-region")
         for entry in page.get("Contents", []):
             if named := _MARKER_KEY.fullmatch(entry["Key"][len(folder):]):
                 keys[entry["Key"]] = named.group(1)
-        if not page.get("IsTruncated"):
-            break
-        token = {"ContinuationToken": page["NextContinuationToken"]}
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
         markers = list(pool.map(lambda key: _read_marker(bucket, key, keys[key]), sorted(keys)))
     return markers, region
@@ -304,16 +299,12 @@ def _audit_objects(bucket: StoreBucket) -> list[tuple[str, date, str, int]]:
     each is written whole by one conditional put)."""
     folder = bucket.location.key(f"{AUDIT}/")
     found: list[tuple[str, date, str, int]] = []
-    token: dict[str, str] = {}
-    while True:
-        page = bucket.call("read", "list_objects_v2", Prefix=folder, **token)
+    for page in bucket.list_pages("read", folder):
         for entry in page.get("Contents", []):
             if named := _AUDIT_KEY.fullmatch(entry["Key"][len(folder):]):
                 found.append((entry["Key"], date.fromisoformat(named.group(1)),
                               named.group(2), int(entry["Size"])))
-        if not page.get("IsTruncated"):
-            return found
-        token = {"ContinuationToken": page["NextContinuationToken"]}
+    return found
 
 
 # --- small objects (snapshots) ----------------------------------------------------------------

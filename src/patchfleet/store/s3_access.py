@@ -15,7 +15,7 @@ error codes and exception types only: no credential or request detail reaches a 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -52,6 +52,19 @@ class StoreBucket:
             return getattr(self.client, method)(Bucket=self.location.bucket, **kwargs)
         except BOTO_ERRORS as exc:
             raise explain(exc, self.location, action, self.endpoint) from None
+
+    def list_pages(self, action: str, prefix: str, page_size: int | None = None
+                   ) -> Iterator[dict[str, Any]]:
+        """Every ``list_objects_v2`` page of the keys under ``prefix`` (continuation tokens
+        followed; ``page_size`` keys at most per page, S3's 1,000 by default); errors as
+        :meth:`call`."""
+        token: dict[str, Any] = {} if page_size is None else {"MaxKeys": page_size}
+        while True:
+            page: dict[str, Any] = self.call(action, "list_objects_v2", Prefix=prefix, **token)
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = {**token, "ContinuationToken": page["NextContinuationToken"]}
 
     def attempt(self, action: str, method: str, tolerate: Collection[str],
                 **kwargs: Any) -> tuple[Any, str]:

@@ -160,14 +160,8 @@ class ShardExchange:
         return self.location.key(f"{self._relative}/{relative}")
 
     def _keys(self, bucket: StoreBucket, prefix: str) -> list[str]:
-        keys: list[str] = []
-        args: dict[str, Any] = {"Prefix": self._key(prefix)}
-        while True:
-            page = bucket.call("list", "list_objects_v2", **args)
-            keys += [obj["Key"] for obj in page.get("Contents", [])]
-            if not page.get("IsTruncated"):
-                return keys
-            args["ContinuationToken"] = page["NextContinuationToken"]
+        return [obj["Key"] for page in bucket.list_pages("list", self._key(prefix))
+                for obj in page.get("Contents", [])]
 
     def _put(self, relative: str, data: bytes) -> None:
         if self.location.is_s3:
