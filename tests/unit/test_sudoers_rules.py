@@ -80,7 +80,9 @@ def sent_commands() -> list[Command]:
                 zypper.zypper_lock("addlock", [s.name for s in RPM[:n]], 60),
                 zypper.zypper_lock("removelock", [s.name for s in RPM[:n]], 60)]
     for pm in (PackageManager.APT, PackageManager.DNF, PackageManager.ZYPPER):
-        out += [p.command for p in post_install_probes(support_for(pm))]
+        support = support_for(pm)  # every probe a scan sends: a new privileged one shows here
+        out += [p.command for p in (*support.probes, *post_install_probes(support))
+                if p.scanned and p.build is None]
     out += list(reboot_commands())
     return [c for c in out if c.privileged]
 
