@@ -147,6 +147,10 @@ def test_a_source_that_cannot_be_refreshed_fails_the_node(nodes: dict[str, Any],
                                                           tmp_path: Path, name: str) -> None:
     family = FAMILIES[name]
     fleet = nodes[name]
+    # what an operation whose connection dropped left behind: removed once a day old
+    fleet.ssh(family.node, "mkdir /var/tmp/patchfleet-source.OldOldOld1 "
+              "/var/tmp/patchfleet-source.NewNewNew1 && "
+              "touch -d '2 days ago' /var/tmp/patchfleet-source.OldOldOld1", check=True)
     p = plan_scan(inventory=str(fleet.inventory), targets=family.node,
                   baseline=baseline(tmp_path, family, BROKEN[name]),
                   store=str(tmp_path / "store"))
@@ -161,4 +165,5 @@ def test_a_source_that_cannot_be_refreshed_fails_the_node(nodes: dict[str, Any],
     assert reason.startswith("SOURCE_FAILED: source 'app-vendor' could not be refreshed: "), reason
     assert "already on the node" not in reason
     assert result.baseline_id == f"app-source-{family.node}"
-    assert leftovers(fleet, family.node) == []
+    assert leftovers(fleet, family.node) == ["/var/tmp/patchfleet-source.NewNewNew1"]
+    fleet.ssh(family.node, "rmdir /var/tmp/patchfleet-source.NewNewNew1", check=True)

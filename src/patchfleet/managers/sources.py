@@ -12,7 +12,9 @@ directory is removed when the operation ends, failed or not.
 
 The configuration text reaches the node as a positional argument of a constant script (shell-
 quoted like every other part, never spliced into the script), and the directory path read back
-is checked against :data:`SOURCE_DIR_RE` before any command names it.
+is checked against :data:`SOURCE_DIR_RE` before any command names it. A directory whose
+cleanup never ran (the connection dropped) is removed by the next preparation on that node once
+it is a day old.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ SOURCE_DIR_RE = re.compile(r"^/var/tmp/patchfleet-source\.[A-Za-z0-9]{10}$")
 # Arguments: "dir REL" creates a directory, "file REL TEXT" writes TEXT and a newline (paths
 # relative to the new directory, in order). World-readable like /etc/apt and
 # /var/lib/apt/lists, so apt's _apt sandbox and unprivileged read-only probes can read it; only
-# root writes it.
+# root writes it. First, directories left more than a day ago by an operation whose connection
+# dropped before its cleanup are removed (no operation runs that long).
 PREPARE_SCRIPT = (
+    "find /var/tmp -maxdepth 1 -type d -name 'patchfleet-source.??????????' -mmin +1440 "
+    "-exec rm -rf -- {} + 2>/dev/null\n"
     'd=$(mktemp -d /var/tmp/patchfleet-source.XXXXXXXXXX) || exit 1\n'
     'if (umask 022; while [ $# -gt 0 ]; do case $1 in\n'
     '  dir) mkdir -p -- "$d/$2" || exit 1; shift 2 ;;\n'
