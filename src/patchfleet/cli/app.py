@@ -819,6 +819,9 @@ def deployments_apply(
     repo: Annotated[Path, typer.Option(help="The patchfleet checkout, at the same path on "
                                        "every worker machine (flows/ is loaded from there).")
                     ] = Path("."),
+    install_pool: Annotated[str | None, typer.Option(
+        help="Put the deployments that can install (a policy's -install, a window with an "
+             "Install task) in this pool instead of --pool (README \"Security\").")] = None,
     prune: Annotated[bool, typer.Option(help="Delete generated deployments (tag "
                                         "patchfleet-generated) that the file no longer has.")
                      ] = False,
@@ -845,7 +848,8 @@ def deployments_apply(
 
     now = datetime.now(UTC)
     try:
-        _refuse_empty(("--pool", pool), ("--queue", queue), ("--baselines-dir", baselines_dir))
+        _refuse_empty(("--pool", pool), ("--queue", queue), ("--baselines-dir", baselines_dir),
+                      ("--install-pool", install_pool))
         warnings = validate_deployments(
             file, load_registry(baselines_dir),
             lambda spec: load_nodes_source(spec) if spec else default_inventory(), now=now)
@@ -867,7 +871,8 @@ def deployments_apply(
 
     try:
         report = asyncio.run(apply_specs(specs, repo=repo.resolve(), pool=pool, queue=queue,
-                                         prune=prune, start_runs=yes))
+                                         prune=prune, start_runs=yes,
+                                         install_pool=install_pool))
     except PatchfleetError as e:
         _fail(e)
     for label, names in (("created", report.created), ("updated", report.updated),
@@ -886,7 +891,7 @@ def deployments_apply(
     _audit("DEPLOYMENTS_APPLY", "deployments", None, "applied", detail=(
         f"{file}: created {len(report.created)}, updated {len(report.updated)}, deleted "
         f"{len(report.deleted)}, started {len(report.started)}, paused {len(report.paused)}; "
-        f"pool {pool}"))
+        f"pool {pool}{f', install pool {install_pool}' if install_pool else ''}"))
 
 
 def _audit(action: str, run_id: str, store: str | None, outcome: str, **fields: Any) -> None:
