@@ -241,8 +241,9 @@ def test_scan_pool_scans_refuses_installs_and_the_install_pool_installs(
         _, rows = cs.query("SELECT operation, count(*) FROM node_summaries GROUP BY operation "
                            "ORDER BY operation")
         _, installed = cs.query("SELECT count(*) FROM patch_states "
-                                "WHERE state = 'INSTALLED' AND run_id = ?", [install_id])
-    assert rows == [("Install", 1), ("Scan", 1)], rows
+                                "WHERE state = 'INSTALLED_PENDING_REBOOT' AND run_id = ?",
+                                [install_id])
+    assert rows == [("INSTALL", 1), ("SCAN", 1)], rows
     assert installed[0][0] > 0
 
     # 4. the shared secret is nowhere it could be read back
