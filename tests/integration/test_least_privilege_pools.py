@@ -1,7 +1,8 @@
 """deployments/least-privilege/prefect.yaml end to end (issue 16, least privilege): a real
 `prefect server start` with API authentication (PREFECT_SERVER_API_AUTH_STRING), the two process
-work pools, `prefect deploy --all`, and two real `prefect worker start`s that authenticate with
-PREFECT_API_AUTH_STRING: the scan worker (PATCHFLEET_OPERATIONS=Scan) and the install worker.
+work pools, `prefect deploy --all`, `patchfleet deployments apply --install-pool`, and two real
+`prefect worker start`s that authenticate with PREFECT_API_AUTH_STRING: the scan worker
+(PATCHFLEET_OPERATIONS=Scan) and the install worker.
 
 On deb-a, a scan user (`scanner`, its own key) and the install user (root, the fleet's key): the
 scan worker's scan logs in as `scanner` only; the same worker refuses an Install asked of its
@@ -30,6 +31,7 @@ from typing import Any
 
 import pytest
 from prefect_server import (
+    PREFECT,
     REPO,
     free_port,
     isolated_env,
@@ -67,6 +69,7 @@ def pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pools]:
     secret = f"patchfleet:{secrets.token_hex(16)}"
     base = isolated_env(home, api_url)
     base["PATCHFLEET_INVENTORY"] = str(home / "no-inventory.yaml")
+    base["PATCHFLEET_STORE"] = str(home / "worker-store")  # a scheduled policy scan's store
     server_env = {**base, "PREFECT_SERVER_API_AUTH_STRING": secret}
     env = {**base, "PREFECT_API_AUTH_STRING": secret}
     procs: list[subprocess.Popen[bytes]] = []
@@ -77,6 +80,11 @@ def pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pools]:
             assert r.returncode == 0, r.stdout + r.stderr
         r = prefect_cli(["--no-prompt", "deploy", "--prefect-file", str(PREFECT_YAML), "--all"],
                         env, 300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = subprocess.run([str(Path(PREFECT).parent / "patchfleet"), "deployments", "apply",
+                            "deployments/policies.yaml", "--pool", SCAN_POOL,
+                            "--install-pool", INSTALL_POOL], env=env, cwd=REPO,
+                           capture_output=True, text=True, timeout=300, check=False)
         assert r.returncode == 0, r.stdout + r.stderr
         logs = {
             "scan": start_worker(home, {**env, "PATCHFLEET_OPERATIONS": "Scan"}, SCAN_POOL,
@@ -133,9 +141,12 @@ def test_the_api_needs_the_auth_string_and_each_deployment_sits_in_its_pool(
     assert by_pool == {
         SCAN_POOL: ["evaluate-baseline/what-if", "maintenance-window/run-window-scan",
                     "patch-nodes/host-management", "patch-nodes/patch-now", "patch-nodes/shard",
-                    "patch-policy/run-policy"],
-        INSTALL_POOL: ["maintenance-window/run-window", "patch-nodes/install-now",
-                       "patch-nodes/weekly-install", "patch-policy/run-policy-install"],
+                    "patch-policy/run-policy", "patch-policy/web-fleet-scan"],
+        # the fixed ones, then `deployments apply --install-pool`'s: a policy's Install and a
+        # window with an Install task
+        INSTALL_POOL: ["maintenance-window/patch-friday", "maintenance-window/run-window",
+                       "patch-nodes/install-now", "patch-nodes/weekly-install",
+                       "patch-policy/run-policy-install", "patch-policy/web-fleet-install"],
     }
     # no deployment in the scan pool installs by default; each in the install pool does (or
     # runs windows, which may)
@@ -253,7 +264,8 @@ def test_scan_pool_scans_refuses_installs_and_the_install_pool_installs(
         texts += messages
         texts += [json.dumps(a.data, default=str) + str(a.description) for a in arts]
     assert len(texts) > 10
-    texts += [p.read_bytes().decode("latin-1") for p in store.rglob("*") if p.is_file()]
+    texts += [p.read_bytes().decode("latin-1") for folder in (store, pools.home / "worker-store")
+              for p in folder.rglob("*") if p.is_file()]
     texts += [log.read_text(errors="replace") for log in pools.worker_logs.values()]
     token = secrets_of(pools.secret)
     assert not [t for t in texts if any(s in t for s in token)]

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from patchfleet.cli.app import app
 from patchfleet.config.allowed_operations import (
     ENV_VAR,
     allowed_operations,
@@ -88,3 +90,19 @@ def test_plan_run_refuses_before_planning(monkeypatch: pytest.MonkeyPatch,
                         inventory=str(tmp_path / "no-such-inventory.yaml"))
     other = plan_run.fn(scan, "run-2", deployment=True)
     assert isinstance(other, str) and "no-such-inventory.yaml" in other
+
+
+@pytest.mark.parametrize(("allowed", "command"), [("Scan", "install"), ("Install", "scan")])
+def test_the_cli_refuses_first_and_writes_nothing(allowed: str, command: str,
+                                                  tmp_path: Path) -> None:
+    """``patchfleet scan|install`` on a machine whose PATCHFLEET_OPERATIONS refuses them: exit 2
+    with the one line, before the inventory is read or the store folder is made."""
+    store = tmp_path / "store"
+    result = CliRunner().invoke(app, [command, "-i", str(tmp_path / "missing.yaml"),
+                                      "--store", str(store)],
+                                env={ENV_VAR: allowed})
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"PATCHFLEET_OPERATIONS={allowed} on this machine does not allow" in text, text
+    assert "missing.yaml" not in text
+    assert not store.exists()

@@ -27,6 +27,7 @@ from patchfleet.atomicio import write_atomic
 from patchfleet.cli import progress, render
 from patchfleet.cli.prefect_api import check_api
 from patchfleet.config import prefect_env
+from patchfleet.config.allowed_operations import check_operations
 from patchfleet.domain.baseline import Baseline
 from patchfleet.domain.model_errors import short_repr
 from patchfleet.domain.requests import Operation, PatchRequest
@@ -187,6 +188,7 @@ def scan(
         lock_timeout=lock_timeout,
     )
     try:
+        check_operations([Operation.SCAN])  # PATCHFLEET_OPERATIONS, before anything is planned
         _refuse_empty(("--baseline", baseline), ("--targets", targets))
         request = _request(**params, baseline_override=baseline, snapshot_id=snapshot_id,
                            batch_size=batch_size, report_dir=report_dir)
@@ -266,6 +268,7 @@ def install(
         hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
     )
     try:
+        check_operations([Operation.INSTALL])  # PATCHFLEET_OPERATIONS, before anything else
         _refuse_empty(("--baseline", baseline), ("--targets", targets),
                       ("--install-override-list", install_override_list), ("--hooks", hooks),
                       ("--max-concurrency", max_concurrency), ("--max-errors", max_errors))
