@@ -274,3 +274,29 @@ def test_scan_pool_scans_refuses_installs_and_the_install_pool_installs(
 def secrets_of(secret: str) -> list[str]:
     """The auth string and the forms it travels in (the Basic header's base64, the password)."""
     return [secret, base64.b64encode(secret.encode()).decode(), secret.split(":", 1)[1]]
+
+
+def test_the_readme_shows_the_commands_this_test_runs() -> None:
+    """README "Security" and this test can't drift apart: every command the fixture runs (the
+    server's and clients' auth variables, both pools, the deploy, the apply, both workers) is a
+    line of the section's bash block."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("\n### Prefect: API authentication, a scan pool and an install "
+                              "pool\n"):]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block
+    lines = " ".join(block.group(1).replace("\\\n", " ").split())
+    for command in (
+        'export PREFECT_SERVER_API_AUTH_STRING="patchfleet:',
+        "export PREFECT_API_AUTH_STRING=",
+        f"prefect work-pool create {SCAN_POOL} --type process",
+        f"prefect work-pool create {INSTALL_POOL} --type process",
+        "prefect --no-prompt deploy --prefect-file deployments/least-privilege/prefect.yaml --all",
+        f"patchfleet deployments apply deployments/policies.yaml --pool {SCAN_POOL} "
+        f"--install-pool {INSTALL_POOL}",
+        f"PATCHFLEET_OPERATIONS=Scan prefect worker start --pool {SCAN_POOL} &",
+        f"prefect worker start --pool {INSTALL_POOL} &",
+        "prefect deployment run 'patch-nodes/patch-now'",
+        "prefect deployment run 'patch-nodes/install-now'",
+    ):
+        assert command in lines, command
