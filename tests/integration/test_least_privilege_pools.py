@@ -6,8 +6,9 @@ work pools, `prefect deploy --all`, `patchfleet deployments apply --install-pool
 
 On deb-a, a scan user (`scanner`, its own key) and the install user (root, the fleet's key): the
 scan worker's scan logs in as `scanner` only; the same worker refuses an Install asked of its
-`patch-now` (the guard: one line, no node contacted), and of its `run-policy`; the install
-worker's `install-now` installs, logged in as root. The auth string appears in no flow log, no
+`patch-now` (the guard: one line, no node contacted), its `run-policy` and its
+`run-window-scan` (a window with an Install task); the install worker's `install-now` installs,
+logged in as root. The auth string appears in no flow log, no
 artifact, no store file and no worker log.
 
 The deployments' default inventory is a path that does not exist, so a scheduled run that comes
@@ -240,6 +241,15 @@ def test_scan_pool_scans_refuses_installs_and_the_install_pool_installs(
     assert r.returncode != 0, r.stdout
     _, messages, _ = asyncio.run(_with_client(pools, lambda c: _run_record(c, policy_id)))
     assert any("does not allow Install" in m for m in messages), messages
+    # ... and a window with an Install task sent to the scan pool's run-window-scan, before its
+    # first (Scan) task starts
+    r, window_id = _run(pools, "maintenance-window/run-window-scan", "window=patch-friday",
+                        "force=true")
+    assert r.returncode != 0, r.stdout
+    run, messages, _ = asyncio.run(_with_client(pools, lambda c: _run_record(c, window_id)))
+    assert any(m.startswith("window patch-friday: PATCHFLEET_OPERATIONS: ") for m in messages)
+    assert "does not allow Install" in run.state.message
+    assert not any("priority 0" in m for m in messages), messages
 
     # 3. the install pool installs, as the install user
     before = len(logins())
@@ -259,7 +269,7 @@ def test_scan_pool_scans_refuses_installs_and_the_install_pool_installs(
 
     # 4. the shared secret is nowhere it could be read back
     texts: list[str] = []
-    for rid in (scan_id, refused_id, policy_id, install_id):
+    for rid in (scan_id, refused_id, policy_id, window_id, install_id):
         _, messages, arts = asyncio.run(_with_client(pools, lambda c, i=rid: _run_record(c, i)))
         texts += messages
         texts += [json.dumps(a.data, default=str) + str(a.description) for a in arts]
