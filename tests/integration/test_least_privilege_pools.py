@@ -202,29 +202,40 @@ def test_scan_pool_scans_refuses_installs_and_the_install_pool_installs(
     pub = scan_key.with_suffix(".pub").read_text().strip()
     clean.ssh("deb-a", f"echo '{pub}' > /home/scanner/.ssh/authorized_keys && "
               "chown scanner /home/scanner/.ssh/authorized_keys", check=True)
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(
-        f"defaults: {{known_hosts: {clean.known_hosts}, user: scanner, identity_file: {scan_key},"
-        f" install_user: root, install_identity_file: {clean.identity_file}}}\n"
-        f"nodes:\n  - {{id: deb-a, host: 127.0.0.1, port: {clean.ports['deb-a']}}}\n")
+
+    def inventory(name: str, install_key: Path) -> str:
+        path = tmp_path / name
+        path.write_text(
+            f"defaults: {{known_hosts: {clean.known_hosts}, user: scanner, "
+            f"identity_file: {scan_key}, install_user: root, install_identity_file: "
+            f"{install_key}}}\n"
+            f"nodes:\n  - {{id: deb-a, host: 127.0.0.1, port: {clean.ports['deb-a']}}}\n")
+        return str(path)
+
+    # what the scan machine has: the scan key only (the install key's path names nothing)
+    scan_side = inventory("scan-machine.yaml", tmp_path / "not-on-this-machine" / "install_key")
+    # the install machine: the install key (and, until an Install's rescans use the install
+    # identity too, the scan key)
+    install_side = inventory("install-machine.yaml", clean.identity_file)
     console = clean.manager.node_dir("deb-a") / "console.log"
     store = tmp_path / "store"
-    common = [f"inventory={inventory}", "targets=deb-a", f"store={store}"]
+    common = ["targets=deb-a", f"store={store}"]
 
     def logins() -> list[str]:
         return _ACCEPTED.findall(console.read_text(errors="replace"))
 
     # 1. the scan pool's patch-now scans, as the scan user only
     before = len(logins())
-    r, scan_id = _run(pools, "patch-nodes/patch-now", *common, "refresh=false")
+    r, scan_id = _run(pools, "patch-nodes/patch-now", *common, f"inventory={scan_side}",
+                      "refresh=false")
     assert r.returncode == 0 and "Completed" in r.stdout, r.stdout + r.stderr + _worker_tails(
         pools)
     assert set(logins()[before:]) == {"scanner"}
 
     # 2. the same deployment asked for an Install: refused by the scan worker, nothing contacted
     before = len(logins())
-    r, refused_id = _run(pools, "patch-nodes/patch-now", *common, "operation=Install",
-                         "reboot_option=NoReboot")
+    r, refused_id = _run(pools, "patch-nodes/patch-now", *common, f"inventory={scan_side}",
+                         "operation=Install", "reboot_option=NoReboot")
     assert r.returncode != 0, r.stdout
     assert logins()[before:] == []
     run, messages, _ = asyncio.run(_with_client(pools, lambda c: _run_record(c, refused_id)))
@@ -253,8 +264,8 @@ def test_scan_pool_scans_refuses_installs_and_the_install_pool_installs(
 
     # 3. the install pool installs, as the install user
     before = len(logins())
-    r, install_id = _run(pools, "patch-nodes/install-now", *common, "refresh=false",
-                         "reboot_option=NoReboot")
+    r, install_id = _run(pools, "patch-nodes/install-now", *common,
+                         f"inventory={install_side}", "refresh=false", "reboot_option=NoReboot")
     assert r.returncode == 0 and "Completed" in r.stdout, r.stdout + r.stderr + _worker_tails(
         pools)
     assert "root" in logins()[before:]
