@@ -31,13 +31,15 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, tags
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
 from flows.patch_nodes import patch_nodes
+from patchfleet.config.allowed_operations import refusal
 from patchfleet.config.policies import load_deployments
 from patchfleet.domain.policies import DEFAULT_FILE, WindowConfig, WindowTask
 from patchfleet.domain.rollout import is_timed_out
@@ -139,10 +141,15 @@ async def maintenance_window(
     """Run window ``window`` of ``file`` if the run falls in one of its occurrences.
 
     ``now`` (ISO-8601 with offset) replaces the run's scheduled start time; ``store`` overrides
-    the window's store folder. Returns per-task summaries, or ``{"skipped": reason}``.
+    the window's store folder. Returns per-task summaries, or ``{"skipped": reason}``. A task
+    operation this worker's PATCHFLEET_OPERATIONS refuses fails the whole run at once, before
+    any task starts.
     """
     logger = get_run_logger()
     cfg = load_deployments(file).window(window)
+    if (refused := refusal(t.operation for t in cfg.tasks)) is not None:
+        logger.error("window %s: %s", cfg.name, refused)
+        return cast(dict[str, Any], Failed(message=f"window {cfg.name}: {refused}"))
     at = _now(now)
     began, real_start = time.monotonic(), datetime.now(UTC)
     execution_id = str(flow_run.id or uuid.uuid4())

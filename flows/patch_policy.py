@@ -12,12 +12,14 @@ every OS listed. The subflow is tagged ``policy/<name>`` and named
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
 from flows.patch_nodes import patch_nodes
+from patchfleet.config.allowed_operations import refusal
 from patchfleet.config.policies import load_deployments
 from patchfleet.domain.policies import DEFAULT_FILE
 from patchfleet.domain.requests import ExecutionType, Operation, RebootOption
@@ -38,8 +40,12 @@ async def patch_policy(
     store: str | None = None,
     baselines_dir: str | None = None,
 ) -> RunSummary:
-    """Run ``operation`` (Scan or Install) of policy ``policy`` from ``file``."""
+    """Run ``operation`` (Scan or Install) of policy ``policy`` from ``file``; an operation
+    this worker's PATCHFLEET_OPERATIONS refuses fails the run at once, in one line."""
     logger = get_run_logger()
+    if (refused := refusal([operation])) is not None:
+        logger.error("%s", refused)
+        return cast(RunSummary, Failed(message=refused))
     pol = load_deployments(file).policy(policy)
     install = operation == Operation.INSTALL
     if install and pol.operation != "ScanAndInstall":

@@ -27,6 +27,7 @@ from patchfleet.atomicio import write_atomic
 from patchfleet.cli import progress, render
 from patchfleet.cli.prefect_api import check_api
 from patchfleet.config import prefect_env
+from patchfleet.config.allowed_operations import check_operations
 from patchfleet.domain.baseline import Baseline
 from patchfleet.domain.model_errors import short_repr
 from patchfleet.domain.requests import Operation, PatchRequest
@@ -187,6 +188,7 @@ def scan(
         lock_timeout=lock_timeout,
     )
     try:
+        check_operations([Operation.SCAN])  # PATCHFLEET_OPERATIONS, before anything is planned
         _refuse_empty(("--baseline", baseline), ("--targets", targets))
         request = _request(**params, baseline_override=baseline, snapshot_id=snapshot_id,
                            batch_size=batch_size, report_dir=report_dir)
@@ -266,6 +268,7 @@ def install(
         hooks=hooks, max_concurrency=max_concurrency, max_errors=max_errors, dry_run=dry_run,
     )
     try:
+        check_operations([Operation.INSTALL])  # PATCHFLEET_OPERATIONS, before anything else
         _refuse_empty(("--baseline", baseline), ("--targets", targets),
                       ("--install-override-list", install_override_list), ("--hooks", hooks),
                       ("--max-concurrency", max_concurrency), ("--max-errors", max_errors))
@@ -867,6 +870,9 @@ def deployments_apply(
     repo: Annotated[Path, typer.Option(help="The patchfleet checkout, at the same path on "
                                        "every worker machine (flows/ is loaded from there).")
                     ] = Path("."),
+    install_pool: Annotated[str | None, typer.Option(
+        help="Put the deployments that can install (a policy's -install, a window with an "
+             "Install task) in this pool instead of --pool (README \"Security\").")] = None,
     prune: Annotated[bool, typer.Option(help="Delete generated deployments (tag "
                                         "patchfleet-generated) that the file no longer has.")
                      ] = False,
@@ -893,7 +899,8 @@ def deployments_apply(
 
     now = datetime.now(UTC)
     try:
-        _refuse_empty(("--pool", pool), ("--queue", queue), ("--baselines-dir", baselines_dir))
+        _refuse_empty(("--pool", pool), ("--queue", queue), ("--baselines-dir", baselines_dir),
+                      ("--install-pool", install_pool))
         warnings = validate_deployments(
             file, load_registry(baselines_dir),
             lambda spec: load_nodes_source(spec) if spec else default_inventory(), now=now)
@@ -915,7 +922,8 @@ def deployments_apply(
 
     try:
         report = asyncio.run(apply_specs(specs, repo=repo.resolve(), pool=pool, queue=queue,
-                                         prune=prune, start_runs=yes))
+                                         prune=prune, start_runs=yes,
+                                         install_pool=install_pool))
     except PatchfleetError as e:
         _fail(e)
     for label, names in (("created", report.created), ("updated", report.updated),
@@ -934,7 +942,7 @@ def deployments_apply(
     _audit("DEPLOYMENTS_APPLY", "deployments", None, "applied", detail=(
         f"{file}: created {len(report.created)}, updated {len(report.updated)}, deleted "
         f"{len(report.deleted)}, started {len(report.started)}, paused {len(report.paused)}; "
-        f"pool {pool}"))
+        f"pool {pool}{f', install pool {install_pool}' if install_pool else ''}"))
 
 
 def _audit(action: str, run_id: str, store: str | None, outcome: str, **fields: Any) -> None:

@@ -59,8 +59,11 @@ def _server_error(err: Exception, api_url: str | None) -> DeployError:
 
 async def apply_specs(specs: list[DeploymentSpec], *, repo: Path, pool: str,
                       queue: str | None = None, prune: bool = False,
-                      start_runs: bool = False) -> ApplyReport:
-    """Create or update every deployment of ``specs`` on the server at PREFECT_API_URL."""
+                      start_runs: bool = False,
+                      install_pool: str | None = None) -> ApplyReport:
+    """Create or update every deployment of ``specs`` on the server at PREFECT_API_URL, in
+    ``pool``; with ``install_pool``, the deployments that can install go there instead (README
+    "Security": the right to install is the right to reach that pool)."""
     import httpx
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import DeploymentScheduleCreate
@@ -86,11 +89,12 @@ async def apply_specs(specs: list[DeploymentSpec], *, repo: Path, pool: str,
                for entry in {s.entrypoint for s in specs}}
     try:
         async with get_client() as client:
-            try:
-                await client.read_work_pool(pool)
-            except ObjectNotFound:
-                raise DeployError(f"work pool {pool!r} does not exist; create it: "
-                                  f"prefect work-pool create {pool} --type process") from None
+            for name in dict.fromkeys(p for p in (pool, install_pool) if p):
+                try:
+                    await client.read_work_pool(name)
+                except ObjectNotFound:
+                    raise DeployError(f"work pool {name!r} does not exist; create it: prefect "
+                                      f"work-pool create {name} --type process") from None
             existing = await _generated(client)
             for spec in specs:
                 flow_id = await client.create_flow_from_name(spec.flow_name)
@@ -106,7 +110,9 @@ async def apply_specs(specs: list[DeploymentSpec], *, repo: Path, pool: str,
                 dep_id = await client.create_deployment(
                     flow_id=flow_id, name=spec.name, entrypoint=spec.entrypoint,
                     parameters=spec.parameters, description=spec.description,
-                    tags=list(spec.tags), work_pool_name=pool, work_queue_name=queue,
+                    tags=list(spec.tags),
+                    work_pool_name=install_pool if spec.installs and install_pool else pool,
+                    work_queue_name=queue,
                     pull_steps=pull_steps, path=None,
                     schedules=[DeploymentScheduleCreate(schedule=prefect_schedule(spec.schedule),
                                                         active=active)],
