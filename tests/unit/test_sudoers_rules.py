@@ -13,11 +13,13 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from patchfleet.cli.app import app
 from patchfleet.config.hooks import load_hooks
 from patchfleet.domain.facts import PackageManager
+from patchfleet.domain.inventory import parse_inventory
 from patchfleet.errors import ConfigError, InputError
 from patchfleet.managers import apt, dnf, zypper
 from patchfleet.managers.base import PackageSpec
@@ -205,3 +207,28 @@ def test_cli_prints_and_writes_the_rules(tmp_path: Path) -> None:
     (tmp_path / "drain.sh").write_text("echo drain\n")
     refused = runner.invoke(app, ["sudoers", "--hooks", str(hooks)])
     assert refused.exit_code == 2 and "is a script" in refused.output
+
+
+def test_the_readme_section_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README "Who may scan, who may install": its `patchfleet sudoers` line writes the rules
+    the node test installs, and its inventory block is a valid inventory with both identities."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text[text.index("\n### Who may scan, who may install: identities and sudoers\n"):]
+    bash = re.search(r"```bash\n(.*?)```", section, re.S)
+    yaml_block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert bash and yaml_block
+    line = next(ln for ln in bash.group(1).splitlines() if ln.startswith("patchfleet sudoers"))
+    assert "visudo -c -f patchfleet.sudoers && install -m 0440 patchfleet.sudoers " \
+           "/etc/sudoers.d/patchfleet" in bash.group(1)
+    monkeypatch.chdir(tmp_path)
+    ran = CliRunner().invoke(app, line.split()[1:])
+    assert ran.exit_code == 0, ran.output
+    assert (tmp_path / "patchfleet.sudoers").read_text() == render_sudoers(
+        scan_user="patchfleet-scan", install_user="patchfleet-install",
+        command_line=line.removesuffix(" -o patchfleet.sudoers"))
+    nodes = "nodes: [{id: web-1, host: 10.0.0.5}]\n"
+    inv = parse_inventory(yaml.safe_load(yaml_block.group(1) + nodes), "README.md")
+    (node,) = inv.resolved()
+    installer = node.for_install()
+    assert (node.user, installer.user) == ("patchfleet-scan", "patchfleet-install")
+    assert installer.identity_file != node.identity_file and node.sudo
