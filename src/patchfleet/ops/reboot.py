@@ -57,7 +57,6 @@ BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 REBOOT_COMMANDS: tuple[tuple[str, ...], ...] = (
     ("systemctl", "reboot"), ("reboot",), ("shutdown", "-r", "now"))
 """Tried in this order until one exits 0 (osconfig's order)."""
-REBOOT_CHAIN = " || ".join(" ".join(c) for c in REBOOT_COMMANDS)
 
 
 class RebootDecision(NamedTuple):
